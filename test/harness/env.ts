@@ -1,0 +1,33 @@
+/** The servers the integration tests use, as the global setup (or the user) named them. */
+export interface TestServers {
+  memcached: string[];
+  cassandra: { contactPoints: string[]; localDataCenter: string };
+}
+
+function list(name: string): string[] {
+  const value = process.env[name];
+  if (!value) {
+    throw new Error(
+      `${name} is not set: run integration tests through Jest's "integration" project`,
+    );
+  }
+  return value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+export function testServers(): TestServers {
+  return {
+    memcached: list('MEMCACHED_SERVERS'),
+    cassandra: {
+      contactPoints: list('CASSANDRA_CONTACT_POINTS'),
+      localDataCenter: process.env.CASSANDRA_LOCAL_DC ?? 'datacenter1',
+    },
+  };
+}
+
+/** A name unique to this test file and run, safe as a CQL identifier and a memcached key prefix. */
+export function uniqueName(prefix: string): string {
+  return `${prefix}_${process.pid}_${Date.now().toString(36)}_${Math.floor(Math.random() * 1e6)}`;
+}
