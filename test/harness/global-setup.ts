@@ -1,4 +1,5 @@
 import { CassandraNode } from './cassandra';
+import globalTeardown from './global-teardown';
 import { MemcachedNode } from './memcached';
 
 /** What the setup started, kept for the teardown (both run in Jest's parent process). */
@@ -43,8 +44,7 @@ export default async function globalSetup(): Promise<void> {
   const results = await Promise.allSettled(tasks);
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) {
-    const { default: teardown } = await import('./global-teardown');
-    await teardown();
+    await globalTeardown();
     throw failed.reason;
   }
   process.stdout.write(

@@ -1,0 +1,104 @@
+import { createHash } from 'node:crypto';
+
+/** memcached's key limit, in bytes. */
+export const MAX_KEY_BYTES = 250;
+/** Bytes memcached refuses in a key (text protocol): control characters, space and DEL. */
+// eslint-disable-next-line no-control-regex -- control characters are exactly what is searched for
+const UNSAFE = /[\u0000-\u0020\u007f]/;
+const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+
+export interface KeyBuilderOptions {
+  /** Keeps apps and environments apart on shared servers. Default `app`. */
+  namespace?: string;
+  /** Bumping it invalidates every key of this namespace at once. Default `1`. */
+  version?: string | number;
+  /** Custom transform applied to every caller key before it is namespaced. */
+  keyFn?: (key: string) => string;
+}
+
+/**
+ * Builds the final key every tier sees:
+ *
+ *     <namespace>:<version>:<generation>:<key>       (plain)
+ *     <namespace>:<version>:<generation>#<sha256>    (hashed)
+ *
+ * A key is hashed when the plain form would be over 250 bytes or holds a space or a control
+ * character. Namespace and version are restricted to `[A-Za-z0-9_.-]` and the generation is a
+ * decimal number, so the character after the generation (`:` or `#`) tells the two forms apart:
+ * a hashed key can never equal a plain one.
+ *
+ * The generation is bumped by `clear()`, which thereby invalidates the namespace without flushing
+ * shared servers.
+ */
+export class KeyBuilder {
+  readonly namespace: string;
+  readonly version: string;
+  private readonly keyFn?: (key: string) => string;
+  private plainPrefix = '';
+  private hashPrefix = '';
+  private plainBudget = 0;
+  private gen = 0;
+
+  constructor(options: KeyBuilderOptions = {}) {
+    this.namespace = options.namespace ?? 'app';
+    this.version = String(options.version ?? '1');
+    if (!NAME.test(this.namespace)) {
+      throw new TypeError(
+        `namespace: ${JSON.stringify(options.namespace)} must be 1-64 characters of letters, digits, "_", "." or "-"`,
+      );
+    }
+    if (!NAME.test(this.version)) {
+      throw new TypeError(
+        `version: ${JSON.stringify(options.version)} must be 1-64 characters of letters, digits, "_", "." or "-"`,
+      );
+    }
+    if (options.keyFn !== undefined && typeof options.keyFn !== 'function') {
+      throw new TypeError('keyFn: must be a function (key: string) => string');
+    }
+    this.keyFn = options.keyFn;
+    this.generation = 0;
+  }
+
+  get generation(): number {
+    return this.gen;
+  }
+
+  set generation(gen: number) {
+    this.gen = gen;
+    const base = `${this.namespace}:${this.version}:${gen}`;
+    this.plainPrefix = `${base}:`;
+    this.hashPrefix = `${base}#`;
+    // A JS string of n UTF-16 units is at most 3n UTF-8 bytes: keys under this length need no count.
+    this.plainBudget = Math.floor((MAX_KEY_BYTES - this.plainPrefix.length) / 3);
+  }
+
+  /** Key under which this namespace's generation counter lives (outside any generation). */
+  get generationKey(): string {
+    return `${this.namespace}:${this.version}:generation`;
+  }
+
+  /** The final key for a caller key. Throws a `TypeError` for keys that are not usable. */
+  build(key: string): string {
+    if (typeof key !== 'string') {
+      if (typeof key === 'number' && Number.isFinite(key)) key = String(key);
+      else
+        throw new TypeError(
+          `cache key must be a string, got ${key === null ? 'null' : typeof key}`,
+        );
+    }
+    if (this.keyFn) {
+      key = this.keyFn(key);
+      if (typeof key !== 'string')
+        throw new TypeError(`keyFn returned ${typeof key}, not a string`);
+    }
+    if (key.length === 0) throw new TypeError('cache key must not be empty');
+    if (!key.isWellFormed()) {
+      // A lone surrogate encodes to U+FFFD, so two different keys would share bytes (and a hash).
+      throw new TypeError('cache key holds a lone UTF-16 surrogate and has no exact UTF-8 form');
+    }
+    if (key.length <= this.plainBudget && !UNSAFE.test(key)) return this.plainPrefix + key;
+    const plain = this.plainPrefix + key;
+    if (!UNSAFE.test(key) && Buffer.byteLength(plain) <= MAX_KEY_BYTES) return plain;
+    return this.hashPrefix + createHash('sha256').update(key).digest('base64url');
+  }
+}

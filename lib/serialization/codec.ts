@@ -1,0 +1,238 @@
+import { deserialize, serialize } from 'node:v8';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
+
+/**
+ * The one codec at the store boundary: turns a value plus its expiry into bytes that every tier
+ * can hold, and back.
+ *
+ * Layout (format 1):
+ *
+ * | offset | size | field                                                   |
+ * | ------ | ---- | ------------------------------------------------------- |
+ * | 0      | 1    | format byte `0xC7` (never an ASCII digit, see below)    |
+ * | 1      | 1    | flags: bit 0 = body is deflated                         |
+ * | 2      | 8    | expiresAt, float64 big-endian, epoch ms, `0` = never   |
+ * | 10     | …    | body: the value in V8's structured-serialization format |
+ *
+ * The body uses Node's built-in `v8.serialize`: it keeps Date, Buffer, Uint8Array and the other
+ * typed arrays, Map, Set, BigInt, RegExp, `null`, `undefined`, NaN and -0 exactly, is maintained
+ * with the runtime, and needs no dependency. Class instances come back as plain objects (own
+ * enumerable properties only), like with structured cloning.
+ *
+ * A payload made only of ASCII digits is a memcached counter (written by `incr`/`decr`) and
+ * decodes to that number with no expiry, so counters are readable with `get`.
+ */
+export const FORMAT_V1 = 0xc7;
+const FLAG_DEFLATED = 0b1;
+const HEADER_BYTES = 10;
+
+export interface CodecOptions {
+  /**
+   * Bodies at least this many bytes long are compressed with raw deflate (kept only when that
+   * makes them smaller). `0` turns compression off. Default 8192.
+   */
+  compressThreshold?: number;
+  /** zlib level, 1 (fastest) to 9 (smallest). Default 1: caches want speed over ratio. */
+  compressLevel?: number;
+}
+
+/** A decoded entry. */
+export interface CacheRecord<T = unknown> {
+  value: T;
+  /** Epoch ms after which the entry is gone; `0` = never. */
+  expiresAt: number;
+}
+
+/** Raised (as an `error` event, never to a caller of `get`) when stored bytes cannot be decoded. */
+export class CacheDecodeError extends Error {
+  override readonly name = 'CacheDecodeError';
+}
+
+export class Codec {
+  private readonly threshold: number;
+  private readonly level: number;
+
+  constructor(options: CodecOptions = {}) {
+    this.threshold = options.compressThreshold ?? 8192;
+    this.level = options.compressLevel ?? 1;
+    if (!Number.isInteger(this.threshold) || this.threshold < 0) {
+      throw new TypeError(
+        `compressThreshold: ${String(options.compressThreshold)} is not a whole number of bytes >= 0`,
+      );
+    }
+    if (!Number.isInteger(this.level) || this.level < 1 || this.level > 9) {
+      throw new TypeError(
+        `compressLevel: ${String(options.compressLevel)} is not an integer from 1 to 9`,
+      );
+    }
+  }
+
+  /**
+   * Encodes a value. Throws a `TypeError` naming the path of anything that cannot be cached
+   * (a function, a symbol, a circular reference, a WeakMap, a Promise…).
+   */
+  encode(value: unknown, expiresAt: number): Buffer {
+    assertSerializable(value);
+    let body: Buffer;
+    try {
+      body = serialize(value);
+    } catch (err) {
+      throw new TypeError(`value cannot be cached: ${(err as Error).message}`, { cause: err });
+    }
+    let flags = 0;
+    if (this.threshold > 0 && body.length >= this.threshold) {
+      const deflated = deflateRawSync(body, { level: this.level });
+      if (deflated.length < body.length) {
+        body = deflated;
+        flags |= FLAG_DEFLATED;
+      }
+    }
+    const out = Buffer.allocUnsafe(HEADER_BYTES + body.length);
+    out[0] = FORMAT_V1;
+    out[1] = flags;
+    out.writeDoubleBE(expiresAt, 2);
+    body.copy(out, HEADER_BYTES);
+    return out;
+  }
+
+  /** Decodes bytes written by {@link encode} (or a memcached counter). Throws {@link CacheDecodeError}. */
+  decode(bytes: Uint8Array): CacheRecord {
+    if (bytes.length === 0) throw new CacheDecodeError('empty payload');
+    if (bytes[0] !== FORMAT_V1) {
+      if (isAsciiDigits(bytes))
+        return { value: Number(Buffer.from(bytes).toString('latin1')), expiresAt: 0 };
+      throw new CacheDecodeError(`unknown format byte 0x${bytes[0].toString(16).padStart(2, '0')}`);
+    }
+    if (bytes.length < HEADER_BYTES)
+      throw new CacheDecodeError(`truncated header (${bytes.length} bytes)`);
+    const buf = Buffer.isBuffer(bytes)
+      ? bytes
+      : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+    const flags = buf[1];
+    const expiresAt = buf.readDoubleBE(2);
+    try {
+      let body = buf.subarray(HEADER_BYTES);
+      if (flags & FLAG_DEFLATED) body = inflateRawSync(body);
+      const value: unknown = deserialize(body);
+      return { value: SAME_REALM ? value : adoptRealm(value), expiresAt };
+    } catch (err) {
+      throw new CacheDecodeError(`corrupt body: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** Reads only the expiry of encoded bytes (for TTL arithmetic without decoding the body). */
+  static expiresAtOf(bytes: Uint8Array): number {
+    if (bytes[0] !== FORMAT_V1 || bytes.length < HEADER_BYTES) return 0;
+    return Buffer.from(bytes.buffer, bytes.byteOffset, HEADER_BYTES).readDoubleBE(2);
+  }
+}
+
+/**
+ * `v8.deserialize` builds objects in Node's main realm. Inside a `vm` context (Jest runs every
+ * test file in one) those are not `instanceof` the context's own Map, Set, Date or Array, and
+ * Jest's equality rejects them. Where the realms differ (never in a plain Node process, where
+ * this costs nothing) decoded values are rebuilt with this realm's constructors.
+ */
+const SAME_REALM = deserialize(serialize([])) instanceof Array;
+
+function adoptRealm(value: unknown): unknown {
+  if (value === null || typeof value !== 'object') return value;
+  if (Buffer.isBuffer(value)) return value;
+  if (ArrayBuffer.isView(value)) {
+    const Ctor = (globalThis as unknown as Record<string, new (v: unknown) => unknown>)[
+      value.constructor.name
+    ];
+    return typeof Ctor === 'function' ? new Ctor(value) : value;
+  }
+  const tag = Object.prototype.toString.call(value);
+  switch (tag) {
+    case '[object Array]':
+      // Array.from, not .map: map would build the array with the foreign realm's species.
+      return Array.from(value as unknown[], (v) => adoptRealm(v));
+    case '[object Map]':
+      return new Map(
+        [...(value as Map<unknown, unknown>)].map(([k, v]) => [adoptRealm(k), adoptRealm(v)]),
+      );
+    case '[object Set]':
+      return new Set([...(value as Set<unknown>)].map(adoptRealm));
+    case '[object Date]':
+      return new Date((value as Date).getTime());
+    case '[object RegExp]':
+      return new RegExp((value as RegExp).source, (value as RegExp).flags);
+    case '[object Object]': {
+      const out: Record<string, unknown> = {};
+      for (const k of Object.keys(value))
+        out[k] = adoptRealm((value as Record<string, unknown>)[k]);
+      return out;
+    }
+    default:
+      return value;
+  }
+}
+
+function isAsciiDigits(bytes: Uint8Array): boolean {
+  if (bytes.length > 20) return false;
+  for (const b of bytes) if (b < 0x30 || b > 0x39) return false;
+  return true;
+}
+
+/**
+ * V8's serializer accepts cycles and drops nothing silently except what it refuses; the cache
+ * contract is stricter: a value must be a tree (shared references are fine, cycles are not), and
+ * the error must say where the offending part sits.
+ */
+function assertSerializable(value: unknown): void {
+  if (
+    value === null ||
+    (typeof value !== 'object' && typeof value !== 'function' && typeof value !== 'symbol')
+  ) {
+    return;
+  }
+  walk(value, '(value)', new Set());
+}
+
+function walk(value: unknown, path: string, ancestors: Set<object>): void {
+  const type = typeof value;
+  if (type === 'function') throw new TypeError(`value cannot be cached: ${path} is a function`);
+  if (type === 'symbol') throw new TypeError(`value cannot be cached: ${path} is a symbol`);
+  if (value === null || type !== 'object') return;
+  const obj = value as object;
+  if (
+    ArrayBuffer.isView(obj) ||
+    obj instanceof Date ||
+    obj instanceof RegExp ||
+    obj instanceof ArrayBuffer
+  )
+    return;
+  if (ancestors.has(obj))
+    throw new TypeError(`value cannot be cached: ${path} is a circular reference`);
+  if (obj instanceof WeakMap || obj instanceof WeakSet || obj instanceof Promise) {
+    throw new TypeError(`value cannot be cached: ${path} is a ${obj.constructor.name}`);
+  }
+  ancestors.add(obj);
+  if (obj instanceof Map) {
+    let i = 0;
+    for (const [k, v] of obj) {
+      walk(k, `${path}.<key ${i}>`, ancestors);
+      walk(v, `${path}.get(${describeKey(k)})`, ancestors);
+      i++;
+    }
+  } else if (obj instanceof Set) {
+    let i = 0;
+    for (const v of obj) walk(v, `${path}.<item ${i++}>`, ancestors);
+  } else if (Array.isArray(obj)) {
+    for (let i = 0; i < obj.length; i++) walk(obj[i], `${path}[${i}]`, ancestors);
+  } else {
+    for (const k of Object.keys(obj))
+      walk((obj as Record<string, unknown>)[k], `${path}.${k}`, ancestors);
+    if (Object.getOwnPropertySymbols(obj).length > 0) {
+      // v8.serialize skips symbol-keyed properties: refusing is better than losing them silently.
+      throw new TypeError(`value cannot be cached: ${path} has symbol-keyed properties`);
+    }
+  }
+  ancestors.delete(obj);
+}
+
+function describeKey(k: unknown): string {
+  return typeof k === 'string' ? JSON.stringify(k) : typeof k === 'object' ? '<object>' : String(k);
+}

@@ -1,0 +1,28 @@
+import type { Clock } from '../clock';
+import type { KeyBuilderOptions } from '../keys/key-builder';
+import type { CodecOptions } from '../serialization/codec';
+import type { TierOptions } from '../tiers/tier-options';
+import type { CircuitBreakerOptions } from './circuit-breaker';
+
+/** Options of {@link createTieredStore}. */
+export interface TieredStoreOptions extends KeyBuilderOptions {
+  /**
+   * The tiers, nearest first. Any subset works: memory only, memcached only, memory + Cassandra…
+   * The same type may appear more than once (e.g. a memcached on localhost with a 1 s cap in
+   * front of the shared memcached cluster). Default: `[{ type: 'memory' }]`.
+   */
+  tiers?: TierOptions[];
+  /** Default time to live in ms for `set` calls that give none. `0` (default) = never expire. */
+  ttl?: number;
+  /** Serialization: compression threshold and level. */
+  serializer?: CodecOptions;
+  /** Per-tier circuit breaker. */
+  circuitBreaker?: CircuitBreakerOptions;
+  /**
+   * How often (ms) the namespace generation is re-read from the shared tiers, so that a `clear()`
+   * made by another instance reaches this one. Default 5000.
+   */
+  generationRefreshMs?: number;
+  /** Time source; inject one in tests to advance time instead of sleeping. */
+  clock?: Clock;
+}

@@ -1,0 +1,649 @@
+import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
+import type { KeyvStoreAdapter } from 'keyv';
+import { systemClock, type Clock } from '../clock';
+import { KeyBuilder } from '../keys/key-builder';
+import { Codec, type CacheRecord } from '../serialization/codec';
+import { CassandraTier } from '../tiers/cassandra.tier';
+import { MemcachedTier } from '../tiers/memcached.tier';
+import { MEMORY_DEFAULTS, MemoryTier, type MemoryRecord } from '../tiers/memory.tier';
+import type { Tier, TierKind, TierWrite } from '../tiers/tier.interface';
+import type { TierOptions } from '../tiers/tier-options';
+import { CircuitBreaker } from './circuit-breaker';
+import { TierCounters, type TierStats } from './tier-stats';
+import type { TieredStoreOptions } from './tiered-store.options';
+
+/** Emitted as `error` (when someone listens) for every tier failure; never thrown at readers. */
+export class TierError extends Error {
+  override readonly name = 'TierError';
+  constructor(
+    readonly tier: string,
+    readonly operation: string,
+    readonly key: string | undefined,
+    cause: unknown,
+  ) {
+    super(
+      `${tier}: ${operation}${key === undefined ? '' : ` ${JSON.stringify(key)}`} failed: ${
+        cause instanceof Error ? cause.message : String(cause)
+      }`,
+      { cause },
+    );
+  }
+}
+
+type Payload = Buffer | MemoryRecord;
+
+/** One tier in the chain with the policy the store keeps for it. */
+interface Slot {
+  readonly tier: Tier<Payload>;
+  readonly name: string;
+  readonly kind: TierKind;
+  /** TTL cap in ms, 0 = none. */
+  readonly cap: number;
+  /** Whether the payload is encoded bytes (else a {@link MemoryRecord}). */
+  readonly bytes: boolean;
+  readonly breaker: CircuitBreaker;
+  readonly counters: TierCounters;
+  /** False until `connect()` succeeded; a tier that failed to connect is connected again on use. */
+  connected: boolean;
+  connecting?: Promise<void>;
+}
+
+/** A value on its way into the tiers: encoded once, shaped per tier on demand. */
+class Outgoing {
+  constructor(
+    readonly value: unknown,
+    readonly expiresAt: number,
+    readonly encoded: Buffer,
+  ) {}
+
+  payloadFor(slot: Slot): Payload {
+    return slot.bytes
+      ? this.encoded
+      : { value: this.value, expiresAt: this.expiresAt, size: this.encoded.length };
+  }
+}
+
+const FAILED = Symbol('failed');
+
+/**
+ * A Keyv store adapter that chains tiers nearest first (see the README's "Tier engine").
+ *
+ * - Reads go nearest-first; a hit at tier k backfills tiers 0..k-1 with the remaining TTL,
+ *   capped per tier, without delaying the caller.
+ * - Writes and deletes reach every tier concurrently. A failing tier is a miss for reads and
+ *   never fails a write another tier accepted; it emits `error` and is counted, and a circuit
+ *   breaker skips it after consecutive failures.
+ * - `clear()` bumps this namespace's generation instead of flushing shared servers.
+ */
+export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
+  /** Options as given (Keyv reads `opts`). */
+  readonly opts: TieredStoreOptions;
+  /**
+   * Keyv's namespace, set by Keyv itself. Keys reaching this store are already prefixed with it;
+   * the store's own namespace is `options.namespace`.
+   */
+  namespace?: string;
+
+  private readonly slots: Slot[];
+  private readonly memory: MemoryTier | undefined;
+  private readonly keys: KeyBuilder;
+  private readonly codec: Codec;
+  private readonly clock: Clock;
+  private readonly defaultTtl: number;
+  private readonly generationRefreshMs: number;
+  private lastGenerationCheck = 0;
+  private generationRefresh: Promise<void> | undefined;
+  private connecting: Promise<void> | undefined;
+  private closed = false;
+  private readonly background = new Set<Promise<unknown>>();
+  /** Local mutations per final key, so a slow read never backfills over a newer write or delete. */
+  private mutationSeq = 0;
+  private readonly lastMutation = new Map<string, number>();
+  private mutationFloor = 0;
+
+  constructor(options: TieredStoreOptions = {}) {
+    super();
+    this.opts = options;
+    this.clock = options.clock ?? systemClock;
+    this.keys = new KeyBuilder(options);
+    this.codec = new Codec(options.serializer);
+    this.defaultTtl = checkTtl('ttl', options.ttl ?? 0);
+    this.generationRefreshMs = checkTtl('generationRefreshMs', options.generationRefreshMs ?? 5000);
+    const tiers = options.tiers ?? [{ type: 'memory' }];
+    if (!Array.isArray(tiers) || tiers.length === 0) {
+      throw new TypeError(
+        'tiers: must be a non-empty array of { type: "memory" | "memcached" | "cassandra", … }',
+      );
+    }
+    const seen = new Map<string, number>();
+    this.slots = tiers.map((t, i) => {
+      const count = (seen.get(t?.type) ?? 0) + 1;
+      seen.set(t?.type, count);
+      return this.createSlot(t, i, t?.name ?? (count > 1 ? `${t.type}[${count - 1}]` : t?.type));
+    });
+    const memorySlots = this.slots.filter((s) => s.kind === 'memory');
+    if (memorySlots.length > 1) throw new TypeError('tiers: at most one memory tier');
+    this.memory = memorySlots[0]?.tier as MemoryTier | undefined;
+  }
+
+  private createSlot(t: TierOptions, i: number, name: string): Slot {
+    const at = `tiers[${i}]`;
+    if (t === null || typeof t !== 'object')
+      throw new TypeError(`${at}: must be an object with a "type"`);
+    let tier: Tier<Payload>;
+    let bytes = true;
+    let cap = checkTtl(`${at}.ttl`, t.ttl ?? 0);
+    switch (t.type) {
+      case 'memory':
+        cap = checkTtl(`${at}.ttl`, t.ttl ?? MEMORY_DEFAULTS.ttl);
+        bytes = t.serialize !== false;
+        tier = bytes
+          ? MemoryTier.bytes(t, this.clock, name)
+          : (MemoryTier.records(t, this.clock, name) as Tier<Payload>);
+        break;
+      case 'memcached':
+        tier = new MemcachedTier(t, name) as Tier<Payload>;
+        break;
+      case 'cassandra':
+        tier = new CassandraTier(t, name) as Tier<Payload>;
+        break;
+      default:
+        throw new TypeError(
+          `${at}.type: ${JSON.stringify((t as { type: unknown }).type)} is not one of "memory", "memcached", "cassandra"`,
+        );
+    }
+    return {
+      tier,
+      name,
+      kind: t.type,
+      cap,
+      bytes,
+      breaker: new CircuitBreaker(this.opts.circuitBreaker ?? {}, this.clock),
+      counters: new TierCounters(),
+      connected: false,
+    };
+  }
+
+  /** The tiers in order, for introspection (name and kind). */
+  get tiers(): ReadonlyArray<{ name: string; kind: TierKind }> {
+    return this.slots.map((s) => ({ name: s.name, kind: s.kind }));
+  }
+
+  /** This namespace's current generation (bumped by `clear()`). */
+  get generation(): number {
+    return this.keys.generation;
+  }
+
+  /**
+   * Connects every tier and reads the namespace generation. A tier that cannot connect is
+   * reported (`error` event), counted and skipped by its circuit breaker; it never rejects unless
+   * `failFast` is set, then the first failure rejects.
+   */
+  connect(options: { failFast?: boolean } = {}): Promise<void> {
+    this.connecting ??= this.doConnect(options.failFast ?? false);
+    return this.connecting;
+  }
+
+  private async doConnect(failFast: boolean): Promise<void> {
+    await Promise.all(
+      this.slots.map(async (slot) => {
+        try {
+          await this.ensureConnected(slot);
+          slot.breaker.success();
+        } catch (err) {
+          if (failFast) throw err;
+          this.fail(slot, 'connect', undefined, err);
+        }
+      }),
+    );
+    // A tier that just failed to connect is not asked again right away.
+    if (this.authority()?.connected !== false) await this.refreshGeneration();
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  async get<T>(key: string): Promise<T | undefined> {
+    const k = this.keys.build(key);
+    const now = this.clock.now();
+    if (now - this.lastGenerationCheck >= this.generationRefreshMs)
+      this.scheduleGenerationRefresh(now);
+    const slots = this.slots;
+    let i = 0;
+    // Fast path: the memory tier answers synchronously.
+    if (this.memory !== undefined && slots[0].tier === this.memory) {
+      const payload = this.memory.peek(k);
+      const record = payload === undefined ? undefined : this.decode(slots[0], payload, key, now);
+      if (record !== undefined) {
+        slots[0].counters.hits++;
+        return record.value as T;
+      }
+      slots[0].counters.misses++;
+      i = 1;
+    }
+    if (i >= slots.length) return undefined;
+    const seq = this.mutationSeq;
+    for (; i < slots.length; i++) {
+      const slot = slots[i];
+      const payload = await this.call(slot, 'get', key, () => slot.tier.get(k));
+      if (payload === FAILED) continue;
+      const record = payload === undefined ? undefined : this.decode(slot, payload, key, now);
+      if (record === undefined) {
+        slot.counters.misses++;
+        continue;
+      }
+      slot.counters.hits++;
+      if (i > 0) this.backfill(i, [{ k, record, payload: payload as Payload }], seq);
+      return record.value as T;
+    }
+    return undefined;
+  }
+
+  async getMany<T>(keys: string[]): Promise<Array<T | undefined>> {
+    const finals = keys.map((key) => this.keys.build(key));
+    const now = this.clock.now();
+    if (now - this.lastGenerationCheck >= this.generationRefreshMs)
+      this.scheduleGenerationRefresh(now);
+    const seq = this.mutationSeq;
+    const out: Array<T | undefined> = new Array(keys.length).fill(undefined);
+    // Positions still missing, deduplicated by final key.
+    let missing = [...new Set(finals)];
+    const positions = new Map<string, number[]>();
+    finals.forEach((k, i) => positions.set(k, [...(positions.get(k) ?? []), i]));
+    for (let t = 0; t < this.slots.length && missing.length > 0; t++) {
+      const slot = this.slots[t];
+      const payloads = await this.call(slot, 'getMany', undefined, () =>
+        slot.tier.getMany(missing),
+      );
+      if (payloads === FAILED) continue;
+      const stillMissing: string[] = [];
+      const found: Array<{ k: string; record: CacheRecord; payload: Payload }> = [];
+      missing.forEach((k, j) => {
+        const payload = payloads[j];
+        const record = payload === undefined ? undefined : this.decode(slot, payload, k, now);
+        if (record === undefined) {
+          slot.counters.misses++;
+          stillMissing.push(k);
+          return;
+        }
+        slot.counters.hits++;
+        found.push({ k, record, payload: payload as Payload });
+        const [first, ...duplicates] = positions.get(k)!;
+        out[first] = record.value as T;
+        // A key asked for twice: each position gets its own copy when the tier holds bytes.
+        for (const p of duplicates)
+          out[p] = (slot.bytes ? this.codec.decode(payload as Buffer).value : record.value) as T;
+      });
+      if (t > 0 && found.length > 0) this.backfill(t, found, seq);
+      missing = stillMissing;
+    }
+    return out;
+  }
+
+  async has(key: string): Promise<boolean> {
+    return (await this.get(key)) !== undefined;
+  }
+
+  async hasMany(keys: string[]): Promise<boolean[]> {
+    return (await this.getMany(keys)).map((v) => v !== undefined);
+  }
+
+  private decode(slot: Slot, payload: Payload, key: string, now: number): CacheRecord | undefined {
+    let record: CacheRecord;
+    if (slot.bytes) {
+      try {
+        record = this.codec.decode(payload as Buffer);
+      } catch (err) {
+        this.fail(slot, 'decode', key, err, false);
+        return undefined;
+      }
+    } else {
+      record = payload as MemoryRecord;
+    }
+    return record.expiresAt !== 0 && record.expiresAt <= now ? undefined : record;
+  }
+
+  /** Copies hits found at tier `from` into the nearer tiers, in the background. */
+  private backfill(
+    from: number,
+    found: Array<{ k: string; record: CacheRecord; payload: Payload }>,
+    seq: number,
+  ): void {
+    const now = this.clock.now();
+    const fresh = found.filter(
+      ({ k }) => seq >= this.mutationFloor && (this.lastMutation.get(k) ?? -1) < seq,
+    );
+    if (fresh.length === 0) return;
+    const source = this.slots[from];
+    for (let t = 0; t < from; t++) {
+      const slot = this.slots[t];
+      const writes: TierWrite<Payload>[] = [];
+      for (const { k, record, payload } of fresh) {
+        const remaining = record.expiresAt === 0 ? 0 : record.expiresAt - now;
+        if (record.expiresAt !== 0 && remaining <= 0) continue;
+        const ttlMs = capTtl(remaining, slot.cap);
+        let p: Payload;
+        if (slot.bytes === source.bytes) p = payload;
+        else if (slot.bytes) p = this.codec.encode(record.value, record.expiresAt);
+        else
+          p = {
+            value: record.value,
+            expiresAt: record.expiresAt,
+            size: (payload as Buffer).length,
+          };
+        writes.push({ key: k, value: p, ttlMs });
+      }
+      if (writes.length === 0) continue;
+      slot.counters.backfills += writes.length;
+      if (slot.tier === this.memory) {
+        for (const w of writes) this.memory.put(w.key, w.value as Buffer & MemoryRecord, w.ttlMs);
+      } else {
+        this.inBackground(
+          this.call(slot, 'backfill', writes.length === 1 ? writes[0].key : undefined, () =>
+            writes.length === 1
+              ? slot.tier.set(writes[0].key, writes[0].value, writes[0].ttlMs)
+              : slot.tier.setMany(writes),
+          ),
+        );
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  /**
+   * Stores `value` under `key` in every tier. `ttl` in ms (default: the store's `ttl`; `0` = no
+   * expiry), capped per tier. Throws a `TypeError` (and writes nothing) when the value cannot be
+   * serialized; resolves true when at least one tier accepted the write.
+   */
+  async set(key: string, value: unknown, ttl?: number): Promise<boolean> {
+    const k = this.keys.build(key);
+    const ttlMs = ttl === undefined ? this.defaultTtl : checkTtl('ttl', ttl);
+    const outgoing = this.prepare(value, ttlMs);
+    this.mutated(k);
+    const results = await Promise.all(
+      this.slots.map((slot) =>
+        this.write(slot, 'set', key, () =>
+          slot.tier.set(k, outgoing.payloadFor(slot), capTtl(ttlMs, slot.cap)),
+        ),
+      ),
+    );
+    return this.accepted(results, 'set', key);
+  }
+
+  async setMany(entries: Array<{ key: string; value: unknown; ttl?: number }>): Promise<void> {
+    const prepared = entries.map((e) => {
+      const ttlMs = e.ttl === undefined ? this.defaultTtl : checkTtl('ttl', e.ttl);
+      return { k: this.keys.build(e.key), ttlMs, outgoing: this.prepare(e.value, ttlMs) };
+    });
+    for (const p of prepared) this.mutated(p.k);
+    const results = await Promise.all(
+      this.slots.map((slot) =>
+        this.write(slot, 'setMany', undefined, () =>
+          slot.tier.setMany(
+            prepared.map((p) => ({
+              key: p.k,
+              value: p.outgoing.payloadFor(slot),
+              ttlMs: capTtl(p.ttlMs, slot.cap),
+            })),
+          ),
+        ),
+      ),
+    );
+    this.accepted(results, 'setMany', undefined);
+  }
+
+  /** Deletes `key` from every tier. Resolves true when every reachable tier accepted the delete. */
+  async delete(key: string): Promise<boolean> {
+    const k = this.keys.build(key);
+    this.mutated(k);
+    const results = await Promise.all(
+      this.slots.map((slot) => this.write(slot, 'delete', key, () => slot.tier.delete(k))),
+    );
+    return this.accepted(results, 'delete', key) && results.every(Boolean);
+  }
+
+  async deleteMany(keys: string[]): Promise<boolean> {
+    const finals = keys.map((key) => this.keys.build(key));
+    for (const k of finals) this.mutated(k);
+    const results = await Promise.all(
+      this.slots.map((slot) =>
+        this.write(slot, 'deleteMany', undefined, () => slot.tier.deleteMany(finals)),
+      ),
+    );
+    return this.accepted(results, 'deleteMany', undefined) && results.every(Boolean);
+  }
+
+  /**
+   * Invalidates everything of this namespace and version, on every instance, without flushing
+   * shared servers: bumps the generation held by the farthest shared tier and empties the local
+   * memory tier. Other instances pick the new generation up within `generationRefreshMs`.
+   */
+  async clear(): Promise<void> {
+    const authority = this.authority();
+    if (authority === undefined) {
+      this.keys.generation = this.keys.generation + 1;
+    } else {
+      const gen = await this.call(authority, 'clear', undefined, () =>
+        authority.tier.increment(this.keys.generationKey, 1, 0),
+      );
+      if (gen === FAILED)
+        throw new Error(`clear(): ${authority.name} could not bump the namespace generation`);
+      this.keys.generation = Math.max(gen, this.keys.generation + 1);
+    }
+    this.lastGenerationCheck = this.clock.now();
+    this.memory?.clear();
+  }
+
+  // ---------------------------------------------------------------- counters
+
+  /**
+   * Adds `by` to the counter at `key` and returns the new value. The farthest shared tier is
+   * authoritative (Cassandra's counter table, else memcached incr); nearer tiers get a copy.
+   * Memcached and the memory tier floor counters at 0. Never retried in a way that could count
+   * twice: when the authoritative tier fails, the error reaches the caller.
+   */
+  async increment(key: string, by = 1, ttl?: number): Promise<number> {
+    if (!Number.isSafeInteger(by))
+      throw new TypeError(`increment: by must be a safe integer, got ${String(by)}`);
+    const k = this.keys.build(key);
+    const ttlMs = ttl === undefined ? this.defaultTtl : checkTtl('ttl', ttl);
+    const authority = this.authority() ?? this.slots[0];
+    this.mutated(k);
+    let value: number;
+    const t0 = performance.now();
+    try {
+      if (!authority.connected) await this.ensureConnected(authority);
+      value = await authority.tier.increment(k, by, capTtl(ttlMs, authority.cap));
+      authority.breaker.success();
+      if (authority.kind !== 'memory') authority.counters.recordLatency(performance.now() - t0);
+    } catch (err) {
+      this.fail(authority, 'increment', key, err);
+      throw err;
+    }
+    // Copies for the nearer tiers (a counter copy is the plain decimal, readable by `get`).
+    const copy = new Outgoing(value, 0, Buffer.from(String(value), 'latin1'));
+    await Promise.all(
+      this.slots
+        .filter((s) => s !== authority && this.slots.indexOf(s) < this.slots.indexOf(authority))
+        .map((slot) =>
+          this.write(slot, 'increment copy', key, () =>
+            slot.tier.set(k, copy.payloadFor(slot), capTtl(ttlMs, slot.cap)),
+          ),
+        ),
+    );
+    return value;
+  }
+
+  decrement(key: string, by = 1, ttl?: number): Promise<number> {
+    return this.increment(key, -by, ttl);
+  }
+
+  // ---------------------------------------------------------------- lifecycle & stats
+
+  /** Per-tier counters, nearest tier first. */
+  stats(): TierStats[] {
+    return this.slots.map((s) => ({
+      name: s.name,
+      kind: s.kind,
+      hits: s.counters.hits,
+      misses: s.counters.misses,
+      errors: s.counters.errors,
+      backfills: s.counters.backfills,
+      skipped: s.counters.skipped,
+      circuitOpened: s.breaker.opened,
+      circuit: s.breaker.state,
+      latency: s.counters.latency(),
+    }));
+  }
+
+  /** Closes every tier's sockets. */
+  async disconnect(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    // Let backfills and generation reads in flight finish before their sockets go.
+    while (this.background.size > 0) await Promise.allSettled([...this.background]);
+    await Promise.all(
+      this.slots.map((s) => s.tier.close().catch((err) => this.fail(s, 'close', undefined, err))),
+    );
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  /** Tracks work the caller does not wait for, so `disconnect()` can. */
+  private inBackground<T>(work: Promise<T>): Promise<T> {
+    this.background.add(work);
+    const done = () => void this.background.delete(work);
+    work.then(done, done);
+    return work;
+  }
+
+  private prepare(value: unknown, ttlMs: number): Outgoing {
+    const expiresAt = ttlMs > 0 ? this.clock.now() + ttlMs : 0;
+    return new Outgoing(value, expiresAt, this.codec.encode(value, expiresAt));
+  }
+
+  private mutated(k: string): void {
+    this.lastMutation.set(k, ++this.mutationSeq);
+    if (this.lastMutation.size > 10_000) {
+      // Bounded memory: forget per-key history; reads begun before now skip their backfill.
+      this.lastMutation.clear();
+      this.mutationFloor = ++this.mutationSeq;
+    }
+  }
+
+  /** The tier holding counters and the namespace generation: the farthest shared one. */
+  private authority(): Slot | undefined {
+    for (let i = this.slots.length - 1; i >= 0; i--)
+      if (this.slots[i].kind !== 'memory') return this.slots[i];
+    return undefined;
+  }
+
+  private scheduleGenerationRefresh(now: number): void {
+    this.lastGenerationCheck = now;
+    this.generationRefresh ??= this.inBackground(this.refreshGeneration()).finally(
+      () => (this.generationRefresh = undefined),
+    );
+  }
+
+  /**
+   * Re-reads this namespace's generation from the farthest shared tier now (reads do this on
+   * their own every `generationRefreshMs`). When it changed, the memory tier is emptied.
+   */
+  async refreshGeneration(): Promise<void> {
+    const authority = this.authority();
+    this.lastGenerationCheck = this.clock.now();
+    if (authority === undefined) return;
+    const gen = await this.call(authority, 'generation', undefined, () =>
+      authority.tier.increment(this.keys.generationKey, 0, 0),
+    );
+    if (gen !== FAILED && gen !== this.keys.generation) {
+      this.keys.generation = gen;
+      this.memory?.clear();
+    }
+  }
+
+  /** Connects a tier once at a time; a tier whose connect failed is tried again by its next operation. */
+  private ensureConnected(slot: Slot): Promise<void> {
+    slot.connecting ??= slot.tier
+      .connect()
+      .then(() => void (slot.connected = true))
+      .finally(() => (slot.connecting = undefined));
+    return slot.connecting;
+  }
+
+  /** Runs one tier operation behind its circuit breaker; failures become FAILED plus an event. */
+  private async call<T>(
+    slot: Slot,
+    op: string,
+    key: string | undefined,
+    fn: () => Promise<T>,
+  ): Promise<T | typeof FAILED> {
+    if (!slot.breaker.allow()) {
+      slot.counters.skipped++;
+      return FAILED;
+    }
+    const t0 = slot.kind === 'memory' ? 0 : performance.now();
+    try {
+      if (!slot.connected) await this.ensureConnected(slot);
+      const result = await fn();
+      slot.breaker.success();
+      if (slot.kind !== 'memory') slot.counters.recordLatency(performance.now() - t0);
+      return result;
+    } catch (err) {
+      this.fail(slot, op, key, err);
+      return FAILED;
+    }
+  }
+
+  private async write(
+    slot: Slot,
+    op: string,
+    key: string | undefined,
+    fn: () => Promise<void>,
+  ): Promise<boolean> {
+    return (await this.call(slot, op, key, fn)) !== FAILED;
+  }
+
+  private accepted(results: boolean[], op: string, key: string | undefined): boolean {
+    if (results.some(Boolean)) return true;
+    throw new Error(
+      `${op}${key === undefined ? '' : ` ${JSON.stringify(key)}`}: no tier accepted the write (${this.slots
+        .map((s) => `${s.name}: ${s.breaker.state === 'closed' ? 'failed' : 'circuit open'}`)
+        .join(', ')})`,
+    );
+  }
+
+  private fail(
+    slot: Slot,
+    op: string,
+    key: string | undefined,
+    err: unknown,
+    tierFault = true,
+  ): void {
+    slot.counters.errors++;
+    if (tierFault) slot.breaker.failure();
+    if (this.listenerCount('error') > 0) this.emit('error', new TierError(slot.name, op, key, err));
+  }
+}
+
+/** Effective TTL for a tier: the requested one capped by the tier's cap (0 = none on either side). */
+function capTtl(ttlMs: number, cap: number): number {
+  if (cap === 0) return ttlMs;
+  if (ttlMs === 0) return cap;
+  return Math.min(ttlMs, cap);
+}
+
+function checkTtl(field: string, ttl: number): number {
+  if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) {
+    throw new TypeError(
+      `${field}: ${String(ttl)} is not a number of milliseconds >= 0 (0 = no expiry)`,
+    );
+  }
+  return Math.ceil(ttl);
+}
+
+/** Creates a tiered Keyv store adapter: `new Keyv({ store: createTieredStore(options) })`. */
+export function createTieredStore(options: TieredStoreOptions = {}): TieredStore {
+  return new TieredStore(options);
+}

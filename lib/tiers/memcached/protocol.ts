@@ -1,0 +1,143 @@
+import { Utils } from 'memjs';
+
+/**
+ * Request builders for the memcached binary protocol, on top of memjs's `Utils.makeRequestBuffer`.
+ * memjs 1.3.2 has no multi-get, returns counters through a broken 64-bit decode and turns every
+ * non-success status into an untyped error; building requests here keeps the status handling and
+ * the quiet-get pipeline in this tier's hands while memjs still owns the sockets.
+ */
+
+/** Binary protocol opcodes used by the tier. */
+export const Opcode = {
+  Get: 0x00,
+  Set: 0x01,
+  Add: 0x02,
+  Delete: 0x04,
+  Increment: 0x05,
+  Decrement: 0x06,
+  Noop: 0x0a,
+  Version: 0x0b,
+  /** Quiet get that echoes the key: only hits are answered. */
+  GetKQ: 0x0d,
+} as const;
+
+/** Binary protocol response statuses. */
+export const Status = {
+  Ok: 0x00,
+  KeyNotFound: 0x01,
+  KeyExists: 0x02,
+  ValueTooLarge: 0x03,
+  InvalidArguments: 0x04,
+  NotStored: 0x05,
+  NonNumeric: 0x06,
+} as const;
+
+const STATUS_TEXT: Record<number, string> = {
+  0x00: 'no error',
+  0x01: 'key not found',
+  0x02: 'key exists',
+  0x03: 'value too large',
+  0x04: 'invalid arguments',
+  0x05: 'item not stored',
+  0x06: 'incr/decr on a non-numeric value',
+  0x07: 'vbucket belongs to another server',
+  0x08: 'authentication error',
+  0x09: 'authentication continue',
+  0x81: 'unknown command',
+  0x82: 'out of memory',
+  0x83: 'not supported',
+  0x84: 'internal error',
+  0x85: 'busy',
+  0x86: 'temporary failure',
+};
+
+/** Human-readable text of a response status. */
+export function statusText(status: number): string {
+  return STATUS_TEXT[status] ?? `status 0x${status.toString(16)}`;
+}
+
+/** memcached treats an expiry above this many seconds as an absolute Unix time. */
+export const MAX_RELATIVE_EXPIRY_SECONDS = 60 * 60 * 24 * 30;
+
+/** Longest key memcached accepts, in bytes. */
+export const MAX_KEY_BYTES = 250;
+
+/**
+ * Converts a TTL in milliseconds to memcached's expiry field.
+ *
+ * - `0` means no expiry and stays `0`;
+ * - otherwise whole seconds, rounded up (a sub-second TTL becomes 1 s), so an entry never
+ *   expires before its TTL;
+ * - memcached reads anything above 30 days (2,592,000 s) as an absolute Unix time, so longer TTLs
+ *   are sent as `ceil((nowMs + ttlMs) / 1000)`.
+ *
+ * @throws RangeError when `ttlMs` is negative or not a finite number.
+ */
+export function toMemcachedExpiry(ttlMs: number, nowMs: number = Date.now()): number {
+  if (!Number.isFinite(ttlMs) || ttlMs < 0) {
+    throw new RangeError(`ttl must be a finite number of milliseconds >= 0, got ${ttlMs}`);
+  }
+  if (ttlMs === 0) return 0;
+  const seconds = Math.ceil(ttlMs / 1000);
+  if (seconds <= MAX_RELATIVE_EXPIRY_SECONDS) return seconds;
+  return Math.ceil((nowMs + ttlMs) / 1000);
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** GET: answered with the value (status 0) or key not found. */
+export function getRequest(key: string, opaque: number): Buffer {
+  return Utils.makeRequestBuffer(Opcode.Get, key, EMPTY, EMPTY, opaque);
+}
+
+/**
+ * Quiet gets for every key (GETKQ: only hits are answered, each echoing its key) followed by one
+ * NOOP, all with the same opaque, in one buffer: the NOOP's answer marks the end of the batch,
+ * because memcached answers a connection's requests in order.
+ */
+export function getMultiRequest(keys: readonly string[], opaque: number): Buffer {
+  const parts = keys.map((key) => Utils.makeRequestBuffer(Opcode.GetKQ, key, EMPTY, EMPTY, opaque));
+  parts.push(noopRequest(opaque));
+  return Buffer.concat(parts);
+}
+
+/** SET or ADD with flags 0 and the given memcached expiry (see {@link toMemcachedExpiry}). */
+export function storeRequest(
+  opcode: typeof Opcode.Set | typeof Opcode.Add,
+  key: string,
+  value: Buffer,
+  expiry: number,
+  opaque: number,
+): Buffer {
+  const extras = Buffer.alloc(8); // flags (4 bytes, 0), expiry (4 bytes)
+  extras.writeUInt32BE(expiry, 4);
+  return Utils.makeRequestBuffer(opcode, key, extras, value, opaque);
+}
+
+/** DELETE: status 0 or key not found. */
+export function deleteRequest(key: string, opaque: number): Buffer {
+  return Utils.makeRequestBuffer(Opcode.Delete, key, EMPTY, EMPTY, opaque);
+}
+
+/**
+ * INCREMENT (`by >= 0`) or DECREMENT (`by < 0`, by `|by|`). An absent key is created at
+ * `max(by, 0)` with the given expiry; memcached floors decrements at 0.
+ */
+export function counterRequest(key: string, by: number, expiry: number, opaque: number): Buffer {
+  const extras = Buffer.alloc(20); // amount (8), initial (8), expiry (4)
+  extras.writeBigUInt64BE(BigInt(Math.abs(by)), 0);
+  extras.writeBigUInt64BE(BigInt(Math.max(by, 0)), 8);
+  extras.writeUInt32BE(expiry, 16);
+  return Utils.makeRequestBuffer(
+    by < 0 ? Opcode.Decrement : Opcode.Increment,
+    key,
+    extras,
+    EMPTY,
+    opaque,
+  );
+}
+
+/** NOOP: always answered, in order; used to end a quiet batch and as a ping. */
+export function noopRequest(opaque: number): Buffer {
+  return Utils.makeRequestBuffer(Opcode.Noop, EMPTY, EMPTY, EMPTY, opaque);
+}

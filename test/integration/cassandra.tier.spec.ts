@@ -1,0 +1,287 @@
+import { randomBytes } from 'node:crypto';
+import { Client } from 'cassandra-driver';
+import { CassandraTier } from '../../lib/tiers/cassandra.tier';
+import type { CassandraTierOptions } from '../../lib/tiers/tier-options';
+import { testServers, uniqueName } from '../harness/env';
+import { freePort } from '../harness/ports';
+
+const servers = testServers().cassandra;
+const keyspace = uniqueName('cassandra_tier').toLowerCase();
+
+const options: CassandraTierOptions = {
+  type: 'cassandra',
+  contactPoints: servers.contactPoints,
+  localDataCenter: servers.localDataCenter,
+  keyspace,
+  // DDL on a cold single node can take a few seconds.
+  timeout: 10_000,
+};
+
+/** A raw driver client, to read what the tier wrote (TTL(v)) without going through the tier. */
+const raw = new Client({
+  contactPoints: servers.contactPoints,
+  localDataCenter: servers.localDataCenter,
+});
+
+let tier: CassandraTier;
+let second: CassandraTier;
+
+beforeAll(async () => {
+  tier = new CassandraTier(options);
+  second = new CassandraTier(options, 'cassandra[2]');
+  // Schema creation is idempotent: both tiers create the same keyspace and tables.
+  await tier.connect();
+  await second.connect();
+  await raw.connect();
+});
+
+afterAll(async () => {
+  await tier?.close();
+  await second?.close();
+  await raw.execute(`DROP KEYSPACE IF EXISTS "${keyspace}"`).catch(() => undefined);
+  await raw.shutdown();
+});
+
+async function rawTtl(key: string): Promise<number | null> {
+  const rs = await raw.execute(`SELECT TTL(v) AS t FROM "${keyspace}".cache WHERE k = ?`, [key], {
+    prepare: true,
+  });
+  const row = rs.first();
+  if (!row) throw new Error(`no row for ${key}`);
+  return row.get('t') as number | null;
+}
+
+describe('CassandraTier on a real Cassandra', () => {
+  it('creates the schema idempotently: a second tier connected to the same keyspace', async () => {
+    const third = new CassandraTier(options, 'cassandra[3]');
+    await third.connect();
+    await third.connect(); // connect() again while connected is a no-op
+    await third.set('schema-check', Buffer.from('x'), 60_000);
+    expect(await tier.get('schema-check')).toEqual(Buffer.from('x'));
+    await third.close();
+    const tables = await raw.execute(
+      'SELECT columnfamily_name FROM system.schema_columnfamilies WHERE keyspace_name = ?',
+      [keyspace],
+    );
+    expect(tables.rows.map((r) => r.get('columnfamily_name') as string).sort()).toEqual([
+      'cache',
+      'cache_counters',
+    ]);
+  });
+
+  it('sets, gets and deletes', async () => {
+    const key = uniqueName('k');
+    expect(await tier.get(key)).toBeUndefined();
+    await tier.set(key, Buffer.from('hello'), 60_000);
+    expect(await tier.get(key)).toEqual(Buffer.from('hello'));
+    expect(await second.get(key)).toEqual(Buffer.from('hello'));
+    await tier.set(key, Buffer.from('again'), 60_000);
+    expect(await tier.get(key)).toEqual(Buffer.from('again'));
+    await tier.delete(key);
+    expect(await tier.get(key)).toBeUndefined();
+    await tier.delete(key); // deleting a missing key is fine
+  });
+
+  it('round-trips Buffer payloads byte-exact: empty, every byte value and 100 KB', async () => {
+    const payloads = {
+      empty: Buffer.alloc(0),
+      bytes: Buffer.from(Array.from({ length: 256 }, (_, i) => i)),
+      big: randomBytes(100 * 1024),
+    };
+    for (const [name, value] of Object.entries(payloads)) {
+      await tier.set(`payload-${name}`, value, 60_000);
+      const back = await tier.get(`payload-${name}`);
+      expect(Buffer.isBuffer(back)).toBe(true);
+      expect(back!.length).toBe(value.length);
+      expect(back!.equals(value)).toBe(true);
+    }
+  });
+
+  it('setMany and getMany of 200 keys, with misses, in order and deduplicated', async () => {
+    const prefix = uniqueName('many');
+    const keys = Array.from({ length: 200 }, (_, i) => `${prefix}-${i}`);
+    const present = keys.filter((_, i) => i % 3 !== 0);
+    await tier.setMany(
+      present.map((key) => ({ key, value: Buffer.from(`v:${key}`), ttlMs: 60_000 })),
+    );
+    const asked = [...keys, keys[1], keys[0]];
+    const values = await tier.getMany(asked);
+    expect(values).toHaveLength(asked.length);
+    asked.forEach((key, i) => {
+      const expected = Number(key.split('-').pop()) % 3 !== 0 ? Buffer.from(`v:${key}`) : undefined;
+      expect(values[i]).toEqual(expected);
+    });
+    expect(await tier.getMany([])).toEqual([]);
+
+    await tier.deleteMany(present.slice(0, 100));
+    const after = await tier.getMany(present);
+    expect(after.slice(0, 100).every((v) => v === undefined)).toBe(true);
+    expect(after.slice(100).every((v) => Buffer.isBuffer(v))).toBe(true);
+  });
+
+  it('applies the TTL in whole seconds, rounded up, and none for ttl 0', async () => {
+    await tier.set('ttl-60s', Buffer.from('a'), 60_000);
+    const ttl = await rawTtl('ttl-60s');
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(60);
+
+    await tier.set('ttl-1ms', Buffer.from('b'), 1);
+    const short = await rawTtl('ttl-1ms').catch(() => null); // may already have expired
+    if (short !== null) expect(short).toBeLessThanOrEqual(1);
+
+    await tier.set('ttl-none', Buffer.from('c'), 0);
+    expect(await rawTtl('ttl-none')).toBeNull();
+
+    // Twenty years is capped so the expiration stays before 2038: the value is stored and readable.
+    await tier.set('ttl-20y', Buffer.from('d'), 630_720_000 * 1000);
+    expect(await tier.get('ttl-20y')).toEqual(Buffer.from('d'));
+    const long = await rawTtl('ttl-20y');
+    expect(long).toBeGreaterThan(0);
+    expect(long).toBeLessThanOrEqual(630_720_000);
+  });
+
+  it('expires entries (1 ms rounds up to 1 s)', async () => {
+    await tier.set('expiring', Buffer.from('x'), 1);
+    const deadline = Date.now() + 5000;
+    while ((await tier.get('expiring')) !== undefined) {
+      expect(Date.now()).toBeLessThan(deadline);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  });
+
+  it('add stores once out of 20 concurrent calls, with a TTL', async () => {
+    const key = uniqueName('add');
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        (i % 2 ? second : tier).add(key, Buffer.from(`writer-${i}`), 60_000),
+      ),
+    );
+    expect(results.filter(Boolean)).toHaveLength(1);
+    const winner = results.indexOf(true);
+    expect(await tier.get(key)).toEqual(Buffer.from(`writer-${winner}`));
+    const ttl = await rawTtl(key);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(60);
+    expect(await tier.add(key, Buffer.from('late'), 60_000)).toBe(false);
+  });
+
+  it('add without TTL stores a value that does not expire, and applies after a delete', async () => {
+    const key = uniqueName('add0');
+    expect(await tier.add(key, Buffer.from('one'), 0)).toBe(true);
+    expect(await rawTtl(key)).toBeNull();
+    await tier.delete(key);
+    expect(await tier.add(key, Buffer.from('two'), 0)).toBe(true);
+    expect(await tier.get(key)).toEqual(Buffer.from('two'));
+  });
+
+  it('1,000 concurrent increments from two tier instances count exactly', async () => {
+    const key = uniqueName('ctr');
+    const results = await Promise.all(
+      Array.from({ length: 1000 }, (_, i) => (i % 2 ? second : tier).increment(key, 1, 0)),
+    );
+    expect(results.every((n) => Number.isInteger(n) && n >= 1 && n <= 1000)).toBe(true);
+    expect(Math.max(...results)).toBe(1000);
+    expect(await tier.increment(key, 0, 0)).toBe(1000);
+  });
+
+  it('increments by negative and large amounts, creating the counter at `by`', async () => {
+    const key = uniqueName('neg');
+    expect(await tier.increment(key, -5, 60_000)).toBe(-5);
+    expect(await tier.increment(key, 12, 0)).toBe(7);
+    expect(await second.increment(key, -10, 0)).toBe(-3);
+    expect(await tier.increment(key, 2 ** 40, 0)).toBe(2 ** 40 - 3);
+    await expect(tier.increment(key, 1.5, 0)).rejects.toThrow(RangeError);
+  });
+
+  it('delete resets a counter, and later increments start again from `by`', async () => {
+    const key = uniqueName('reset');
+    expect(await tier.increment(key, 41, 0)).toBe(41);
+    await Promise.all([tier.delete(key), tier.delete(key)]); // coalesced: subtracts once
+    expect(await tier.increment(key, 1, 0)).toBe(1);
+    await tier.deleteMany([key, key]);
+    expect(await second.increment(key, 3, 0)).toBe(3);
+    // A key that never had a counter is deleted without creating trouble for a later one.
+    const fresh = uniqueName('fresh');
+    await tier.delete(fresh);
+    expect(await tier.increment(fresh, 2, 0)).toBe(2);
+  });
+
+  it('rejects operations before connect and after close', async () => {
+    const idle = new CassandraTier(options, 'idle');
+    await expect(idle.get('x')).rejects.toThrow('cassandra tier "idle" is not connected');
+    await idle.close();
+    await expect(idle.connect()).rejects.toThrow('cassandra tier "idle" is closed');
+
+    const closing = new CassandraTier(options, 'closing');
+    await closing.connect();
+    await closing.close();
+    await closing.close(); // idempotent
+    await expect(closing.set('x', Buffer.from('x'), 0)).rejects.toThrow('is closed');
+  });
+});
+
+describe('CassandraTier close', () => {
+  function resources(): Record<string, number> {
+    const counts: Record<string, number> = {};
+    for (const r of process.getActiveResourcesInfo()) counts[r] = (counts[r] ?? 0) + 1;
+    return counts;
+  }
+
+  it('close() releases every socket and timer the tier opened', async () => {
+    const before = resources();
+    const t = new CassandraTier(options, 'handles');
+    await t.connect();
+    await t.set('handles', Buffer.from('x'), 60_000);
+    expect(resources().TCPSocketWrap ?? 0).toBeGreaterThan(before.TCPSocketWrap ?? 0);
+    await t.close();
+    // Let socket close callbacks run.
+    await new Promise((r) => setImmediate(r));
+    const after = resources();
+    expect(after.TCPSocketWrap ?? 0).toBeLessThanOrEqual(before.TCPSocketWrap ?? 0);
+    expect(after.Timeout ?? 0).toBeLessThanOrEqual(before.Timeout ?? 0);
+  });
+});
+
+describe('CassandraTier failures', () => {
+  it('with createSchema false, fails at connect naming the missing keyspace', async () => {
+    const missing = uniqueName('missing_ks').toLowerCase();
+    const t = new CassandraTier({ ...options, keyspace: missing, createSchema: false });
+    await expect(t.connect()).rejects.toThrow(
+      `keyspace "${missing}" does not exist and createSchema is false`,
+    );
+    await t.close();
+  });
+
+  it('with createSchema false, fails at connect naming a missing table, and works once it exists', async () => {
+    const t = new CassandraTier({ ...options, table: 'other', createSchema: false }, 'noschema');
+    await expect(t.connect()).rejects.toThrow(
+      `cassandra tier "noschema": table "${keyspace}"."other" does not exist and createSchema is false`,
+    );
+    await raw.execute(`CREATE TABLE "${keyspace}".other (k text PRIMARY KEY, v blob)`);
+    await expect(t.connect()).rejects.toThrow(
+      `table "${keyspace}"."other_counters" does not exist`,
+    );
+    await raw.execute(`CREATE TABLE "${keyspace}".other_counters (k text PRIMARY KEY, c counter)`);
+    await t.connect();
+    await t.set('k', Buffer.from('v'), 60_000);
+    expect(await t.get('k')).toEqual(Buffer.from('v'));
+    await t.close();
+  });
+
+  it('rejects quickly, naming the contact point, when nothing listens on the port', async () => {
+    const port = await freePort();
+    const t = new CassandraTier({ ...options, contactPoints: [`127.0.0.1:${port}`] });
+    const started = Date.now();
+    await expect(t.connect()).rejects.toThrow(
+      `cassandra tier "cassandra": cannot connect to 127.0.0.1:${port}`,
+    );
+    expect(Date.now() - started).toBeLessThan(5000);
+    await t.close();
+  });
+
+  it('rejects with the data centers found when localDataCenter is wrong', async () => {
+    const t = new CassandraTier({ ...options, localDataCenter: 'nowhere' });
+    await expect(t.connect()).rejects.toThrow(/cannot connect to .*local data center "nowhere"/);
+    await t.close();
+  });
+});

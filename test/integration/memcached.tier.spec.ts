@@ -1,0 +1,449 @@
+import { Socket } from 'node:net';
+import * as memjs from 'memjs';
+import { MemcachedTier } from '../../lib/tiers/memcached.tier';
+import type { MemcachedTierOptions } from '../../lib/tiers/tier-options';
+import { testServers, uniqueName } from '../harness/env';
+import { MemcachedNode } from '../harness/memcached';
+import { freePort } from '../harness/ports';
+
+const SERVERS = testServers().memcached;
+const GETKQ = 0x0d;
+const NOOP = 0x0a;
+
+/** Raw memjs clients, one per server, to look at what each server really holds. */
+const raw = new Map<string, memjs.Client>();
+const tiers: MemcachedTier[] = [];
+const nodes: MemcachedNode[] = [];
+
+function tier(options: Partial<MemcachedTierOptions> = {}, name?: string): MemcachedTier {
+  const t = new MemcachedTier({ type: 'memcached', servers: SERVERS, ...options }, name);
+  tiers.push(t);
+  return t;
+}
+
+async function startNode(): Promise<MemcachedNode> {
+  const node = await MemcachedNode.start({ memoryMb: 16 });
+  nodes.push(node);
+  return node;
+}
+
+function rawClient(address: string): memjs.Client {
+  let client = raw.get(address);
+  if (!client) {
+    client = memjs.Client.create(address, { retries: 0, timeout: 2, logger: { log() {} } });
+    raw.set(address, client);
+  }
+  return client;
+}
+
+async function rawGet(address: string, key: string): Promise<string | undefined> {
+  const { value } = await rawClient(address).get(key);
+  return value?.toString() ?? undefined;
+}
+
+const buf = (s: string) => Buffer.from(s);
+const str = (b: Buffer | undefined) => b?.toString();
+
+/** Polls `fn` every 50 ms until it returns true or `ms` elapse; returns the last answer. */
+async function eventually(fn: () => Promise<boolean> | boolean, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (await fn()) return true;
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The pid of a harness memcached (its process handle is private to the harness). */
+function pidOf(node: MemcachedNode): number {
+  const pid = (node as unknown as { proc?: { child: { pid?: number } } }).proc?.child.pid;
+  if (!pid) throw new Error(`no pid for memcached ${node.address}`);
+  return pid;
+}
+
+function tcpHandles(): number {
+  return process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
+}
+
+afterAll(async () => {
+  await Promise.all(tiers.map((t) => t.close()));
+  for (const client of raw.values()) client.close();
+  await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
+});
+
+describe('MemcachedTier on real memcached', () => {
+  it('uses the 3 test servers', () => {
+    expect(SERVERS).toHaveLength(3);
+    expect(tier().kind).toBe('memcached');
+  });
+
+  it('sets, gets, adds and deletes', async () => {
+    const t = tier();
+    await t.connect();
+    const k = uniqueName('basic');
+    expect(await t.get(k)).toBeUndefined();
+    await t.set(k, buf('one'), 60_000);
+    expect(str(await t.get(k))).toBe('one');
+    await t.set(k, buf('two'), 0);
+    expect(str(await t.get(k))).toBe('two');
+
+    expect(await t.add(k, buf('three'), 60_000)).toBe(false);
+    expect(str(await t.get(k))).toBe('two');
+
+    await t.delete(k);
+    expect(await t.get(k)).toBeUndefined();
+    await expect(t.delete(k)).resolves.toBeUndefined();
+
+    expect(await t.add(k, buf('four'), 60_000)).toBe(true);
+    expect(await t.add(k, buf('five'), 60_000)).toBe(false);
+    expect(str(await t.get(k))).toBe('four');
+
+    // Binary-safe values, empty value included.
+    const bytes = Buffer.from([0, 255, 10, 13, 0x80, 0]);
+    await t.set(`${k}:bin`, bytes, 60_000);
+    expect(await t.get(`${k}:bin`)).toEqual(bytes);
+    await t.set(`${k}:empty`, Buffer.alloc(0), 60_000);
+    expect(await t.get(`${k}:empty`)).toEqual(Buffer.alloc(0));
+  });
+
+  it('setMany and deleteMany', async () => {
+    const t = tier();
+    const p = uniqueName('many');
+    const keys = Array.from({ length: 50 }, (_, i) => `${p}:${i}`);
+    await t.setMany(keys.map((key, i) => ({ key, value: buf(`v${i}`), ttlMs: 60_000 })));
+    expect((await t.getMany(keys)).map(str)).toEqual(keys.map((_, i) => `v${i}`));
+    await t.deleteMany([...keys.slice(0, 25), `${p}:never-set`]);
+    const after = await t.getMany(keys);
+    expect(after.slice(0, 25).every((v) => v === undefined)).toBe(true);
+    expect(after.slice(25).map(str)).toEqual(keys.slice(25).map((_, i) => `v${i + 25}`));
+  });
+
+  it('spreads keys over all 3 servers, each key on the server the ring names', async () => {
+    const t = tier();
+    const p = uniqueName('spread');
+    const keys = Array.from({ length: 90 }, (_, i) => `${p}:${i}`);
+    await Promise.all(keys.map((k) => t.set(k, buf(k), 60_000)));
+
+    const perServer = new Map<string, number>();
+    for (const key of keys) {
+      const holders: string[] = [];
+      for (const server of SERVERS) {
+        if ((await rawGet(server, key)) === key) holders.push(server);
+      }
+      expect(holders).toEqual([t.serverFor(key)]);
+      perServer.set(holders[0], (perServer.get(holders[0]) ?? 0) + 1);
+    }
+    expect([...perServer.keys()].sort()).toEqual([...SERVERS].sort());
+    for (const count of perServer.values()) expect(count).toBeGreaterThanOrEqual(10);
+  });
+
+  it('getMany of 300 keys returns values in order with misses as undefined', async () => {
+    const t = tier();
+    const p = uniqueName('getmany');
+    const keys = Array.from({ length: 300 }, (_, i) => `${p}:${i}`);
+    const stored = keys.filter((_, i) => i % 3 !== 0);
+    await t.setMany(stored.map((key) => ({ key, value: buf(`value of ${key}`), ttlMs: 60_000 })));
+
+    const query = [...keys, keys[1], keys[0]]; // duplicates too
+    const values = await t.getMany(query);
+    expect(values).toHaveLength(query.length);
+    values.forEach((v, i) => {
+      const index = Number(query[i].split(':').pop());
+      expect(str(v)).toBe(index % 3 === 0 ? undefined : `value of ${query[i]}`);
+    });
+    expect(await t.getMany([])).toEqual([]);
+  });
+
+  it('getMany is pipelined: one socket write per server, holding every GETKQ and one NOOP', async () => {
+    const t = tier();
+    await t.connect(); // sockets open, so only the batch itself is written below
+    const p = uniqueName('pipeline');
+    const keys = Array.from({ length: 300 }, (_, i) => `${p}:${i}`);
+    await t.setMany(keys.map((key) => ({ key, value: buf(key), ttlMs: 60_000 })));
+
+    const ports = new Map(SERVERS.map((s) => [Number(s.split(':').pop()), s]));
+    const writes: { server: string; opcodes: number[] }[] = [];
+    const write = Socket.prototype.write;
+    const spy = jest.spyOn(Socket.prototype, 'write');
+    spy.mockImplementation(function (this: Socket, ...args: Parameters<Socket['write']>) {
+      const server = ports.get(this.remotePort ?? -1);
+      const data = args[0];
+      if (server && Buffer.isBuffer(data)) {
+        const opcodes: number[] = [];
+        for (let at = 0; at + 24 <= data.length; at += 24 + data.readUInt32BE(at + 8)) {
+          opcodes.push(data[at + 1]);
+        }
+        writes.push({ server, opcodes });
+      }
+      return write.apply(this, args);
+    });
+    let values: (Buffer | undefined)[];
+    try {
+      values = await t.getMany(keys);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(values.map(str)).toEqual(keys);
+
+    expect(writes).toHaveLength(3);
+    expect(new Set(writes.map((w) => w.server))).toEqual(new Set(SERVERS));
+    for (const w of writes) {
+      const owned = keys.filter((k) => t.serverFor(k) === w.server).length;
+      expect(w.opcodes).toEqual([...Array<number>(owned).fill(GETKQ), NOOP]);
+    }
+  });
+
+  it('expires an entry after a 1 s TTL (memcached clock)', async () => {
+    const t = tier();
+    const k = uniqueName('ttl');
+    await t.set(k, buf('short'), 1000);
+    await t.set(`${k}:forever`, buf('long'), 0);
+    expect(str(await t.get(k))).toBe('short');
+    const t0 = Date.now();
+    expect(await eventually(async () => (await t.get(k)) === undefined, 3000)).toBe(true);
+    // memcached's clock ticks once a second: a 1 s item lives between ~0 and ~2 s.
+    expect(Date.now() - t0).toBeLessThan(2500);
+    expect(str(await t.get(`${k}:forever`))).toBe('long');
+  });
+
+  it('skips an oversize value and removes the older value (set, setMany, add)', async () => {
+    const t = tier({ maxValueBytes: 1000 });
+    const p = uniqueName('oversize');
+    const big = Buffer.alloc(1001, 1);
+
+    await t.set(`${p}:a`, buf('old'), 60_000);
+    await expect(t.set(`${p}:a`, big, 60_000)).resolves.toBeUndefined();
+    expect(await t.get(`${p}:a`)).toBeUndefined();
+    expect(t.oversizeSkips).toBe(1);
+
+    await t.set(`${p}:b`, buf('old'), 60_000);
+    await t.setMany([
+      { key: `${p}:b`, value: big, ttlMs: 60_000 },
+      { key: `${p}:c`, value: Buffer.alloc(1000, 2), ttlMs: 60_000 },
+    ]);
+    expect(await t.get(`${p}:b`)).toBeUndefined();
+    expect(await t.get(`${p}:c`)).toEqual(Buffer.alloc(1000, 2));
+    expect(t.oversizeSkips).toBe(2);
+
+    expect(await t.add(`${p}:d`, big, 60_000)).toBe(false);
+    expect(await t.get(`${p}:d`)).toBeUndefined();
+    expect(t.oversizeSkips).toBe(3);
+  });
+
+  it("treats the server's own item size limit the same way", async () => {
+    const t = tier({ maxValueBytes: 4 * 1024 * 1024 });
+    const k = uniqueName('e2big');
+    await t.set(k, buf('old'), 60_000);
+    // memcached's default item limit is 1 MiB.
+    await expect(t.set(k, Buffer.alloc(1536 * 1024, 3), 60_000)).resolves.toBeUndefined();
+    expect(await t.get(k)).toBeUndefined();
+    expect(t.oversizeSkips).toBe(1);
+    // The connection is still in sync afterwards.
+    await t.set(k, buf('small'), 60_000);
+    expect(str(await t.get(k))).toBe('small');
+  });
+
+  it('counts exactly with 1,000 concurrent increments from two tier instances', async () => {
+    const a = tier({}, 'memcached[a]');
+    const b = tier({}, 'memcached[b]');
+    const k = uniqueName('counter');
+    const results = await Promise.all(
+      Array.from({ length: 1000 }, (_, i) => (i % 2 ? a : b).increment(k, 1, 60_000)),
+    );
+    expect(new Set(results).size).toBe(1000);
+    expect(Math.min(...results)).toBe(1);
+    expect(Math.max(...results)).toBe(1000);
+    expect(await a.increment(k, 0, 60_000)).toBe(1000);
+    expect(
+      str(
+        await rawClient(a.serverFor(k))
+          .get(k)
+          .then((r) => r.value ?? undefined),
+      ),
+    ).toBe('1000');
+  });
+
+  it('creates a counter at max(by, 0), decrements and floors at 0', async () => {
+    const t = tier();
+    const k = uniqueName('decr');
+    expect(await t.increment(k, 5, 60_000)).toBe(5);
+    expect(await t.increment(k, 2, 60_000)).toBe(7);
+    expect(await t.increment(k, -3, 60_000)).toBe(4);
+    expect(await t.increment(k, -10, 60_000)).toBe(0);
+    expect(await t.increment(`${k}:new`, -4, 60_000)).toBe(0);
+    await expect(t.increment(k, 1.5, 60_000)).rejects.toThrow(RangeError);
+    await t.set(`${k}:text`, buf('abc'), 60_000);
+    await expect(t.increment(`${k}:text`, 1, 60_000)).rejects.toThrow(/non-numeric/);
+  });
+
+  it('setServers adds a node: about 1/4 of keys move to it, the rest stay, nothing fails', async () => {
+    const extra = await startNode();
+    const t = tier();
+    const p = uniqueName('reshard');
+    const keys = Array.from({ length: 400 }, (_, i) => `${p}:${i}`);
+    await t.setMany(keys.map((key) => ({ key, value: buf(key), ttlMs: 60_000 })));
+
+    // Requests in flight while the ring changes all complete.
+    const inFlight = Promise.all(keys.map((k) => t.get(k)));
+    t.setServers([...SERVERS, extra.address]);
+    expect((await inFlight).map(str)).toEqual(keys);
+    expect(t.servers).toEqual([...SERVERS, extra.address]);
+
+    const moved = keys.filter((k) => t.serverFor(k) === extra.address);
+    expect(moved.length / keys.length).toBeGreaterThan(0.1);
+    expect(moved.length / keys.length).toBeLessThan(0.4);
+    const values = await t.getMany(keys);
+    keys.forEach((k, i) => expect(str(values[i])).toBe(moved.includes(k) ? undefined : k));
+
+    // Writes to moved keys land on the new node.
+    await t.set(moved[0], buf('new home'), 60_000);
+    expect(await rawGet(extra.address, moved[0])).toBe('new home');
+
+    // Removing it while requests to it are in flight: they complete on it, then its socket closes.
+    const handles = tcpHandles();
+    const draining = Promise.all(moved.slice(0, 20).map((k) => t.get(k)));
+    t.setServers(SERVERS);
+    expect((await draining).map(str)).toEqual([
+      'new home',
+      ...Array<undefined>(19).fill(undefined),
+    ]);
+    expect(await eventually(() => tcpHandles() === handles - 1, 1000)).toBe(true);
+    // Its keys are back on their old servers.
+    expect(str(await t.get(moved[1]))).toBe(moved[1]);
+    expect(() => t.setServers(['nope'])).toThrow(/servers\[0\]: "nope" has no port/);
+    expect(t.servers).toEqual(SERVERS);
+  });
+
+  it('a dead server fails its keys fast while other keys keep working', async () => {
+    const dead = await startNode();
+    const timeout = 300;
+    const t = tier({ servers: [...SERVERS, dead.address], timeout });
+    const p = uniqueName('dead');
+    const keys = Array.from({ length: 200 }, (_, i) => `${p}:${i}`);
+    await t.setMany(keys.map((key) => ({ key, value: buf(key), ttlMs: 60_000 })));
+    const onDead = keys.filter((k) => t.serverFor(k) === dead.address);
+    const alive = keys.filter((k) => t.serverFor(k) !== dead.address);
+    expect(onDead.length).toBeGreaterThan(0);
+
+    await dead.stop('SIGKILL');
+
+    const timed = async (op: () => Promise<unknown>) => {
+      const t0 = Date.now();
+      const outcome = await op().then(
+        () => 'resolved',
+        (e: Error) => e.message,
+      );
+      return { outcome, ms: Date.now() - t0 };
+    };
+    for (const op of [
+      () => t.get(onDead[0]),
+      () => t.set(onDead[1], buf('x'), 1000),
+      () => t.add(onDead[2], buf('x'), 1000),
+      () => t.delete(onDead[3]),
+      () => t.getMany([alive[0], onDead[0]]),
+    ]) {
+      const { outcome, ms } = await timed(op);
+      expect(outcome).toContain(dead.address);
+      expect(ms).toBeLessThan(timeout * 2 + 200); // (1 + retries) attempts at most
+    }
+
+    // get is retried once (2 writes), increment never (1 write).
+    const before = t.writesPerServer()[dead.address];
+    await expect(t.get(onDead[0])).rejects.toThrow(dead.address);
+    expect(t.writesPerServer()[dead.address] - before).toBe(2);
+    await expect(t.increment(onDead[0], 1, 1000)).rejects.toThrow(dead.address);
+    expect(t.writesPerServer()[dead.address] - before).toBe(3);
+
+    // Other keys are unaffected, concurrently with failures on the dead node.
+    const [good, bad] = await Promise.all([
+      t.getMany(alive),
+      Promise.allSettled(onDead.map((k) => t.get(k))),
+    ]);
+    expect(good.map(str)).toEqual(alive);
+    expect(bad.every((r) => r.status === 'rejected')).toBe(true);
+
+    // A restarted (empty) node serves again.
+    await dead.start();
+    expect(await t.get(onDead[0])).toBeUndefined();
+    await t.set(onDead[0], buf('back'), 60_000);
+    expect(str(await t.get(onDead[0]))).toBe('back');
+  });
+
+  it('a hung server (SIGSTOP) costs one timeout per attempt, then recovers', async () => {
+    const hung = await startNode();
+    const timeout = 300;
+    const once = tier({ servers: [...SERVERS, hung.address], timeout, retries: 0 });
+    const twice = tier({ servers: [...SERVERS, hung.address], timeout, retries: 1 });
+    const p = uniqueName('hung');
+    const keys = Array.from({ length: 100 }, (_, i) => `${p}:${i}`);
+    await once.setMany(keys.map((key) => ({ key, value: buf(key), ttlMs: 60_000 })));
+    const onHung = keys.filter((k) => once.serverFor(k) === hung.address);
+    const alive = keys.filter((k) => once.serverFor(k) !== hung.address);
+    expect(onHung.length).toBeGreaterThan(0);
+    await once.connect();
+    await twice.connect();
+
+    const pid = pidOf(hung);
+    process.kill(pid, 'SIGSTOP');
+    try {
+      const started = Date.now();
+      const [a, b, good] = await Promise.all([
+        once.get(onHung[0]).then(
+          () => 'resolved',
+          (e: Error) => ({ message: e.message, ms: Date.now() - started }),
+        ),
+        twice.get(onHung[0]).then(
+          () => 'resolved',
+          (e: Error) => ({ message: e.message, ms: Date.now() - started }),
+        ),
+        once.getMany(alive).then((values) => ({ values, ms: Date.now() - started })),
+      ]);
+      expect(a).toEqual({
+        message: expect.stringContaining('no answer within 300 ms'),
+        ms: expect.any(Number),
+      });
+      expect(b).toEqual({ message: expect.stringContaining(hung.address), ms: expect.any(Number) });
+      if (typeof a === 'string' || typeof b === 'string') throw new Error('should have rejected');
+      expect(a.ms).toBeGreaterThanOrEqual(timeout - 20);
+      expect(a.ms).toBeLessThan(timeout + 250);
+      expect(b.ms).toBeGreaterThanOrEqual(2 * timeout - 20); // retried once
+      expect(b.ms).toBeLessThan(2 * timeout + 250);
+      expect(good.values.map(str)).toEqual(alive);
+      expect(good.ms).toBeLessThan(timeout);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    expect(str(await once.get(onHung[0]))).toBe(onHung[0]);
+    expect(str(await twice.get(onHung[0]))).toBe(onHung[0]);
+  });
+
+  it('connect() rejects naming the servers when none is reachable, resolves when one is', async () => {
+    const down = [`127.0.0.1:${await freePort()}`, `127.0.0.1:${await freePort()}`];
+    const none = tier({ servers: down, timeout: 300 });
+    const error = await none.connect().then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(error).toBeInstanceOf(Error);
+    expect(error?.message).toMatch(/no memcached server is reachable/);
+    for (const address of down) expect(error?.message).toContain(address);
+
+    const some = tier({ servers: [...down, SERVERS[0]], timeout: 300 });
+    await expect(some.connect()).resolves.toBeUndefined();
+  });
+
+  it('close() closes every socket and refuses further work', async () => {
+    const t = new MemcachedTier({ type: 'memcached', servers: SERVERS });
+    await t.connect();
+    const p = uniqueName('close');
+    await t.getMany(Array.from({ length: 30 }, (_, i) => `${p}:${i}`));
+    const open = tcpHandles();
+    const pending = t.get(`${p}:0`);
+    await t.close();
+    await expect(pending).resolves.toBeUndefined(); // in flight: completed, not cut off
+    expect(await eventually(() => tcpHandles() <= open - 3, 1000)).toBe(true);
+    await expect(t.get(`${p}:0`)).rejects.toThrow(/closed/);
+    await expect(t.getMany([`${p}:0`])).rejects.toThrow(/closed/);
+    await expect(t.close()).resolves.toBeUndefined();
+  });
+});

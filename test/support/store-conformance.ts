@@ -1,0 +1,195 @@
+import { createCache } from 'cache-manager';
+import { Keyv } from 'keyv';
+import { TieredStore, type TieredStoreOptions, type TierOptions } from '../../lib';
+import { uniqueName } from '../harness/env';
+import { ManualClock } from './manual-clock';
+import { ROUND_TRIP_VALUES, expectSameValue } from './values';
+
+export interface ConformanceTarget {
+  /** Tiers of the store under test (fresh objects on every call). */
+  tiers: () => TierOptions[];
+  /** Whether values come back as copies (false only for the `serialize: false` memory tier). */
+  copies?: boolean;
+}
+
+/**
+ * One conformance suite for every tier alone and for chains of them: the store's contract must
+ * not depend on which tiers sit behind it. Every store gets its own namespace, so runs against
+ * shared servers never see each other's keys.
+ */
+export function describeStoreConformance(name: string, target: ConformanceTarget): void {
+  describe(`store conformance: ${name}`, () => {
+    const open: TieredStore[] = [];
+    const errors: unknown[] = [];
+    let clock: ManualClock;
+    let namespace: string;
+
+    async function makeStore(extra: Partial<TieredStoreOptions> = {}): Promise<TieredStore> {
+      const store = new TieredStore({ tiers: target.tiers(), namespace, clock, ...extra });
+      store.on('error', (e) => errors.push(e));
+      open.push(store);
+      await store.connect({ failFast: true });
+      return store;
+    }
+
+    beforeEach(() => {
+      clock = new ManualClock();
+      namespace = uniqueName('conf');
+    });
+
+    afterEach(async () => {
+      await Promise.all(open.splice(0).map((s) => s.disconnect()));
+      // Healthy servers: no tier may have reported a failure.
+      expect(errors.splice(0)).toEqual([]);
+    });
+
+    it('sets, gets, checks and deletes', async () => {
+      const store = await makeStore();
+      expect(await store.get('k')).toBeUndefined();
+      expect(await store.has('k')).toBe(false);
+      await store.set('k', { a: 1 });
+      expect(await store.get('k')).toEqual({ a: 1 });
+      expect(await store.has('k')).toBe(true);
+      await store.set('k', 'replaced');
+      expect(await store.get('k')).toBe('replaced');
+      expect(await store.delete('k')).toBe(true);
+      expect(await store.get('k')).toBeUndefined();
+      expect(await store.has('k')).toBe(false);
+    });
+
+    it('getMany returns values in order, misses as undefined, duplicates each', async () => {
+      const store = await makeStore();
+      await store.setMany([
+        { key: 'a', value: 1 },
+        { key: 'b', value: { two: 2 } },
+        { key: 'c', value: [3] },
+      ]);
+      const got = await store.getMany(['c', 'missing', 'a', 'b', 'a']);
+      expect(got).toEqual([[3], undefined, 1, { two: 2 }, 1]);
+      expect(await store.getMany([])).toEqual([]);
+      const many = Array.from({ length: 150 }, (_, i) => ({ key: `m${i}`, value: i }));
+      await store.setMany(many);
+      expect(await store.getMany(many.map((e) => e.key))).toEqual(many.map((e) => e.value));
+    });
+
+    it('deleteMany removes only the named keys', async () => {
+      const store = await makeStore();
+      await store.setMany(['a', 'b', 'c', 'd'].map((key) => ({ key, value: key.toUpperCase() })));
+      expect(await store.deleteMany(['a', 'c', 'never-set'])).toBe(true);
+      expect(await store.getMany(['a', 'b', 'c', 'd'])).toEqual([undefined, 'B', undefined, 'D']);
+    });
+
+    it.each(ROUND_TRIP_VALUES)('round-trips %s exactly', async (_label, value) => {
+      const store = await makeStore();
+      await store.set('value', value);
+      expectSameValue(await store.get('value'), value);
+      expectSameValue((await store.getMany(['value']))[0], value);
+    });
+
+    it('expires entries by TTL (injected clock), default TTL included', async () => {
+      const store = await makeStore({ ttl: 60_000 });
+      await store.set('short', 's', 1000);
+      await store.set('default', 'd');
+      await store.set('forever', 'f', 0);
+      clock.advance(999);
+      expect(await store.getMany(['short', 'default', 'forever'])).toEqual(['s', 'd', 'f']);
+      clock.advance(1);
+      expect(await store.get('short')).toBeUndefined();
+      expect(await store.get('default')).toBe('d');
+      clock.advance(59_000);
+      expect(await store.getMany(['short', 'default', 'forever'])).toEqual([
+        undefined,
+        undefined,
+        'f',
+      ]);
+    });
+
+    it('keeps long, unicode and unsafe keys distinct', async () => {
+      const store = await makeStore();
+      const long = 'x'.repeat(300);
+      const keys = [
+        long,
+        long + 'y',
+        'ключ',
+        '鍵🔑',
+        'with space',
+        'with\nnewline',
+        'with\ttab',
+        'é'.repeat(200),
+      ];
+      await store.setMany(keys.map((key, i) => ({ key, value: i })));
+      expect(await store.getMany(keys)).toEqual(keys.map((_, i) => i));
+      await store.delete(long);
+      expect(await store.get(long)).toBeUndefined();
+      expect(await store.get(long + 'y')).toBe(1);
+    });
+
+    it('isolates namespaces and versions, and clear() invalidates only its own', async () => {
+      const a = await makeStore();
+      const v2 = await makeStore({ version: 2 });
+      const other = await makeStore({ namespace: namespace + '_other' });
+      await a.set('k', 'a');
+      await v2.set('k', 'v2');
+      await other.set('k', 'other');
+      expect(await a.get('k')).toBe('a');
+      expect(await v2.get('k')).toBe('v2');
+      expect(await other.get('k')).toBe('other');
+
+      await a.clear();
+      expect(await a.get('k')).toBeUndefined();
+      expect(await other.get('k')).toBe('other');
+      await a.set('k', 'after clear');
+      expect(await a.get('k')).toBe('after clear');
+    });
+
+    it('refuses unserializable values with a TypeError and keeps the old value', async () => {
+      const store = await makeStore();
+      await store.set('k', 'old');
+      const circular: Record<string, unknown> = { name: 'loop' };
+      circular.self = circular;
+      await expect(store.set('k', { fn: () => 1 })).rejects.toThrow(
+        new TypeError('value cannot be cached: (value).fn is a function'),
+      );
+      await expect(store.set('k', { s: Symbol('x') })).rejects.toThrow(/\(value\)\.s is a symbol/);
+      await expect(store.set('k', circular)).rejects.toThrow(
+        /\(value\)\.self is a circular reference/,
+      );
+      expect(await store.get('k')).toBe('old');
+    });
+
+    it('rejects unusable keys with a clear TypeError', async () => {
+      const store = await makeStore();
+      await expect(store.get('')).rejects.toThrow('cache key must not be empty');
+      await expect(store.set('\ud800', 1)).rejects.toThrow(/lone UTF-16 surrogate/);
+    });
+
+    it(`hands out ${target.copies === false ? 'the stored object itself' : 'independent copies'}`, async () => {
+      const store = await makeStore();
+      await store.set('obj', { list: [1] });
+      const first = await store.get<{ list: number[] }>('obj');
+      first!.list.push(2);
+      const second = await store.get<{ list: number[] }>('obj');
+      expect(second!.list).toEqual(target.copies === false ? [1, 2] : [1]);
+    });
+
+    it('works behind Keyv and cache-manager, Dates and Maps intact', async () => {
+      const store = await makeStore();
+      const keyv = new Keyv({ store, serialize: undefined, deserialize: undefined });
+      const cache = createCache({ stores: [keyv] });
+      const value = { at: new Date(5), m: new Map([['k', 1n]]) };
+      await cache.set('cm', value, 60_000);
+      expectSameValue(await cache.get('cm'), value);
+      expect(await cache.mget(['cm', 'none'])).toEqual([value, undefined]);
+      await cache.del('cm');
+      expect(await cache.get('cm')).toBeUndefined();
+    });
+
+    it('counts with increment and decrement', async () => {
+      const store = await makeStore();
+      expect(await store.increment('n')).toBe(1);
+      expect(await store.increment('n', 10)).toBe(11);
+      expect(await store.decrement('n', 4)).toBe(7);
+      expect(await store.increment('n', 0)).toBe(7);
+    });
+  });
+}
