@@ -7,4 +7,20 @@ export interface Clock {
   now(): number;
 }
 
-export const systemClock: Clock = { now: () => Date.now() };
+let cachedNow = 0;
+const forget = () => void (cachedNow = 0);
+
+/**
+ * The default clock: `Date.now()` read at most once per millisecond. A clock read costs about as
+ * much as a whole memory-tier hit on some virtual machines; a 1 ms resolution is plenty for cache
+ * TTLs (lru-cache's `ttlResolution` does the same). The timer that forgets the reading is unref'd.
+ */
+export const systemClock: Clock = {
+  now: () => {
+    if (cachedNow === 0) {
+      cachedNow = Date.now();
+      setTimeout(forget, 1).unref();
+    }
+    return cachedNow;
+  },
+};

@@ -2,17 +2,19 @@ import { createHash } from 'node:crypto';
 
 /** memcached's key limit, in bytes. */
 export const MAX_KEY_BYTES = 250;
-/** Bytes memcached refuses in a key (text protocol): control characters, space and DEL. */
-// eslint-disable-next-line no-control-regex -- control characters are exactly what is searched for
-const UNSAFE = /[\u0000-\u0020\u007f]/;
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+/** Built keys remembered (the memo is dropped whole when full, or when the generation changes). */
+const MEMO_SIZE = 10_000;
 
 export interface KeyBuilderOptions {
   /** Keeps apps and environments apart on shared servers. Default `app`. */
   namespace?: string;
   /** Bumping it invalidates every key of this namespace at once. Default `1`. */
   version?: string | number;
-  /** Custom transform applied to every caller key before it is namespaced. */
+  /**
+   * Custom transform applied to every caller key before it is namespaced. Must be pure (the same
+   * input always gives the same output): built keys are memoized.
+   */
   keyFn?: (key: string) => string;
 }
 
@@ -22,8 +24,8 @@ export interface KeyBuilderOptions {
  *     <namespace>:<version>:<generation>:<key>       (plain)
  *     <namespace>:<version>:<generation>#<sha256>    (hashed)
  *
- * A key is hashed when the plain form would be over 250 bytes or holds a space or a control
- * character. Namespace and version are restricted to `[A-Za-z0-9_.-]` and the generation is a
+ * A key is hashed when the plain form would be over 250 bytes or holds a space, a control
+ * character or DEL (bytes memcached's text protocol refuses in keys). Namespace and version are restricted to `[A-Za-z0-9_.-]` and the generation is a
  * decimal number, so the character after the generation (`:` or `#`) tells the two forms apart:
  * a hashed key can never equal a plain one.
  *
@@ -38,6 +40,7 @@ export class KeyBuilder {
   private hashPrefix = '';
   private plainBudget = 0;
   private gen = 0;
+  private readonly memo = new Map<unknown, string>();
 
   constructor(options: KeyBuilderOptions = {}) {
     this.namespace = options.namespace ?? 'app';
@@ -65,6 +68,7 @@ export class KeyBuilder {
 
   set generation(gen: number) {
     this.gen = gen;
+    this.memo.clear();
     const base = `${this.namespace}:${this.version}:${gen}`;
     this.plainPrefix = `${base}:`;
     this.hashPrefix = `${base}#`;
@@ -79,6 +83,17 @@ export class KeyBuilder {
 
   /** The final key for a caller key. Throws a `TypeError` for keys that are not usable. */
   build(key: string): string {
+    // Recently built keys come from a bounded memo: a hit returns the same flat string object,
+    // whose hash is cached, so the tiers' own map lookups skip re-hashing a fresh concatenation.
+    const memoized = this.memo.get(key);
+    if (memoized !== undefined) return memoized;
+    const built = this.compute(key);
+    if (this.memo.size >= MEMO_SIZE) this.memo.clear();
+    this.memo.set(key, built);
+    return built;
+  }
+
+  private compute(key: string): string {
     if (typeof key !== 'string') {
       if (typeof key === 'number' && Number.isFinite(key)) key = String(key);
       else
@@ -91,14 +106,26 @@ export class KeyBuilder {
       if (typeof key !== 'string')
         throw new TypeError(`keyFn returned ${typeof key}, not a string`);
     }
-    if (key.length === 0) throw new TypeError('cache key must not be empty');
-    if (!key.isWellFormed()) {
+    const length = key.length;
+    if (length === 0) throw new TypeError('cache key must not be empty');
+    // One pass over the key (a regular expression costs more on the hot path of short keys).
+    let unsafe = false;
+    let surrogates = false;
+    for (let i = 0; i < length; i++) {
+      const c = key.charCodeAt(i);
+      if (c <= 0x20 || c === 0x7f) unsafe = true;
+      else if (c >= 0xd800 && c <= 0xdfff) surrogates = true;
+    }
+    if (surrogates && !key.isWellFormed()) {
       // A lone surrogate encodes to U+FFFD, so two different keys would share bytes (and a hash).
       throw new TypeError('cache key holds a lone UTF-16 surrogate and has no exact UTF-8 form');
     }
-    if (key.length <= this.plainBudget && !UNSAFE.test(key)) return this.plainPrefix + key;
-    const plain = this.plainPrefix + key;
-    if (!UNSAFE.test(key) && Buffer.byteLength(plain) <= MAX_KEY_BYTES) return plain;
+    if (
+      !unsafe &&
+      (length <= this.plainBudget || Buffer.byteLength(this.plainPrefix + key) <= MAX_KEY_BYTES)
+    ) {
+      return this.plainPrefix + key;
+    }
     return this.hashPrefix + createHash('sha256').update(key).digest('base64url');
   }
 }

@@ -10,20 +10,25 @@ import { deflateRawSync, inflateRawSync } from 'node:zlib';
  * | offset | size | field                                                   |
  * | ------ | ---- | ------------------------------------------------------- |
  * | 0      | 1    | format byte `0xC7` (never an ASCII digit, see below)    |
- * | 1      | 1    | flags: bit 0 = body is deflated                         |
+ * | 1      | 1    | flags: bit 0 = body is deflated, bit 1 = body is JSON   |
  * | 2      | 8    | expiresAt, float64 big-endian, epoch ms, `0` = never   |
  * | 10     | …    | body: the value in V8's structured-serialization format |
  *
- * The body uses Node's built-in `v8.serialize`: it keeps Date, Buffer, Uint8Array and the other
- * typed arrays, Map, Set, BigInt, RegExp, `null`, `undefined`, NaN and -0 exactly, is maintained
- * with the runtime, and needs no dependency. Class instances come back as plain objects (own
- * enumerable properties only), like with structured cloning.
+ * Values that JSON carries exactly (plain objects and arrays of strings, finite numbers other
+ * than -0, booleans and `null`: the bulk of what apps cache) get a UTF-8 JSON body, which V8
+ * parses several times faster than anything else. Every other value uses Node's built-in
+ * `v8.serialize`: it keeps Date, Buffer, Uint8Array and the other typed arrays, Map, Set, BigInt,
+ * RegExp, `undefined`, NaN and -0 exactly, is maintained with the runtime, and needs no
+ * dependency. Class instances come back as plain objects (own enumerable properties only), like
+ * with structured cloning. The one walk that checks a value for what cannot be cached also tells
+ * which body it gets.
  *
  * A payload made only of ASCII digits is a memcached counter (written by `incr`/`decr`) and
  * decodes to that number with no expiry, so counters are readable with `get`.
  */
 export const FORMAT_V1 = 0xc7;
 const FLAG_DEFLATED = 0b1;
+const FLAG_JSON = 0b10;
 const HEADER_BYTES = 10;
 
 export interface CodecOptions {
@@ -72,14 +77,19 @@ export class Codec {
    * (a function, a symbol, a circular reference, a WeakMap, a Promise…).
    */
   encode(value: unknown, expiresAt: number): Buffer {
-    assertSerializable(value);
+    const json = inspect(value);
     let body: Buffer;
-    try {
-      body = serialize(value);
-    } catch (err) {
-      throw new TypeError(`value cannot be cached: ${(err as Error).message}`, { cause: err });
-    }
     let flags = 0;
+    if (json) {
+      body = Buffer.from(JSON.stringify(value), 'utf8');
+      flags |= FLAG_JSON;
+    } else {
+      try {
+        body = serialize(value);
+      } catch (err) {
+        throw new TypeError(`value cannot be cached: ${(err as Error).message}`, { cause: err });
+      }
+    }
     if (this.threshold > 0 && body.length >= this.threshold) {
       const deflated = deflateRawSync(body, { level: this.level });
       if (deflated.length < body.length) {
@@ -113,6 +123,7 @@ export class Codec {
     try {
       let body = buf.subarray(HEADER_BYTES);
       if (flags & FLAG_DEFLATED) body = inflateRawSync(body);
+      if (flags & FLAG_JSON) return { value: JSON.parse(body.toString('utf8')), expiresAt };
       const value: unknown = deserialize(body);
       return { value: SAME_REALM ? value : adoptRealm(value), expiresAt };
     } catch (err) {
@@ -177,40 +188,49 @@ function isAsciiDigits(bytes: Uint8Array): boolean {
 }
 
 /**
- * V8's serializer accepts cycles and drops nothing silently except what it refuses; the cache
- * contract is stricter: a value must be a tree (shared references are fine, cycles are not), and
- * the error must say where the offending part sits.
+ * Checks a value before it is encoded, in one walk:
+ * - throws a `TypeError` naming the path of what cannot be cached. V8's serializer would accept
+ *   cycles; the cache contract is stricter: a value must be a tree (shared references are fine);
+ * - returns whether JSON carries the value exactly (then it gets the faster JSON body).
  */
-function assertSerializable(value: unknown): void {
-  if (
-    value === null ||
-    (typeof value !== 'object' && typeof value !== 'function' && typeof value !== 'symbol')
-  ) {
-    return;
-  }
-  walk(value, '(value)', new Set());
+function inspect(value: unknown): boolean {
+  const type = typeof value;
+  if (type === 'string' || type === 'boolean' || value === null) return true;
+  if (type === 'number') return isJsonNumber(value as number);
+  if (type !== 'object' && type !== 'function' && type !== 'symbol') return false; // undefined, bigint
+  return walk(value, '(value)', new Set());
 }
 
-function walk(value: unknown, path: string, ancestors: Set<object>): void {
+function isJsonNumber(n: number): boolean {
+  return Number.isFinite(n) && !Object.is(n, -0);
+}
+
+function walk(value: unknown, path: string, ancestors: Set<object>): boolean {
   const type = typeof value;
   if (type === 'function') throw new TypeError(`value cannot be cached: ${path} is a function`);
   if (type === 'symbol') throw new TypeError(`value cannot be cached: ${path} is a symbol`);
-  if (value === null || type !== 'object') return;
+  if (type === 'string' || type === 'boolean' || value === null) return true;
+  if (type === 'number') return isJsonNumber(value as number);
+  if (type !== 'object') return false; // undefined, bigint: V8 body
   const obj = value as object;
   if (
     ArrayBuffer.isView(obj) ||
     obj instanceof Date ||
     obj instanceof RegExp ||
     obj instanceof ArrayBuffer
-  )
-    return;
-  if (ancestors.has(obj))
+  ) {
+    return false;
+  }
+  if (ancestors.has(obj)) {
     throw new TypeError(`value cannot be cached: ${path} is a circular reference`);
+  }
   if (obj instanceof WeakMap || obj instanceof WeakSet || obj instanceof Promise) {
     throw new TypeError(`value cannot be cached: ${path} is a ${obj.constructor.name}`);
   }
   ancestors.add(obj);
+  let json: boolean;
   if (obj instanceof Map) {
+    json = false;
     let i = 0;
     for (const [k, v] of obj) {
       walk(k, `${path}.<key ${i}>`, ancestors);
@@ -218,19 +238,29 @@ function walk(value: unknown, path: string, ancestors: Set<object>): void {
       i++;
     }
   } else if (obj instanceof Set) {
+    json = false;
     let i = 0;
     for (const v of obj) walk(v, `${path}.<item ${i++}>`, ancestors);
   } else if (Array.isArray(obj)) {
-    for (let i = 0; i < obj.length; i++) walk(obj[i], `${path}[${i}]`, ancestors);
+    json = Object.getPrototypeOf(obj) === Array.prototype;
+    for (let i = 0; i < obj.length; i++) {
+      // A hole reads as undefined, which JSON would turn into null.
+      if (!(i in obj)) json = false;
+      if (!walk(obj[i], `${path}[${i}]`, ancestors)) json = false;
+    }
   } else {
-    for (const k of Object.keys(obj))
-      walk((obj as Record<string, unknown>)[k], `${path}.${k}`, ancestors);
+    const proto: unknown = Object.getPrototypeOf(obj);
+    json = proto === Object.prototype || proto === null;
+    for (const k of Object.keys(obj)) {
+      if (!walk((obj as Record<string, unknown>)[k], `${path}.${k}`, ancestors)) json = false;
+    }
     if (Object.getOwnPropertySymbols(obj).length > 0) {
       // v8.serialize skips symbol-keyed properties: refusing is better than losing them silently.
       throw new TypeError(`value cannot be cached: ${path} has symbol-keyed properties`);
     }
   }
   ancestors.delete(obj);
+  return json;
 }
 
 function describeKey(k: unknown): string {

@@ -87,6 +87,8 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
 
   private readonly slots: Slot[];
   private readonly memory: MemoryTier | undefined;
+  /** Whether the memory tier is the nearest one (the synchronous fast path). */
+  private readonly memoryFirst: boolean;
   private readonly keys: KeyBuilder;
   private readonly codec: Codec;
   private readonly clock: Clock;
@@ -125,6 +127,7 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
     const memorySlots = this.slots.filter((s) => s.kind === 'memory');
     if (memorySlots.length > 1) throw new TypeError('tiers: at most one memory tier');
     this.memory = memorySlots[0]?.tier as MemoryTier | undefined;
+    this.memoryFirst = this.memory !== undefined && this.slots[0].tier === this.memory;
   }
 
   private createSlot(t: TierOptions, i: number, name: string): Slot {
@@ -203,28 +206,46 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
 
   // ---------------------------------------------------------------- reads
 
-  async get<T>(key: string): Promise<T | undefined> {
-    const k = this.keys.build(key);
+  /**
+   * Reads `key`: nearest tier first, backfilling nearer tiers after a far hit. A tier that fails
+   * is a miss there (plus an `error` event); only an unusable key rejects.
+   */
+  get<T>(key: string): Promise<T | undefined> {
+    // Deliberately not `async`: a memory-tier hit, the hottest path, costs one resolved promise.
+    let k: string;
+    try {
+      k = this.keys.build(key);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const now = this.clock.now();
+    if (this.memoryFirst) {
+      const slot = this.slots[0];
+      const payload = (this.memory as MemoryTier).peek(k);
+      const record = payload === undefined ? undefined : this.decode(slot, payload, key, now);
+      if (record !== undefined) {
+        // Memory entries live at most the tier's TTL cap (the staleness bound between instances),
+        // so a hit needs no generation check.
+        slot.counters.hits++;
+        return Promise.resolve(record.value as T);
+      }
+      slot.counters.misses++;
+      if (this.slots.length === 1) return Promise.resolve(undefined);
+    }
+    return this.getFromTiers<T>(key, k, now, this.memoryFirst ? 1 : 0);
+  }
+
+  private async getFromTiers<T>(
+    key: string,
+    k: string,
+    now: number,
+    from: number,
+  ): Promise<T | undefined> {
     if (now - this.lastGenerationCheck >= this.generationRefreshMs)
       this.scheduleGenerationRefresh(now);
-    const slots = this.slots;
-    let i = 0;
-    // Fast path: the memory tier answers synchronously.
-    if (this.memory !== undefined && slots[0].tier === this.memory) {
-      const payload = this.memory.peek(k);
-      const record = payload === undefined ? undefined : this.decode(slots[0], payload, key, now);
-      if (record !== undefined) {
-        slots[0].counters.hits++;
-        return record.value as T;
-      }
-      slots[0].counters.misses++;
-      i = 1;
-    }
-    if (i >= slots.length) return undefined;
     const seq = this.mutationSeq;
-    for (; i < slots.length; i++) {
-      const slot = slots[i];
+    for (let i = from; i < this.slots.length; i++) {
+      const slot = this.slots[i];
       const payload = await this.call(slot, 'get', key, () => slot.tier.get(k));
       if (payload === FAILED) continue;
       const record = payload === undefined ? undefined : this.decode(slot, payload, key, now);

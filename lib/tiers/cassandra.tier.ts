@@ -393,7 +393,7 @@ export class CassandraTier implements Tier<Buffer> {
       await releaseFailedClient(client);
       throw new Error(
         `cassandra tier "${this.name}": cannot connect to ${this.contactPoints.join(', ')} ` +
-          `(local data center "${o.localDataCenter}"): ${errorMessage(err)}`,
+          `(local data center "${o.localDataCenter}"): ${describeConnectError(err)}`,
         { cause: err },
       );
     }
@@ -627,4 +627,18 @@ async function releaseFailedClient(client: Client): Promise<void> {
 
 function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * One line per host tried, from the driver's `NoHostAvailableError.innerErrors` (its own message
+ * embeds whole stack traces), or the plain message of any other error.
+ */
+function describeConnectError(err: unknown): string {
+  const inner = (err as { innerErrors?: unknown } | null)?.innerErrors;
+  if (inner && typeof inner === 'object' && Object.keys(inner).length > 0) {
+    return Object.entries(inner)
+      .map(([host, e]) => `${host}: ${errorMessage(e)}`)
+      .join('; ');
+  }
+  return errorMessage(err);
 }

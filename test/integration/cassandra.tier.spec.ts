@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Client } from 'cassandra-driver';
+import { Client, types } from 'cassandra-driver';
 import { CassandraTier } from '../../lib/tiers/cassandra.tier';
 import type { CassandraTierOptions } from '../../lib/tiers/tier-options';
 import { testServers, uniqueName } from '../harness/env';
@@ -59,13 +59,17 @@ describe('CassandraTier on a real Cassandra', () => {
     await third.set('schema-check', Buffer.from('x'), 60_000);
     expect(await tier.get('schema-check')).toEqual(Buffer.from('x'));
     await third.close();
-    const tables = await raw.execute(
-      'SELECT columnfamily_name FROM system.schema_columnfamilies WHERE keyspace_name = ?',
-      [keyspace],
-    );
-    expect(tables.rows.map((r) => r.get('columnfamily_name') as string).sort()).toEqual([
-      'cache',
-      'cache_counters',
+    // Through driver metadata, so that this also holds on Cassandra 3+ (system_schema).
+    const data = await raw.metadata.getTable(keyspace, 'cache');
+    const counters = await raw.metadata.getTable(keyspace, 'cache_counters');
+    expect(data.columns.map((c) => `${c.name} ${c.type.code}`).sort()).toEqual([
+      `k ${types.dataTypes.varchar}`,
+      `v ${types.dataTypes.blob}`,
+    ]);
+    expect(data.partitionKeys.map((c) => c.name)).toEqual(['k']);
+    expect(counters.columns.map((c) => `${c.name} ${c.type.code}`).sort()).toEqual([
+      `c ${types.dataTypes.counter}`,
+      `k ${types.dataTypes.varchar}`,
     ]);
   });
 

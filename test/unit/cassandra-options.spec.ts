@@ -30,51 +30,64 @@ describe('CassandraTier options', () => {
     expect(new CassandraTier(valid, 'cassandra[1]').name).toBe('cassandra[1]');
   });
 
-  it.each([
-    [{ contactPoints: [] }, 'cassandra contactPoints: expected a non-empty array'],
-    [{ contactPoints: undefined }, 'cassandra contactPoints: expected a non-empty array'],
-    [
-      { contactPoints: [''] },
-      'cassandra contactPoints: "" is invalid: expected "host" or "host:port"',
-    ],
-    [{ contactPoints: ['h:abc'] }, 'cassandra contactPoints: "h:abc" has an invalid port "abc"'],
-    [{ contactPoints: ['h:0'] }, 'has an invalid port "0"'],
-    [{ contactPoints: ['h:65536'] }, 'has an invalid port "65536"'],
-    [{ contactPoints: ['h:1:2'] }, 'cassandra contactPoints: "h:1:2" is invalid'],
-    [{ contactPoints: [':9042'] }, 'cassandra contactPoints: ":9042" is invalid'],
-    [{ contactPoints: ['[nothost]:9042'] }, 'cassandra contactPoints: "[nothost]:9042" is invalid'],
-    [
-      { contactPoints: ['a:9042', 'b:9043'] },
-      'cassandra contactPoints: all contact points must use the same port (cassandra-driver reaches discovered nodes at one port), got 9042, 9043',
-    ],
-    [{ localDataCenter: '' }, 'cassandra localDataCenter: expected a non-empty string'],
-    [{ localDataCenter: undefined }, 'cassandra localDataCenter: expected a non-empty string'],
-    [
-      { keyspace: 'my-ks' },
-      'cassandra keyspace: "my-ks" is not a valid CQL identifier (letters, digits and _, starting with a letter, at most 48)',
-    ],
-    [{ keyspace: '1ks' }, 'cassandra keyspace: "1ks" is not a valid CQL identifier'],
-    [{ keyspace: 'k'.repeat(49) }, 'is not a valid CQL identifier'],
-    [{ keyspace: '' }, 'cassandra keyspace: "" is not a valid CQL identifier'],
-    [{ table: 'a b' }, 'cassandra table: "a b" is not a valid CQL identifier'],
-    [
-      { table: 't'.repeat(40) },
-      'cassandra table: "' + 't'.repeat(40) + '" is too long: at most 39',
-    ],
-    [
-      { consistency: 'serial' },
-      'cassandra consistency: "serial" is not one of one, localOne, quorum, localQuorum, all, eachQuorum, two, three',
-    ],
-    [
-      { replication: { replication_factor: 1 } },
-      'cassandra replication: expected a map with a "class"',
-    ],
-    [{ replication: { class: 'SimpleStrategy', rf: {} } }, 'cassandra replication: expected a map'],
-    [{ createSchema: 'yes' }, 'cassandra createSchema: expected true or false'],
-    [{ timeout: 0 }, 'cassandra timeout: 0 is not a number of ms > 0'],
-    [{ timeout: Number.NaN }, 'cassandra timeout: NaN is not a number of ms > 0'],
-    [{ credentials: { username: 'u' } }, 'cassandra credentials: expected { username: string'],
-  ])('rejects %j with a TypeError naming the field', (overrides, message) => {
+  it.each(
+    (
+      [
+        [{ contactPoints: [] }, 'cassandra contactPoints: expected a non-empty array'],
+        [{ contactPoints: undefined }, 'cassandra contactPoints: expected a non-empty array'],
+        [
+          { contactPoints: [''] },
+          'cassandra contactPoints: "" is invalid: expected "host" or "host:port"',
+        ],
+        [
+          { contactPoints: ['h:abc'] },
+          'cassandra contactPoints: "h:abc" has an invalid port "abc"',
+        ],
+        [{ contactPoints: ['h:0'] }, 'has an invalid port "0"'],
+        [{ contactPoints: ['h:65536'] }, 'has an invalid port "65536"'],
+        [{ contactPoints: ['h:1:2'] }, 'cassandra contactPoints: "h:1:2" is invalid'],
+        [{ contactPoints: [':9042'] }, 'cassandra contactPoints: ":9042" is invalid'],
+        [
+          { contactPoints: ['[nothost]:9042'] },
+          'cassandra contactPoints: "[nothost]:9042" is invalid',
+        ],
+        [
+          { contactPoints: ['a:9042', 'b:9043'] },
+          'cassandra contactPoints: all contact points must use the same port (cassandra-driver reaches discovered nodes at one port), got 9042, 9043',
+        ],
+        [{ localDataCenter: '' }, 'cassandra localDataCenter: expected a non-empty string'],
+        [{ localDataCenter: undefined }, 'cassandra localDataCenter: expected a non-empty string'],
+        [
+          { keyspace: 'my-ks' },
+          'cassandra keyspace: "my-ks" is not a valid CQL identifier (letters, digits and _, starting with a letter, at most 48)',
+        ],
+        [{ keyspace: '1ks' }, 'cassandra keyspace: "1ks" is not a valid CQL identifier'],
+        [{ keyspace: 'k'.repeat(49) }, 'is not a valid CQL identifier'],
+        [{ keyspace: '' }, 'cassandra keyspace: "" is not a valid CQL identifier'],
+        [{ table: 'a b' }, 'cassandra table: "a b" is not a valid CQL identifier'],
+        [
+          { table: 't'.repeat(40) },
+          'cassandra table: "' + 't'.repeat(40) + '" is too long: at most 39',
+        ],
+        [
+          { consistency: 'serial' },
+          'cassandra consistency: "serial" is not one of one, localOne, quorum, localQuorum, all, eachQuorum, two, three',
+        ],
+        [
+          { replication: { replication_factor: 1 } },
+          'cassandra replication: expected a map with a "class"',
+        ],
+        [
+          { replication: { class: 'SimpleStrategy', rf: {} } },
+          'cassandra replication: expected a map',
+        ],
+        [{ createSchema: 'yes' }, 'cassandra createSchema: expected true or false'],
+        [{ timeout: 0 }, 'cassandra timeout: 0 is not a number of ms > 0'],
+        [{ timeout: Number.NaN }, 'cassandra timeout: NaN is not a number of ms > 0'],
+        [{ credentials: { username: 'u' } }, 'cassandra credentials: expected { username: string'],
+      ] as const
+    ).map(([overrides, message]) => [Object.keys(overrides)[0], message, overrides] as const),
+  )('rejects a bad %s: %s', (_field, message, overrides) => {
     const attempt = () => make(overrides);
     expect(attempt).toThrow(TypeError);
     expect(attempt).toThrow(message);

@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import { Client, Server, type Response } from 'memjs';
 import {
   Opcode,
@@ -12,9 +13,20 @@ import {
 } from './protocol';
 import type { ServerAddress } from './servers';
 
+/**
+ * What went wrong talking to a server:
+ * - `connection`: the socket could not be opened (refused, unreachable, connect timeout) or was
+ *   closed or reset under a request: the server is probably gone;
+ * - `timeout`: a connected server did not answer in time (hung, overloaded, or a huge value);
+ * - `server`: the server answered with an error status.
+ */
+export type MemcachedErrorKind = 'connection' | 'timeout' | 'server';
+
 /** An error talking to one memcached server. */
 export class MemcachedError extends Error {
   override readonly name: string = 'MemcachedError';
+  /** See {@link MemcachedErrorKind}. */
+  readonly kind: MemcachedErrorKind;
 
   constructor(
     message: string,
@@ -25,9 +37,10 @@ export class MemcachedError extends Error {
      * server); false when the server answered with an error status.
      */
     readonly retryable: boolean,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; kind?: MemcachedErrorKind },
   ) {
     super(message, options);
+    this.kind = retryable ? (options?.kind ?? 'connection') : 'server';
   }
 }
 
@@ -45,6 +58,9 @@ type Handler<T> = (response: Response) => T | typeof MORE;
 type ResponseCallback = ((response: Response) => void) & { quiet?: boolean };
 
 const NO_LOGGER = { log: (): void => undefined };
+
+/** memjs's own request deadline error (it races ours, which is set at the same time). */
+const MEMJS_RESPONSE_TIMEOUT = /timed out waiting on response/;
 
 /**
  * One memcached server, spoken to through a memjs `Client` that holds this server only
@@ -68,6 +84,10 @@ export class MemcachedConnection {
   private inflight = 0;
   private drained: (() => void)[] = [];
   private closed = false;
+  /** The socket corked for the current tick, see {@link coalesce}. */
+  private corked: Socket | undefined;
+  /** Sockets whose `close` is watched (memjs creates them lazily, inside `Server#write`). */
+  private readonly watched = new WeakSet<Socket>();
 
   constructor(
     readonly server: ServerAddress,
@@ -215,10 +235,50 @@ export class MemcachedConnection {
   }
 
   /**
+   * memjs leaves requests pending when the server closes the socket without an error (a crashed
+   * or stopped memcached sends a FIN): they would wait for the timeout. Failing them at once with
+   * a connection error lets the tier fail over and retry right away.
+   */
+  private watchClose(client: Client): void {
+    // memjs keeps the socket in an undeclared field; it exists once `write` was called.
+    const socket = (client.servers[0] as unknown as { _socket?: Socket })._socket;
+    if (!socket || this.watched.has(socket)) return;
+    this.watched.add(socket);
+    socket.once('close', () => {
+      this.discard(
+        client,
+        new MemcachedError(
+          `memcached ${this.address}: connection closed by the server`,
+          this.address,
+          true,
+          { kind: 'connection' },
+        ),
+      );
+    });
+  }
+
+  /**
    * Sends one request (or one quiet pipeline when `quiet`) under a fresh opaque and settles with
    * the first handler result that is not {@link MORE}, a handler exception, a connection error or
    * the timeout, whichever comes first.
    */
+  /**
+   * Coalesces the requests issued in one tick into one socket write: the first request of a tick
+   * corks the socket and a `nextTick` uncorks it, so Node sends them with a single `writev`. Under
+   * concurrency this divides the write system calls (the dominant cost of a memcached hit on
+   * loopback) and the packets on the wire; a lone request pays one `nextTick`.
+   */
+  private coalesce(server: Server): void {
+    const socket = (server as unknown as { _socket?: Socket; connected?: boolean })._socket;
+    if (socket === undefined || this.corked === socket) return;
+    this.corked = socket;
+    socket.cork();
+    process.nextTick(() => {
+      this.corked = undefined;
+      socket.uncork();
+    });
+  }
+
   private send<T>(
     build: (opaque: number) => Buffer,
     quiet: boolean,
@@ -251,10 +311,13 @@ export class MemcachedConnection {
         if (finish()) reject(error);
       };
       const timer = setTimeout(() => {
+        // Not even connected: the server is unreachable rather than slow.
+        const connecting = !server.connected;
         const error = new MemcachedError(
-          `memcached ${this.address}: no answer within ${this.options.timeoutMs} ms`,
+          `memcached ${this.address}: ${connecting ? 'could not connect' : 'no answer'} within ${this.options.timeoutMs} ms`,
           this.address,
           true,
+          { kind: connecting ? 'connection' : 'timeout' },
         );
         fail(error);
         this.discard(client, error);
@@ -280,13 +343,21 @@ export class MemcachedConnection {
                 `memcached ${this.address}: ${cause instanceof Error ? cause.message : String(cause)}`,
                 this.address,
                 true,
-                { cause },
+                {
+                  cause,
+                  kind:
+                    cause instanceof Error && MEMJS_RESPONSE_TIMEOUT.test(cause.message)
+                      ? 'timeout'
+                      : 'connection',
+                },
               );
         fail(error);
         this.discard(client, error);
       });
       this.writes++;
+      this.coalesce(server);
       server.write(request);
+      this.watchClose(client);
     });
   }
 }

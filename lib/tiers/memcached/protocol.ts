@@ -96,9 +96,31 @@ export function getRequest(key: string, opaque: number): Buffer {
  * because memcached answers a connection's requests in order.
  */
 export function getMultiRequest(keys: readonly string[], opaque: number): Buffer {
-  const parts = keys.map((key) => Utils.makeRequestBuffer(Opcode.GetKQ, key, EMPTY, EMPTY, opaque));
-  parts.push(noopRequest(opaque));
-  return Buffer.concat(parts);
+  // One allocation for the whole pipeline (memjs's builder allocates and zero-fills per request,
+  // which dominated a 100-key batch): 24-byte headers, each followed by its key.
+  const keyBytes = keys.map((key) => Buffer.byteLength(key));
+  let total = 24;
+  for (const n of keyBytes) total += 24 + n;
+  const buf = Buffer.allocUnsafe(total);
+  let at = 0;
+  const header = (opcode: number, keyLength: number) => {
+    buf[at] = 0x80; // request magic
+    buf[at + 1] = opcode;
+    buf.writeUInt16BE(keyLength, at + 2);
+    buf[at + 4] = 0; // extras length
+    buf[at + 5] = 0; // data type
+    buf.writeUInt16BE(0, at + 6); // vbucket
+    buf.writeUInt32BE(keyLength, at + 8); // total body length
+    buf.writeUInt32BE(opaque >>> 0, at + 12);
+    buf.fill(0, at + 16, at + 24); // CAS
+    at += 24;
+  };
+  keys.forEach((key, i) => {
+    header(Opcode.GetKQ, keyBytes[i]);
+    at += buf.write(key, at, 'utf8');
+  });
+  header(Opcode.Noop, 0);
+  return buf;
 }
 
 /** SET or ADD with flags 0 and the given memcached expiry (see {@link toMemcachedExpiry}). */

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 
 /**
  * A ketama consistent-hash ring (the scheme of libketama, `hashring` and most memcached clients).
@@ -19,8 +19,19 @@ export const DEFAULT_POINTS_PER_SERVER = 160;
 
 /** The ketama 32-bit hash of a string: the first four bytes of its MD5, little-endian. */
 export function ketamaHash(value: string): number {
-  return createHash('md5').update(value).digest().readUInt32LE(0);
+  // One-shot `crypto.hash` to hex is several times cheaper than createHash().digest() per key.
+  const hex = hash('md5', value, 'hex');
+  return (
+    ((parseInt(hex.slice(6, 8), 16) << 24) |
+      (parseInt(hex.slice(4, 6), 16) << 16) |
+      (parseInt(hex.slice(2, 4), 16) << 8) |
+      parseInt(hex.slice(0, 2), 16)) >>>
+    0
+  );
 }
+
+/** Key → owner lookups remembered per ring (dropped whole when full). */
+const LOOKUP_MEMO_SIZE = 10_000;
 
 /** An immutable ring over a set of server addresses; build a new one to change the set. */
 export class HashRing {
@@ -69,8 +80,20 @@ export class HashRing {
     this.owners = Uint16Array.from(entries, (e) => e.owner);
   }
 
+  private readonly memo = new Map<string, string>();
+
   /** The server that owns `key`. */
   serverFor(key: string): string {
+    let server = this.memo.get(key);
+    if (server === undefined) {
+      server = this.lookup(key);
+      if (this.memo.size >= LOOKUP_MEMO_SIZE) this.memo.clear();
+      this.memo.set(key, server);
+    }
+    return server;
+  }
+
+  private lookup(key: string): string {
     const hash = ketamaHash(key);
     const points = this.points;
     // First point >= hash (binary search); past the last point, wrap to the first.

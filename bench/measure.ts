@@ -1,0 +1,87 @@
+/**
+ * Tiny benchmark kit: contenders run in interleaved rounds (A B C, A B C, …) so that machine noise
+ * hits them alike, and each reports its median ops/s. Figures are only comparable within one run:
+ * read the ratios, not the absolute numbers.
+ */
+export interface Contender {
+  name: string;
+  /** Runs `ops` operations; resolves when all are done. */
+  run: (ops: number) => Promise<void>;
+}
+
+export interface Result {
+  name: string;
+  opsPerSec: number;
+  /** Mean time of one operation, microseconds. */
+  usPerOp: number;
+}
+
+export async function compare(
+  contenders: Contender[],
+  options: { ops: number; rounds?: number; warmupOps?: number },
+): Promise<Result[]> {
+  const rounds = options.rounds ?? 7;
+  for (const c of contenders) await c.run(options.warmupOps ?? Math.ceil(options.ops / 4));
+  const samples = new Map<string, number[]>(contenders.map((c) => [c.name, []]));
+  for (let r = 0; r < rounds; r++) {
+    for (const c of contenders) {
+      const t0 = process.hrtime.bigint();
+      await c.run(options.ops);
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      samples.get(c.name)!.push(options.ops / seconds);
+    }
+  }
+  return contenders.map((c) => {
+    const sorted = samples.get(c.name)!.sort((a, b) => a - b);
+    const opsPerSec = sorted[Math.floor(sorted.length / 2)];
+    return { name: c.name, opsPerSec, usPerOp: 1e6 / opsPerSec };
+  });
+}
+
+/** Runs `ops` calls of `fn`, at most `concurrency` in flight at once. */
+export async function concurrently(
+  ops: number,
+  concurrency: number,
+  fn: (i: number) => Promise<unknown>,
+): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < ops) await fn(next++);
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, ops) }, worker));
+}
+
+export interface Target {
+  /** What is compared, e.g. "store get / raw lru-cache get". */
+  label: string;
+  ours: string;
+  baseline: string;
+  /** Required ratio ours/baseline (ops/s), e.g. 0.5. */
+  atLeast: number;
+}
+
+/** Prints results and ratio checks; returns false when a target is missed. */
+export function report(title: string, results: Result[], targets: Target[]): boolean {
+  const by = new Map(results.map((r) => [r.name, r]));
+  const width = Math.max(...results.map((r) => r.name.length));
+  console.log(`\n## ${title}`);
+  for (const r of results) {
+    console.log(
+      `  ${r.name.padEnd(width)}  ${fmt(r.opsPerSec).padStart(12)} ops/s  ${r.usPerOp.toFixed(2).padStart(9)} µs/op`,
+    );
+  }
+  let ok = true;
+  for (const t of targets) {
+    const ratio = by.get(t.ours)!.opsPerSec / by.get(t.baseline)!.opsPerSec;
+    const pass = ratio >= t.atLeast;
+    ok &&= pass;
+    console.log(
+      `  ${pass ? 'PASS' : 'MISS'} ${t.label}: ${ratio.toFixed(2)}× (target ≥ ${t.atLeast}×)`,
+    );
+  }
+  return ok;
+}
+
+function fmt(n: number): string {
+  return Math.round(n).toLocaleString('en-US');
+}
