@@ -1,4 +1,10 @@
-import { TieredStore, type TieredStoreOptions, type TierOptions } from '../../lib';
+import {
+  KeyBuilder,
+  MemcachedTier,
+  TieredStore,
+  type TieredStoreOptions,
+  type TierOptions,
+} from '../../lib';
 import { testServers, uniqueName } from '../harness/env';
 import { MemcachedNode } from '../harness/memcached';
 import { freePort } from '../harness/ports';
@@ -202,6 +208,21 @@ describe('tier chain', () => {
     await b.refreshGeneration();
     expect(b.generation).toBe(a.generation);
     expect(await b.get('k')).toBeUndefined();
+  });
+
+  it('treats bytes it cannot decode as a miss plus an error event', async () => {
+    const chain = await store([{ type: 'memory' }, memcached, cassandra]);
+    await chain.set('k', 'good', 60_000);
+    const raw = new MemcachedTier({ type: 'memcached', servers: servers.memcached });
+    await raw.connect();
+    await raw.set(new KeyBuilder({ namespace }).build('k'), Buffer.from('not ours'), 60);
+    await raw.close();
+    clock.advance(5001); // past the memory tier's cap: the next read goes to memcached
+    await expect(chain.get('k')).resolves.toBe('good'); // memcached: a miss; Cassandra answers
+    expect(chain.errors.map((e) => e.message)).toEqual([
+      'memcached: decode "k" failed: unknown format byte 0x6e',
+    ]);
+    expect(chain.stats()[1].misses).toBe(1);
   });
 
   it('reports per-tier latency for the remote tiers', async () => {
