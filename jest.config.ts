@@ -1,16 +1,21 @@
 import type { Config } from 'jest';
 
+// NestJS 12 ships as ES modules only, which Jest loads in its native ESM mode alone: tests run
+// as ES modules (Node's --experimental-vm-modules, set by the npm scripts), transformed and
+// type-checked by ts-jest.
 const tsJest: Config['transform'] = {
-  // ts-jest type-checks every file. 151002 only says that the node20 module kind is "hybrid";
-  // it emits CommonJS here, which ts-jest handles.
   '^.+\\.ts$': [
     'ts-jest',
-    { tsconfig: '<rootDir>/tsconfig.json', diagnostics: { ignoreCodes: [151002] } },
+    {
+      tsconfig: '<rootDir>/tsconfig.jest.json',
+      useESM: true,
+    },
   ],
 };
 
 const common: Config = {
   testEnvironment: 'node',
+  extensionsToTreatAsEsm: ['.ts'],
   moduleFileExtensions: ['ts', 'js', 'json'],
   transform: tsJest,
   rootDir: __dirname,

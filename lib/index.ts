@@ -12,12 +12,25 @@ export type {
   BaseTierOptions,
   CassandraTierOptions,
   MemcachedTierOptions,
+  MemcachedDiscoveryOptions,
   MemoryTierOptions,
   TierOptions,
 } from './tiers/tier-options';
 export { MemoryTier } from './tiers/memory.tier';
 export { MemcachedTier } from './tiers/memcached.tier';
 export { CassandraTier } from './tiers/cassandra.tier';
+export { MemcachedError } from './tiers/memcached.tier';
+export type { MemcachedErrorKind } from './tiers/memcached/connection';
+
+// ElastiCache auto discovery
+export {
+  ClusterConfigError,
+  DiscoveryError,
+  ElastiCacheDiscovery,
+  fetchClusterConfig,
+  parseClusterConfig,
+} from './discovery';
+export type { ClusterConfig, ClusterNode, ElastiCacheDiscoveryOptions } from './discovery';
 
 // Keys, serialization, time
 export { KeyBuilder, MAX_KEY_BYTES } from './keys/key-builder';
@@ -26,3 +39,4 @@ export { Codec, CacheDecodeError } from './serialization/codec';
 export type { CacheRecord, CodecOptions } from './serialization/codec';
 export { systemClock } from './clock';
 export type { Clock } from './clock';
+

@@ -135,11 +135,37 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
     if (t === null || typeof t !== 'object')
       throw new TypeError(`${at}: must be an object with a "type"`);
     let tier: Tier<Payload>;
+    let bytes: boolean;
+    let cap: number;
+    try {
+      ({ tier, bytes, cap } = this.constructTier(t, name, checkTtl(`${t.type} ttl`, t.ttl ?? 0)));
+    } catch (err) {
+      throw err instanceof TypeError
+        ? new TypeError(locate(err.message, at, t.type), { cause: err })
+        : err;
+    }
+    return {
+      tier,
+      name,
+      kind: t.type,
+      cap,
+      bytes,
+      breaker: new CircuitBreaker(this.opts.circuitBreaker ?? {}, this.clock),
+      counters: new TierCounters(),
+      connected: false,
+    };
+  }
+
+  private constructTier(
+    t: TierOptions,
+    name: string,
+    cap: number,
+  ): { tier: Tier<Payload>; bytes: boolean; cap: number } {
+    let tier: Tier<Payload>;
     let bytes = true;
-    let cap = checkTtl(`${at}.ttl`, t.ttl ?? 0);
     switch (t.type) {
       case 'memory':
-        cap = checkTtl(`${at}.ttl`, t.ttl ?? MEMORY_DEFAULTS.ttl);
+        cap = checkTtl('memory ttl', t.ttl ?? MEMORY_DEFAULTS.ttl);
         bytes = t.serialize !== false;
         tier = bytes
           ? MemoryTier.bytes(t, this.clock, name)
@@ -153,19 +179,10 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
         break;
       default:
         throw new TypeError(
-          `${at}.type: ${JSON.stringify((t as { type: unknown }).type)} is not one of "memory", "memcached", "cassandra"`,
+          `type: ${JSON.stringify((t as { type: unknown }).type)} is not one of "memory", "memcached", "cassandra"`,
         );
     }
-    return {
-      tier,
-      name,
-      kind: t.type,
-      cap,
-      bytes,
-      breaker: new CircuitBreaker(this.opts.circuitBreaker ?? {}, this.clock),
-      counters: new TierCounters(),
-      connected: false,
-    };
+    return { tier, bytes, cap };
   }
 
   /** The tiers in order, for introspection (name and kind). */
@@ -646,6 +663,18 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
     if (tierFault) slot.breaker.failure();
     if (this.listenerCount('error') > 0) this.emit('error', new TierError(slot.name, op, key, err));
   }
+}
+
+/**
+ * Puts an option error in place: tier classes name fields from their own point of view
+ * (`memcached servers[0]: …`, `cassandra keyspace: …`); the store says where the tier sits:
+ * `tiers[1].servers[0]: …`.
+ */
+function locate(message: string, at: string, type: string): string {
+  for (const prefix of [`${type} `, `${type}.`]) {
+    if (message.startsWith(prefix)) return `${at}.${message.slice(prefix.length)}`;
+  }
+  return /^[A-Za-z_][\w[\]]*:/.test(message) ? `${at}.${message}` : `${at} (${type}): ${message}`;
 }
 
 /** Effective TTL for a tier: the requested one capped by the tier's cap (0 = none on either side). */

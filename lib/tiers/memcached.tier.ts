@@ -1,7 +1,9 @@
+import { systemClock, type Clock } from '../clock';
+import { DiscoveryError, ElastiCacheDiscovery } from '../discovery/elasticache-discovery';
 import type { Tier, TierWrite } from './tier.interface';
 import type { MemcachedTierOptions } from './tier-options';
 import { MemcachedConnection, MemcachedError } from './memcached/connection';
-import { MAX_KEY_BYTES, Opcode, toMemcachedExpiry } from './memcached/protocol';
+import { MAX_KEY_BYTES, Opcode, Status, toMemcachedExpiry } from './memcached/protocol';
 import { HashRing } from './memcached/ring';
 import { parseServers } from './memcached/servers';
 
@@ -14,11 +16,21 @@ export const DEFAULT_MEMCACHED_TIMEOUT_MS = 500;
 export const DEFAULT_MEMCACHED_RETRIES = 1;
 /** Default largest value stored: memcached's 1 MiB item limit minus 1 KiB for key and header. */
 export const DEFAULT_MEMCACHED_MAX_VALUE_BYTES = 1024 * 1024 - 1024;
+/** Default time a server that failed with a connection error stays off the ring, ms. */
+export const DEFAULT_MEMCACHED_FAILOVER_TIME_MS = 30_000;
 
 /** The servers and their connections, swapped as one by {@link MemcachedTier.setServers}. */
 interface Topology {
-  ring: HashRing;
+  /** Every server configured or discovered, failed ones included. */
+  all: readonly string[];
   connections: Map<string, MemcachedConnection>;
+  /** The ring over {@link all}. */
+  full: HashRing;
+  /**
+   * The ring keys are placed on: {@link all} minus the failed servers, or {@link full} when none
+   * failed or all did (with no live server left, the tier keeps trying all of them).
+   */
+  ring: HashRing;
 }
 
 /**
@@ -29,6 +41,14 @@ interface Topology {
  * - `getMany` sends one pipelined batch per server (quiet gets and a NOOP in one write).
  * - A get/set/add/delete that fails with a connection error or a timeout is retried up to
  *   `retries` times on the server owning the key at retry time; `increment` never is.
+ * - Failover: a server whose request fails with a connection error (refused, reset, closed,
+ *   connect timeout; not a timeout of a connected server, not an error status) leaves the ring
+ *   for `failoverTime` ms, so the retry, and every later request for its keys, goes to the server
+ *   that now owns the key. Once `failoverTime` has passed, the next request triggers a NOOP probe
+ *   in the background: the server rejoins the ring when it answers, else stays out another
+ *   `failoverTime`.
+ * - With `discovery`, the node list comes from an ElastiCache configuration endpoint, polled every
+ *   `intervalMs` and right after connection errors (see {@link ElastiCacheDiscovery}).
  * - Every attempt is bounded by `timeout` (connecting included); failures reject, misses resolve
  *   `undefined`.
  */
@@ -41,18 +61,29 @@ export class MemcachedTier implements Tier<Buffer> {
   private readonly timeoutMs: number;
   private readonly retries: number;
   private readonly maxValueBytes: number;
-  private topology: Topology;
+  private readonly failoverMs: number;
+  /** Undefined until the first discovery when the node list comes from `discovery`. */
+  private topology: Topology | undefined;
+  /** Failed servers and when they may be probed (clock ms). */
+  private readonly failed = new Map<string, number>();
+  private probing: Promise<void> | undefined;
+  private readonly discovery: ElastiCacheDiscovery | undefined;
+  private discovering: Promise<void> | undefined;
   private closed = false;
 
   /**
-   * @param options servers (validated: non-empty `host:port` list), `timeout` ms (default 500),
-   *   `retries` (default 1), `maxValueBytes` (default 1 MiB − 1 KiB).
+   * @param options `servers` (validated: non-empty `host:port` list) or `discovery`, `timeout` ms
+   *   (default 500), `retries` (default 1), `maxValueBytes` (default 1 MiB − 1 KiB),
+   *   `failoverTime` ms (default 30000, 0 = off).
    * @param name name used in stats, logs and errors.
-   * @throws TypeError on an invalid server list or option.
+   * @param clock time source of `failoverTime` (tests inject a manual one).
+   * @throws TypeError on an invalid server list or option, or unless exactly one of `servers` and
+   *   `discovery` is given.
    */
   constructor(
     options: MemcachedTierOptions,
     readonly name = 'memcached',
+    private readonly clock: Clock = systemClock,
   ) {
     this.timeoutMs = options.timeout ?? DEFAULT_MEMCACHED_TIMEOUT_MS;
     if (!Number.isFinite(this.timeoutMs) || this.timeoutMs <= 0) {
@@ -67,23 +98,68 @@ export class MemcachedTier implements Tier<Buffer> {
       'maxValueBytes',
       1,
     );
-    this.topology = this.buildTopology(options.servers, new Map());
+    this.failoverMs = option(
+      options.failoverTime,
+      DEFAULT_MEMCACHED_FAILOVER_TIME_MS,
+      'failoverTime',
+      0,
+    );
+    const hasServers = options.servers !== undefined;
+    const hasDiscovery = options.discovery !== undefined;
+    if (hasServers === hasDiscovery) {
+      throw new TypeError(
+        hasServers
+          ? 'memcached discovery: not allowed together with "servers" (set either, not both)'
+          : 'memcached servers: required (a "host:port" list), unless "discovery" ({ endpoint: "host:port" }) is set',
+      );
+    }
+    if (options.discovery !== undefined) {
+      this.discovery = new ElastiCacheDiscovery(
+        options.discovery,
+        (servers) => this.setServers(servers),
+        'memcached discovery',
+      );
+    } else {
+      this.topology = this.buildTopology(options.servers, new Map());
+    }
   }
 
-  /** The servers currently on the ring, `host:port`. */
+  /**
+   * The servers keys are placed on, `host:port`: every known server except failed ones (all of
+   * them when every one failed). Empty before the first discovery.
+   */
   get servers(): readonly string[] {
-    return this.topology.ring.servers;
+    return this.topology?.ring.servers ?? [];
   }
 
-  /** The server (`host:port`) that owns `key` on the current ring. */
+  /** Servers taken off the ring after a connection error, until a probe finds them answering. */
+  get failedServers(): readonly string[] {
+    return [...this.failed.keys()];
+  }
+
+  /** Version of the discovered configuration in use (-1: the endpoint alone); `undefined` without discovery. */
+  get configVersion(): number | undefined {
+    return this.discovery?.version;
+  }
+
+  /** The discovery poller, when the node list comes from `discovery` (for stats and tests). */
+  get clusterDiscovery(): ElastiCacheDiscovery | undefined {
+    return this.discovery;
+  }
+
+  /**
+   * The server (`host:port`) that owns `key` on the current ring.
+   *
+   * @throws Error before the first discovery.
+   */
   serverFor(key: string): string {
-    return this.topology.ring.serverFor(key);
+    return this.current().ring.serverFor(key);
   }
 
   /** Socket writes made per server since it joined the ring (one per request or pipeline). */
   writesPerServer(): Record<string, number> {
     const out: Record<string, number> = {};
-    for (const [address, c] of this.topology.connections) out[address] = c.writes;
+    for (const [address, c] of this.topology?.connections ?? []) out[address] = c.writes;
     return out;
   }
 
@@ -97,21 +173,37 @@ export class MemcachedTier implements Tier<Buffer> {
   setServers(servers: string[]): void {
     if (this.closed) throw new Error(`${this.name}: closed`);
     const previous = this.topology;
-    this.topology = this.buildTopology(servers, previous.connections);
-    for (const [address, connection] of previous.connections) {
-      if (!this.topology.connections.has(address)) void connection.close();
+    const next = this.buildTopology(servers, previous?.connections ?? new Map());
+    // Failed servers still listed stay failed; removed ones are forgotten.
+    for (const address of this.failed.keys()) {
+      if (!next.connections.has(address)) this.failed.delete(address);
+    }
+    this.topology = this.withLiveRing(next);
+    for (const [address, connection] of previous?.connections ?? []) {
+      if (!next.connections.has(address)) void connection.close();
     }
   }
 
   /**
-   * Pings every server (NOOP). Resolves when at least one answers.
+   * With `discovery`, runs the first discovery (once; again after a failure). Then pings every
+   * server (NOOP); a server that cannot be reached leaves the ring (see `failoverTime`). Resolves
+   * when at least one answers.
    *
+   * @throws DiscoveryError naming the endpoint when the first discovery fails without
+   *   `discovery.ignoreErrors`.
    * @throws Error naming every server and its failure when none answers.
    */
   async connect(): Promise<void> {
     this.assertOpen();
-    const connections = [...this.topology.connections.values()];
+    if (this.discovery && this.topology === undefined) {
+      this.discovering ??= this.discover().finally(() => (this.discovering = undefined));
+      await this.discovering;
+    }
+    const connections = [...this.current().connections.values()];
     const results = await Promise.allSettled(connections.map((c) => c.ping()));
+    results.forEach((r, i) => {
+      if (r.status === 'rejected') this.noteFailure(connections[i], r.reason);
+    });
     if (results.some((r) => r.status === 'fulfilled')) return;
     const reasons = results.map((r, i) => {
       const reason = r.status === 'rejected' ? describe(r.reason) : 'ok';
@@ -204,14 +296,123 @@ export class MemcachedTier implements Tier<Buffer> {
     }
     const expiry = toMemcachedExpiry(ttlMs);
     this.assertOpen();
-    return this.connectionFor(key).increment(key, by, expiry);
+    if (this.topology === undefined) await this.connect();
+    for (let attempt = 0; ; attempt++) {
+      const connection = this.connectionFor(key);
+      try {
+        return await connection.increment(key, by, expiry);
+      } catch (error) {
+        // The server leaves the ring for the next call, but this one is not sent again: its
+        // answer may have been lost after the server counted it.
+        this.noteFailure(connection, error);
+        // Except NOT_STORED: two first increments of an absent counter raced and memcached's
+        // internal ADD of the initial value lost. Nothing was counted, so sending again is safe.
+        const raced = error instanceof MemcachedError && error.status === Status.NotStored;
+        if (!raced || attempt >= 2 || this.closed) throw error;
+      }
+    }
   }
 
-  /** Waits for requests in flight, then closes every socket; the tier is unusable afterwards. */
+  /**
+   * Stops discovery polling, waits for requests and probes in flight, then closes every socket;
+   * the tier is unusable afterwards.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.all([...this.topology.connections.values()].map((c) => c.close()));
+    await this.discovery?.stop();
+    await this.discovering?.catch(() => undefined);
+    await this.probing;
+    await Promise.all([...(this.topology?.connections.values() ?? [])].map((c) => c.close()));
+  }
+
+  /** First discovery; failures are renamed after this tier and name the endpoint. */
+  private async discover(): Promise<void> {
+    try {
+      await this.discovery!.start();
+    } catch (error) {
+      if (error instanceof DiscoveryError) {
+        throw new DiscoveryError(
+          `${this.name}: ${error.message}`,
+          error.endpoint,
+          error.notElastiCache,
+          { cause: error.cause },
+        );
+      }
+      throw error;
+    }
+  }
+
+  private current(): Topology {
+    if (this.topology === undefined) {
+      throw new Error(`${this.name}: no servers yet: connect() runs the first discovery`);
+    }
+    return this.topology;
+  }
+
+  /** `topology` with its live ring rebuilt from {@link failed}. */
+  private withLiveRing(topology: Topology): Topology {
+    const live = topology.all.filter((address) => !this.failed.has(address));
+    const ring =
+      live.length === topology.all.length || live.length === 0 ? topology.full : new HashRing(live);
+    return { ...topology, ring };
+  }
+
+  /**
+   * Takes the server of `connection` off the ring after a connection error (not a timeout of a
+   * connected server, nor an error status), and asks discovery to look for a new node list.
+   */
+  private noteFailure(connection: MemcachedConnection, error: unknown): void {
+    if (!(error instanceof MemcachedError) || error.kind !== 'connection' || this.closed) return;
+    this.discovery?.requestRefresh();
+    const topology = this.topology;
+    const address = connection.address;
+    if (this.failoverMs === 0 || topology === undefined) return;
+    // A connection of a server already removed, or a server already out: nothing to do.
+    if (topology.connections.get(address) !== connection || this.failed.has(address)) return;
+    this.failed.set(address, this.clock.now() + this.failoverMs);
+    this.topology = this.withLiveRing(topology);
+  }
+
+  /**
+   * Probes now (NOOP) the failed servers whose `failoverTime` has passed, as the next request would
+   * in the background, and resolves when done: those that answer are back on the ring, the others
+   * stay off for another `failoverTime`. Joins a probe already running.
+   */
+  async probeFailedServers(): Promise<void> {
+    this.maybeProbe();
+    await this.probing;
+  }
+
+  /** Starts a background probe of the failed servers whose `failoverTime` has passed. */
+  private maybeProbe(): void {
+    if (this.failed.size === 0 || this.probing !== undefined || this.closed) return;
+    const now = this.clock.now();
+    let due = false;
+    for (const at of this.failed.values()) if (at <= now) due = true;
+    if (!due) return;
+    this.probing = this.probe(now).finally(() => (this.probing = undefined));
+  }
+
+  private async probe(now: number): Promise<void> {
+    const due = [...this.failed].filter(([, at]) => at <= now).map(([address]) => address);
+    await Promise.all(
+      due.map(async (address) => {
+        const connection = this.topology?.connections.get(address);
+        if (connection === undefined) return void this.failed.delete(address);
+        try {
+          await connection.ping();
+          if (this.topology?.connections.get(address) === connection) this.failed.delete(address);
+        } catch {
+          if (this.failed.has(address)) {
+            this.failed.set(address, this.clock.now() + this.failoverMs);
+          }
+        }
+      }),
+    );
+    if (this.topology !== undefined && !this.closed) {
+      this.topology = this.withLiveRing(this.topology);
+    }
   }
 
   private buildTopology(servers: unknown, reuse: Map<string, MemcachedConnection>): Topology {
@@ -223,11 +424,14 @@ export class MemcachedTier implements Tier<Buffer> {
         reuse.get(server.address) ?? new MemcachedConnection(server, { timeoutMs: this.timeoutMs }),
       );
     }
-    return { ring: new HashRing(parsed.map((s) => s.address)), connections };
+    const all = parsed.map((s) => s.address);
+    const full = new HashRing(all);
+    return { all, connections, full, ring: full };
   }
 
   private connectionFor(key: string): MemcachedConnection {
-    const { ring, connections } = this.topology;
+    this.maybeProbe();
+    const { ring, connections } = this.current();
     return connections.get(ring.serverFor(key))!;
   }
 
@@ -235,16 +439,22 @@ export class MemcachedTier implements Tier<Buffer> {
     if (this.closed) throw new Error(`${this.name}: closed`);
   }
 
-  /** Runs `op` on the key's owner, re-resolving the owner for each of up to `retries` retries. */
+  /**
+   * Runs `op` on the key's owner, re-resolving the owner for each of up to `retries` retries (after
+   * a connection error the failed server is off the ring, so the retry goes to the next owner).
+   */
   private async withRetries<T>(
     key: string,
     op: (c: MemcachedConnection) => Promise<T>,
   ): Promise<T> {
+    if (this.topology === undefined) await this.connect();
     for (let attempt = 0; ; attempt++) {
       this.assertOpen();
+      const connection = this.connectionFor(key);
       try {
-        return await op(this.connectionFor(key));
+        return await op(connection);
       } catch (error) {
+        this.noteFailure(connection, error);
         if (attempt >= this.retries || !isRetryable(error) || this.closed) throw error;
       }
     }
@@ -258,6 +468,7 @@ export class MemcachedTier implements Tier<Buffer> {
   ): Promise<void> {
     if (keys.length === 0) return;
     this.assertOpen();
+    if (this.topology === undefined) await this.connect();
     const groups = new Map<MemcachedConnection, string[]>();
     for (const key of keys) {
       const connection = this.connectionFor(key);
@@ -270,6 +481,7 @@ export class MemcachedTier implements Tier<Buffer> {
         try {
           for (const [key, value] of await connection.getMulti(group)) found.set(key, value);
         } catch (error) {
+          this.noteFailure(connection, error);
           if (retriesLeft <= 0 || !isRetryable(error) || this.closed) throw error;
           await this.fetchMany(group, found, retriesLeft - 1);
         }

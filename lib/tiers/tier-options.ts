@@ -30,17 +30,72 @@ export interface MemoryTierOptions extends BaseTierOptions {
   serialize?: boolean;
 }
 
-/** A memcached cluster, spoken to with memjs over the binary protocol. */
+/** Where a memcached tier finds its nodes: an AWS ElastiCache configuration endpoint. */
+export interface MemcachedDiscoveryOptions {
+  /**
+   * `host:port` of the cluster's configuration endpoint, e.g.
+   * `my-cluster.abc123.cfg.use1.cache.amazonaws.com:11211`. It is asked `config get cluster`
+   * (engine 1.4.14 and later), else `get AmazonElastiCache:cluster` (older engines). Each node is
+   * reached at its IP when the configuration gives one, else at its host name.
+   */
+  endpoint: string;
+  /**
+   * How often the endpoint is polled, ms (a positive integer). Default 60000. The tier also polls
+   * right after it sees a connection error (at most once a second). A node list is applied only
+   * when its version is greater than the one in use; an older or equal version is ignored, and a
+   * failed poll keeps the current list.
+   */
+  intervalMs?: number;
+  /**
+   * What a failed *first* discovery does (the endpoint cannot be reached, or answers as a plain
+   * memcached: `ERROR` / `END`). `false` (default): `connect()` rejects with an error naming the
+   * endpoint. `true`: the endpoint itself is used as the only node (the IGNORE_CLUSTER_ERRORS of
+   * AWS's cluster clients), and polling goes on, so a real configuration found later replaces it.
+   * Later failed polls never change the node list, whatever this flag says.
+   */
+  ignoreErrors?: boolean;
+  /** Timeout of one question to the endpoint, connecting included, ms. Default 2000. */
+  timeoutMs?: number;
+}
+
+/**
+ * A memcached cluster, spoken to with memjs over the binary protocol. Give exactly one of
+ * `servers` and `discovery` (a `TypeError` names the field otherwise).
+ */
 export interface MemcachedTierOptions extends BaseTierOptions {
   type: 'memcached';
-  /** `host:port` of every node. Keys are spread over them by a consistent-hash (ketama) ring. */
-  servers: string[];
-  /** Per-operation timeout in ms. Default 500. */
+  /**
+   * `host:port` of every node (IPv6 as `[addr]:port`). Keys are spread over them by a
+   * consistent-hash (ketama) ring. Required unless `discovery` is set; not allowed with it.
+   */
+  servers?: string[];
+  /**
+   * Find the nodes through an ElastiCache configuration endpoint instead of listing them, and
+   * follow the cluster as nodes are added, removed or replaced. Not allowed with `servers`.
+   */
+  discovery?: MemcachedDiscoveryOptions;
+  /** Per-operation timeout in ms, connecting included. Default 500. */
   timeout?: number;
-  /** Retries of a failed read or write on the node that owns the key (never for counters). Default 1. */
+  /**
+   * Retries of a failed get/set/add/delete (an integer >= 0; never for counters). Default 1. A retry
+   * goes to the node owning the key at retry time: after a connection error the failed node is
+   * off the ring (see `failoverTime`), so a node that just died costs callers nothing. A timeout
+   * is retried too (costing another `timeout`), but does not take the node off the ring. `0`
+   * makes every failure visible to the caller (the tier chain then treats it as a miss).
+   */
   retries?: number;
   /** Values larger than this many bytes skip the tier. Default 1 MiB minus 1 KiB of item overhead. */
   maxValueBytes?: number;
+  /**
+   * How long a node whose request failed with a connection error (refused, reset, closed, or no
+   * connection within `timeout`) stays off the ring, ms (an integer >= 0). Default 30000. Its keys
+   * go to the next node on the ring meanwhile (about `1/n` of the keys, which miss once and are
+   * refilled from the next tier). Afterwards the next request probes it in the background (NOOP)
+   * and it rejoins the ring when it answers, else stays out another `failoverTime`. When every
+   * node has failed, all are tried again as if none had. `0` turns failover off: a dead node's
+   * keys fail (after `retries`) until it returns.
+   */
+  failoverTime?: number;
 }
 
 /** A Cassandra (or ScyllaDB) cluster, spoken to with cassandra-driver. */

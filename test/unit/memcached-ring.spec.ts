@@ -111,7 +111,7 @@ describe('memcached server validation', () => {
 
   it.each([
     [[], /non-empty array/],
-    [undefined, /non-empty array/],
+    [undefined, /^memcached servers: required \(a "host:port" list\), unless "discovery"/],
     [['localhost'], /memcached servers\[0\]: "localhost" has no port/],
     [['a:1', 'localhost:'], /memcached servers\[1\]: "localhost:" has no port/],
     [['a:0'], /servers\[0\]: "a:0" has an invalid port "0"/],

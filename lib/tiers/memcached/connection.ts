@@ -27,6 +27,8 @@ export class MemcachedError extends Error {
   override readonly name: string = 'MemcachedError';
   /** See {@link MemcachedErrorKind}. */
   readonly kind: MemcachedErrorKind;
+  /** The binary protocol status the server answered with, for `server` errors. */
+  readonly status: number | undefined;
 
   constructor(
     message: string,
@@ -37,10 +39,11 @@ export class MemcachedError extends Error {
      * server); false when the server answered with an error status.
      */
     readonly retryable: boolean,
-    options?: { cause?: unknown; kind?: MemcachedErrorKind },
+    options?: { cause?: unknown; kind?: MemcachedErrorKind; status?: number },
   ) {
     super(message, options);
     this.kind = retryable ? (options?.kind ?? 'connection') : 'server';
+    this.status = options?.status;
   }
 }
 
@@ -211,6 +214,7 @@ export class MemcachedConnection {
       `memcached ${this.address}: ${op} failed: ${statusText(status)}`,
       this.address,
       false,
+      { status },
     );
   }
 
