@@ -40,3 +40,21 @@ export type { CacheRecord, CodecOptions } from './serialization/codec';
 export { systemClock } from './clock';
 export type { Clock } from './clock';
 
+// Keyv / cache-manager
+export { TieredKeyvAdapter, createTieredKeyv } from './store/keyv-adapter';
+
+// NestJS module
+export { TieredCacheModule } from './tiered-cache.module';
+export { TIERED_CACHE_OPTIONS } from './tiered-cache.module-definition';
+export type { TieredCacheModuleOptions } from './tiered-cache.options';
+export { TieredCache } from './tiered-cache.service';
+export type { CacheLookup, GetOrSetOptions } from './tiered-cache.service';
+export { CACHED_METADATA, CACHE_EVICT_METADATA, X_CACHE_HEADER } from './tiered-cache.constants';
+export { Cached } from './decorators/cached.decorator';
+export type { CachedOptions } from './decorators/cached.decorator';
+export { CacheEvict } from './decorators/cache-evict.decorator';
+export type { CacheEvictOptions } from './decorators/cache-evict.decorator';
+export { TieredCacheInterceptor } from './interceptors/tiered-cache.interceptor';
+export { CachedMethodsExplorer } from './explorer/cached-methods.explorer';
+export { SingleFlight } from './herd/single-flight';
+export { stableKey } from './keys/stable-key';

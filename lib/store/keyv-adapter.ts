@@ -1,0 +1,95 @@
+import { EventEmitter } from 'node:events';
+import { Keyv, type KeyvStoreAdapter, type StoredData } from 'keyv';
+import type { TieredStore } from './tiered-store';
+
+/** Keyv's stored-data shape (what Keyv passes to a store when its own serializer is off). */
+interface KeyvEnvelope {
+  value: unknown;
+  expires?: number | null;
+}
+
+function unwrap(data: unknown): unknown {
+  return data !== null && typeof data === 'object' && 'value' in data
+    ? (data as KeyvEnvelope).value
+    : data;
+}
+
+/**
+ * The Keyv face of a {@link TieredStore}: Keyv hands stores `{ value, expires }` envelopes; this
+ * adapter stores the bare value (the tiers keep their own expiry) and wraps it again on the way
+ * out. So a Keyv / cache-manager on top of it and direct `TieredStore` / `TieredCache` calls read
+ * and write the very same entries. Keyv's own serializer must be off (see {@link createTieredKeyv}),
+ * or Dates, Maps and BigInts would be flattened to JSON before the store sees them.
+ */
+export class TieredKeyvAdapter extends EventEmitter implements KeyvStoreAdapter {
+  namespace?: string;
+
+  constructor(readonly store: TieredStore) {
+    super();
+    store.on('error', (err) => {
+      if (this.listenerCount('error') > 0) this.emit('error', err);
+    });
+  }
+
+  get opts(): TieredStore['opts'] {
+    return this.store.opts;
+  }
+
+  async get<Value>(key: string): Promise<StoredData<Value> | undefined> {
+    const value = await this.store.get<Value>(key);
+    return value === undefined ? undefined : { value, expires: undefined };
+  }
+
+  async getMany<Value>(keys: string[]): Promise<Array<StoredData<Value | undefined>>> {
+    const values = await this.store.getMany<Value>(keys);
+    return values.map((value) => (value === undefined ? undefined : { value, expires: undefined }));
+  }
+
+  async set(key: string, data: unknown, ttl?: number): Promise<boolean> {
+    return this.store.set(key, unwrap(data), ttl);
+  }
+
+  async setMany(entries: Array<{ key: string; value: unknown; ttl?: number }>): Promise<void> {
+    await this.store.setMany(
+      entries.map((e) => ({ key: e.key, value: unwrap(e.value), ttl: e.ttl })),
+    );
+  }
+
+  delete(key: string): Promise<boolean> {
+    return this.store.delete(key);
+  }
+
+  deleteMany(keys: string[]): Promise<boolean> {
+    return this.store.deleteMany(keys);
+  }
+
+  has(key: string): Promise<boolean> {
+    return this.store.has(key);
+  }
+
+  hasMany(keys: string[]): Promise<boolean[]> {
+    return this.store.hasMany(keys);
+  }
+
+  clear(): Promise<void> {
+    return this.store.clear();
+  }
+
+  disconnect(): Promise<void> {
+    return this.store.disconnect();
+  }
+}
+
+/**
+ * A Keyv over a tiered store, set up so that values keep their exact types and share entries
+ * with direct store calls: `createCache({ stores: [createTieredKeyv(store)] })`.
+ */
+export function createTieredKeyv(store: TieredStore): Keyv {
+  return new Keyv({
+    store: new TieredKeyvAdapter(store),
+    serialize: undefined,
+    deserialize: undefined,
+    namespace: undefined,
+    useKeyPrefix: false,
+  });
+}

@@ -1,0 +1,16 @@
+import type { TieredStoreOptions } from './store/tiered-store.options';
+
+/** Options of `TieredCacheModule.forRoot()` / `forRootAsync()`: the tier engine's, plus module settings. */
+export interface TieredCacheModuleOptions extends TieredStoreOptions {
+  /**
+   * `false` (default): an unreachable remote tier does not stop the app; it is logged once (Nest
+   * `Logger`, warning), marked down and retried by its circuit breaker. `true`: bootstrap fails
+   * with the first tier that cannot connect.
+   */
+  failFast?: boolean;
+  /**
+   * Log tier errors through Nest's `Logger` (warning level, at most one line per tier every
+   * 10 s, with the count of errors since the last line). Default true.
+   */
+  logErrors?: boolean;
+}

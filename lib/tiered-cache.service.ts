@@ -1,0 +1,148 @@
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type OnApplicationShutdown,
+  type OnModuleInit,
+} from '@nestjs/common';
+import { SingleFlight } from './herd/single-flight';
+import type { TierStats } from './store/tier-stats';
+import { TieredStore, type TierError } from './store/tiered-store';
+import { TIERED_CACHE_OPTIONS } from './tiered-cache.module-definition';
+import type { TieredCacheModuleOptions } from './tiered-cache.options';
+
+/** Options of {@link TieredCache.getOrSet}. */
+export interface GetOrSetOptions<T = unknown> {
+  /** TTL in ms for the computed value (default: the module's `ttl`). */
+  ttl?: number;
+  /** Store the computed value only when this returns true (it is returned either way). */
+  condition?: (value: T) => boolean;
+}
+
+/** What {@link TieredCache.lookup} found: the value and where it came from. */
+export interface CacheLookup<T> {
+  value: T;
+  /** `HIT`: read from a tier. `MISS`: computed by this call or by the call it joined. */
+  status: 'HIT' | 'MISS';
+  /** Whether the value is (now) in the cache: false when `condition` refused a computed value. */
+  stored: boolean;
+}
+
+const LOG_EVERY_MS = 10_000;
+
+/**
+ * The tiered cache as an injectable service: plain reads and writes, counters, and `getOrSet`,
+ * the herd-protected read-through path used by `@Cached()`.
+ */
+@Injectable()
+export class TieredCache implements OnModuleInit, OnApplicationShutdown {
+  private readonly logger = new Logger('TieredCache');
+  private readonly flights = new SingleFlight();
+  private readonly lastLog = new Map<string, { at: number; suppressed: number }>();
+
+  constructor(
+    /** The tier chain behind this service (also behind `CACHE_MANAGER`). */
+    readonly store: TieredStore,
+    @Inject(TIERED_CACHE_OPTIONS) private readonly options: TieredCacheModuleOptions,
+  ) {}
+
+  async onModuleInit(): Promise<void> {
+    if (this.options.logErrors !== false)
+      this.store.on('error', (err: TierError) => this.logError(err));
+    await this.store.connect({ failFast: this.options.failFast === true });
+    const tiers = this.store.stats();
+    this.logger.log(
+      `tiers: ${tiers.map((t) => `${t.name}${t.circuit === 'closed' ? '' : ' (down)'}`).join(' → ')}`,
+    );
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.store.disconnect();
+  }
+
+  get<T>(key: string): Promise<T | undefined> {
+    return this.store.get<T>(key);
+  }
+
+  /** Stores `value`; `ttl` in ms (default: the module's `ttl`; 0 = no expiry). */
+  async set<T>(key: string, value: T, ttl?: number): Promise<void> {
+    await this.store.set(key, value, ttl);
+  }
+
+  /** Deletes one key or several, from every tier. */
+  async del(key: string | string[]): Promise<void> {
+    if (Array.isArray(key)) await this.store.deleteMany(key);
+    else await this.store.delete(key);
+  }
+
+  mget<T>(keys: string[]): Promise<Array<T | undefined>> {
+    return this.store.getMany<T>(keys);
+  }
+
+  mset(entries: Array<{ key: string; value: unknown; ttl?: number }>): Promise<void> {
+    return this.store.setMany(entries);
+  }
+
+  increment(key: string, by = 1, ttl?: number): Promise<number> {
+    return this.store.increment(key, by, ttl);
+  }
+
+  decrement(key: string, by = 1, ttl?: number): Promise<number> {
+    return this.store.decrement(key, by, ttl);
+  }
+
+  /** Invalidates this namespace on every instance (see `TieredStore.clear`). */
+  clear(): Promise<void> {
+    return this.store.clear();
+  }
+
+  stats(): TierStats[] {
+    return this.store.stats();
+  }
+
+  /**
+   * Returns the cached value of `key`, or computes it with `factory`, stores it and returns it.
+   * Concurrent callers of one key in this process share one `factory` call.
+   */
+  async getOrSet<T>(
+    key: string,
+    factory: () => T | Promise<T>,
+    options: GetOrSetOptions<T> = {},
+  ): Promise<T> {
+    return (await this.lookup(key, factory, options)).value;
+  }
+
+  /** {@link getOrSet}, also telling whether the value was a hit (for `X-Cache`). */
+  async lookup<T>(
+    key: string,
+    factory: () => T | Promise<T>,
+    options: GetOrSetOptions<T> = {},
+  ): Promise<CacheLookup<T>> {
+    const cached = await this.store.get<T>(key);
+    if (cached !== undefined) return { value: cached, status: 'HIT', stored: true };
+    return this.flights.do(key, async (): Promise<CacheLookup<T>> => {
+      // Re-check inside the flight: a flight that just ended may have stored it.
+      const again = await this.store.get<T>(key);
+      if (again !== undefined) return { value: again, status: 'HIT', stored: true };
+      const value = await factory();
+      const stored = value !== undefined && (options.condition?.(value) ?? true);
+      if (stored) await this.store.set(key, value, options.ttl);
+      return { value, status: 'MISS', stored };
+    });
+  }
+
+  /** One warning per tier every 10 s at most, with the number of errors it stands for. */
+  private logError(err: TierError): void {
+    const now = Date.now();
+    const last = this.lastLog.get(err.tier);
+    if (last && now - last.at < LOG_EVERY_MS) {
+      last.suppressed++;
+      return;
+    }
+    const more = last?.suppressed
+      ? ` (+${last.suppressed} more errors from this tier since the last report)`
+      : '';
+    this.lastLog.set(err.tier, { at: now, suppressed: 0 });
+    this.logger.warn(`${err.message}${more}`);
+  }
+}
