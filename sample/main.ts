@@ -8,7 +8,7 @@ async function bootstrap(): Promise<void> {
   app.enableShutdownHooks();
   const port = Number(process.env.PORT ?? 3000);
   await app.listen(port, '127.0.0.1');
-  Logger.log(`sample listening on http://127.0.0.1:${port}`, 'Sample');
+  Logger.log(`product catalogue on http://127.0.0.1:${port}/products`, 'Sample');
 }
 
 void bootstrap();

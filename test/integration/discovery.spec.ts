@@ -367,10 +367,15 @@ describe('ElastiCache auto discovery (real memcached behind a test configuration
         const values = await chain.getMany(batch);
         batch.forEach((k, j) => check(k, values[j]));
       }
+      running = false;
+      await Promise.all(readers);
       const t1 = chain.stats();
       const mcMisses = t1[0].misses - t0[0].misses;
       const csHits = t1[1].hits - t0[1].hits;
-      expect(csHits).toBe(mcMisses); // every memcached miss of the pass was served by Cassandra
+      // Every memcached miss of the pass was served by Cassandra. A reader's get in flight when
+      // t0 was taken may count on one side only: at most one per reader.
+      expect(mcMisses).toBeGreaterThan(0);
+      expect(Math.abs(csHits - mcMisses)).toBeLessThanOrEqual(readers.length);
     } finally {
       running = false;
       await Promise.all(readers);
