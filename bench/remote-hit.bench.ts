@@ -52,7 +52,7 @@ export async function memcachedHit(servers: BenchServers): Promise<boolean> {
           }),
       },
     ],
-    { ops: 10_000, rounds: 5 },
+    { ops: 10_000, rounds: 11 },
   );
   const ok = report(`memcached hit, memory tier empty (concurrency ${CONCURRENCY})`, results, [
     {
@@ -105,7 +105,7 @@ export async function cassandraHit(servers: BenchServers): Promise<boolean> {
           }),
       },
     ],
-    { ops: 3000, rounds: 5 },
+    { ops: 3000, rounds: 9 },
   );
   const ok = report(`Cassandra hit (concurrency ${CONCURRENCY})`, results, [
     {

@@ -1,7 +1,5 @@
-import { Utils } from 'memjs';
-
 /**
- * Request builders for the memcached binary protocol, on top of memjs's `Utils.makeRequestBuffer`.
+ * Request builders for the memcached binary protocol (memjs parses the answers).
  * memjs 1.3.2 has no multi-get, returns counters through a broken 64-bit decode and turns every
  * non-success status into an untyped error; building requests here keeps the status handling and
  * the quiet-get pipeline in this tier's hands while memjs still owns the sockets.
@@ -85,9 +83,56 @@ export function toMemcachedExpiry(ttlMs: number, nowMs: number = Date.now()): nu
 
 const EMPTY = Buffer.alloc(0);
 
+/** Bytes of a request header. */
+const HEADER = 24;
+
+/**
+ * Writes a request header at `at`. Requests are built here with one unzeroed allocation each;
+ * memjs's `makeRequestBuffer` allocates three buffers and zero-fills them, which showed as a
+ * quarter of the CPU time of a memcached hit.
+ */
+function writeHeader(
+  buf: Buffer,
+  at: number,
+  opcode: number,
+  keyLength: number,
+  extrasLength: number,
+  bodyLength: number,
+  opaque: number,
+): void {
+  buf[at] = 0x80; // request magic
+  buf[at + 1] = opcode;
+  buf.writeUInt16BE(keyLength, at + 2);
+  buf[at + 4] = extrasLength;
+  buf[at + 5] = 0; // data type
+  buf.writeUInt16BE(0, at + 6); // vbucket
+  buf.writeUInt32BE(bodyLength, at + 8);
+  buf.writeUInt32BE(opaque >>> 0, at + 12);
+  buf.writeUInt32BE(0, at + 16); // CAS
+  buf.writeUInt32BE(0, at + 20);
+}
+
+/** One request: header, extras, key, value. */
+function request(
+  opcode: number,
+  key: string,
+  extras: Buffer,
+  value: Buffer,
+  opaque: number,
+): Buffer {
+  const keyLength = Buffer.byteLength(key);
+  const bodyLength = extras.length + keyLength + value.length;
+  const buf = Buffer.allocUnsafe(HEADER + bodyLength);
+  writeHeader(buf, 0, opcode, keyLength, extras.length, bodyLength, opaque);
+  extras.copy(buf, HEADER);
+  buf.write(key, HEADER + extras.length, 'utf8');
+  value.copy(buf, HEADER + extras.length + keyLength);
+  return buf;
+}
+
 /** GET: answered with the value (status 0) or key not found. */
 export function getRequest(key: string, opaque: number): Buffer {
-  return Utils.makeRequestBuffer(Opcode.Get, key, EMPTY, EMPTY, opaque);
+  return request(Opcode.Get, key, EMPTY, EMPTY, opaque);
 }
 
 /**
@@ -96,30 +141,17 @@ export function getRequest(key: string, opaque: number): Buffer {
  * because memcached answers a connection's requests in order.
  */
 export function getMultiRequest(keys: readonly string[], opaque: number): Buffer {
-  // One allocation for the whole pipeline (memjs's builder allocates and zero-fills per request,
-  // which dominated a 100-key batch): 24-byte headers, each followed by its key.
   const keyBytes = keys.map((key) => Buffer.byteLength(key));
-  let total = 24;
-  for (const n of keyBytes) total += 24 + n;
+  let total = HEADER;
+  for (const n of keyBytes) total += HEADER + n;
   const buf = Buffer.allocUnsafe(total);
   let at = 0;
-  const header = (opcode: number, keyLength: number) => {
-    buf[at] = 0x80; // request magic
-    buf[at + 1] = opcode;
-    buf.writeUInt16BE(keyLength, at + 2);
-    buf[at + 4] = 0; // extras length
-    buf[at + 5] = 0; // data type
-    buf.writeUInt16BE(0, at + 6); // vbucket
-    buf.writeUInt32BE(keyLength, at + 8); // total body length
-    buf.writeUInt32BE(opaque >>> 0, at + 12);
-    buf.fill(0, at + 16, at + 24); // CAS
-    at += 24;
-  };
   keys.forEach((key, i) => {
-    header(Opcode.GetKQ, keyBytes[i]);
+    writeHeader(buf, at, Opcode.GetKQ, keyBytes[i], 0, keyBytes[i], opaque);
+    at += HEADER;
     at += buf.write(key, at, 'utf8');
   });
-  header(Opcode.Noop, 0);
+  writeHeader(buf, at, Opcode.Noop, 0, 0, 0, opaque);
   return buf;
 }
 
@@ -133,12 +165,12 @@ export function storeRequest(
 ): Buffer {
   const extras = Buffer.alloc(8); // flags (4 bytes, 0), expiry (4 bytes)
   extras.writeUInt32BE(expiry, 4);
-  return Utils.makeRequestBuffer(opcode, key, extras, value, opaque);
+  return request(opcode, key, extras, value, opaque);
 }
 
 /** DELETE: status 0 or key not found. */
 export function deleteRequest(key: string, opaque: number): Buffer {
-  return Utils.makeRequestBuffer(Opcode.Delete, key, EMPTY, EMPTY, opaque);
+  return request(Opcode.Delete, key, EMPTY, EMPTY, opaque);
 }
 
 /**
@@ -150,16 +182,10 @@ export function counterRequest(key: string, by: number, expiry: number, opaque: 
   extras.writeBigUInt64BE(BigInt(Math.abs(by)), 0);
   extras.writeBigUInt64BE(BigInt(Math.max(by, 0)), 8);
   extras.writeUInt32BE(expiry, 16);
-  return Utils.makeRequestBuffer(
-    by < 0 ? Opcode.Decrement : Opcode.Increment,
-    key,
-    extras,
-    EMPTY,
-    opaque,
-  );
+  return request(by < 0 ? Opcode.Decrement : Opcode.Increment, key, extras, EMPTY, opaque);
 }
 
 /** NOOP: always answered, in order; used to end a quiet batch and as a ping. */
 export function noopRequest(opaque: number): Buffer {
-  return Utils.makeRequestBuffer(Opcode.Noop, EMPTY, EMPTY, EMPTY, opaque);
+  return request(Opcode.Noop, '', EMPTY, EMPTY, opaque);
 }
