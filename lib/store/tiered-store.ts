@@ -349,7 +349,7 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
   ): void {
     const now = this.clock.now();
     const fresh = found.filter(
-      ({ k }) => seq >= this.mutationFloor && (this.lastMutation.get(k) ?? -1) < seq,
+      ({ k }) => seq >= this.mutationFloor && (this.lastMutation.get(k) ?? -1) <= seq,
     );
     if (fresh.length === 0) return;
     const source = this.slots[from];

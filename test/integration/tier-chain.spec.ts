@@ -61,6 +61,26 @@ describe('tier chain', () => {
     expect(again.stats().map((t) => t.hits)).toEqual([1, 1, 0]);
   });
 
+  it('backfills a key this very store wrote last', async () => {
+    const chain = await store([{ type: 'memory', ttl: 1000 }, memcached]);
+    await chain.set('k', 'v', 60_000);
+    clock.advance(1001); // the memory copy is gone, memcached still has it
+    expect(await chain.get('k')).toBe('v');
+    await chain.disconnect();
+    expect(chain.stats()[0].backfills).toBe(1);
+  });
+
+  it('never backfills a value older than a write made while it was being read', async () => {
+    const farOnly = await store([cassandra]);
+    await farOnly.set('k', 'old', 60_000);
+    const chain = await store([{ type: 'memory' }, cassandra]);
+    const read = chain.get('k'); // reads 'old' from Cassandra…
+    await chain.set('k', 'new', 60_000); // …while this write lands
+    await read;
+    await chain.disconnect();
+    expect(chain.stats()[0].backfills).toBe(0);
+  });
+
   it('backfills with the remaining TTL, not a fresh one', async () => {
     const farOnly = await store([cassandra]);
     await farOnly.set('k', 'v', 10_000);
@@ -111,7 +131,8 @@ describe('tier chain', () => {
       expect(await chain.get('k')).toBe('persisted');
       const [mc] = chain.stats();
       expect(mc.errors).toBe(1); // one timeout, then the open circuit skips the dead tier
-      expect(mc.skipped).toBe(1);
+      // Skipped while open: the second read, and the backfills both reads would have written.
+      expect(mc.skipped).toBe(3);
       expect(mc.circuit).toBe('open');
       expect(chain.errors[0].message).toMatch(/^memcached: get "k" failed/);
       await expect(chain.set('k2', 'written while down', 60_000)).resolves.toBe(true);
