@@ -22,6 +22,11 @@ export class MemcachedNode {
     return this.proc?.running ?? false;
   }
 
+  /** The process id while running; undefined otherwise. */
+  get pid(): number | undefined {
+    return this.running ? this.proc?.child.pid : undefined;
+  }
+
   static async start(opts: { port?: number; memoryMb?: number } = {}): Promise<MemcachedNode> {
     requireCommand('memcached', ['-h'], MEMCACHED_INSTALL_HINT);
     const node = new MemcachedNode(

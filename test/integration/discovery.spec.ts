@@ -1,5 +1,4 @@
 import { Socket } from 'node:net';
-import * as memjs from 'memjs';
 import { KeyBuilder, TieredStore, type TierOptions } from '../../lib';
 import { MemcachedTier } from '../../lib/tiers/memcached.tier';
 import type { MemcachedTierOptions } from '../../lib/tiers/tier-options';
@@ -7,6 +6,8 @@ import { testServers, uniqueName } from '../harness/env';
 import { MemcachedNode } from '../harness/memcached';
 import { freePort } from '../harness/ports';
 import { ElastiCacheEndpoint } from '../support/elasticache-endpoint';
+import { eventually } from '../support/eventually';
+import { RawMemcached, startNode } from '../support/memcached';
 
 const servers = testServers();
 const SERVERS = servers.memcached;
@@ -16,7 +17,7 @@ const endpoints: ElastiCacheEndpoint[] = [];
 const tiers: MemcachedTier[] = [];
 const stores: TieredStore[] = [];
 const nodes: MemcachedNode[] = [];
-const raw = new Map<string, memjs.Client>();
+const raw = new RawMemcached();
 
 async function endpoint(
   options: Parameters<typeof ElastiCacheEndpoint.start>[0] = {},
@@ -33,22 +34,6 @@ function tier(
   const t = new MemcachedTier({ type: 'memcached', discovery, ...options });
   tiers.push(t);
   return t;
-}
-
-async function startNode(): Promise<MemcachedNode> {
-  const node = await MemcachedNode.start({ memoryMb: 16 });
-  nodes.push(node);
-  return node;
-}
-
-async function rawGet(address: string, key: string): Promise<string | undefined> {
-  let client = raw.get(address);
-  if (!client) {
-    client = memjs.Client.create(address, { retries: 0, timeout: 2, logger: { log() {} } });
-    raw.set(address, client);
-  }
-  const { value } = await client.get(key);
-  return value?.toString() ?? undefined;
 }
 
 /** `curr_connections` of a memcached, read over the text protocol on a socket of its own. */
@@ -73,16 +58,6 @@ function currConnections(address: string): Promise<number> {
   });
 }
 
-/** Polls `fn` every 20 ms until it returns true or `ms` elapse. */
-async function eventually(fn: () => Promise<boolean> | boolean, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await fn()) return true;
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 const buf = (s: string) => Buffer.from(s);
 const str = (b: Buffer | undefined) => b?.toString();
 const sorted = (list: readonly string[]) => [...list].sort();
@@ -91,7 +66,7 @@ afterAll(async () => {
   await Promise.all(stores.map((s) => s.disconnect()));
   await Promise.all(tiers.map((t) => t.close()));
   await Promise.all(endpoints.map((e) => e.close()));
-  for (const client of raw.values()) client.close();
+  raw.close();
   await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
 });
 
@@ -110,7 +85,7 @@ describe('ElastiCache auto discovery (real memcached behind a test configuration
     const perServer = new Map<string, number>();
     for (const key of keys) {
       const holders: string[] = [];
-      for (const server of SERVERS) if ((await rawGet(server, key)) === key) holders.push(server);
+      for (const server of SERVERS) if ((await raw.get(server, key)) === key) holders.push(server);
       expect(holders).toEqual([t.serverFor(key)]);
       perServer.set(holders[0], (perServer.get(holders[0]) ?? 0) + 1);
     }
@@ -128,7 +103,7 @@ describe('ElastiCache auto discovery (real memcached behind a test configuration
   });
 
   it('applies a newer version adding a 4th node within one interval, no request failing', async () => {
-    const extra = await startNode();
+    const extra = await startNode(nodes);
     const e = await endpoint({ version: 1 });
     const t = tier({ endpoint: e.address, intervalMs: INTERVAL });
     await t.connect();
@@ -178,7 +153,7 @@ describe('ElastiCache auto discovery (real memcached behind a test configuration
     expect(moved.length / keys.length).toBeGreaterThan(0.1);
     expect(moved.length / keys.length).toBeLessThan(0.4);
     await t.set(moved[0], buf('on the new node'), 60_000);
-    expect(await rawGet(extra.address, moved[0])).toBe('on the new node');
+    expect(await raw.get(extra.address, moved[0])).toBe('on the new node');
 
     // A version removing it closes the tier's connection to it.
     const withTier = await currConnections(extra.address);
@@ -213,7 +188,7 @@ describe('ElastiCache auto discovery (real memcached behind a test configuration
     const k = uniqueName('plain');
     await t.set(k, buf('alone'), 60_000);
     expect(str(await t.get(k))).toBe('alone');
-    expect(await rawGet(SERVERS[0], k)).toBe('alone');
+    expect(await raw.get(SERVERS[0], k)).toBe('alone');
     // Later polls keep failing the same way and change nothing.
     const polls = t.clusterDiscovery!.polls;
     expect(await eventually(() => t.clusterDiscovery!.polls >= polls + 2, 3000)).toBe(true);
@@ -259,7 +234,7 @@ describe('ElastiCache auto discovery (real memcached behind a test configuration
   });
 
   it('polls right after connection errors, long before the interval', async () => {
-    const gone = await startNode();
+    const gone = await startNode(nodes);
     const e = await endpoint({ version: 1, servers: [...SERVERS, gone.address] });
     const t = tier({ endpoint: e.address, intervalMs: 60_000 });
     await t.connect();
@@ -296,7 +271,7 @@ describe('ElastiCache auto discovery (real memcached behind a test configuration
   });
 
   it('grows 3 → 4 nodes under load with Cassandra behind: ~1/4 of keys move, no origin miss', async () => {
-    const extra = await startNode();
+    const extra = await startNode(nodes);
     const e = await endpoint({ version: 1 });
     const namespace = uniqueName('scale');
     const discovery = { endpoint: e.address, intervalMs: INTERVAL };
@@ -403,6 +378,6 @@ describe('ElastiCache auto discovery (real memcached behind a test configuration
     await nearOnly.connect({ failFast: true });
     const values = await nearOnly.getMany(keys);
     expect(values.filter((v) => v === undefined)).toHaveLength(0);
-    expect(await rawGet(extra.address, finals.build(moved[0]))).toBeDefined();
+    expect(await raw.get(extra.address, finals.build(moved[0]))).toBeDefined();
   });
 });

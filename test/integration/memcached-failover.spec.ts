@@ -1,12 +1,12 @@
-import { readdirSync, readFileSync } from 'node:fs';
-import * as memjs from 'memjs';
 import { KeyBuilder, TieredStore, type TierOptions } from '../../lib';
 import { MemcachedTier } from '../../lib/tiers/memcached.tier';
 import type { MemcachedTierOptions } from '../../lib/tiers/tier-options';
 import { testServers, uniqueName } from '../harness/env';
 import { MemcachedNode } from '../harness/memcached';
 import { ElastiCacheEndpoint } from '../support/elasticache-endpoint';
+import { eventually } from '../support/eventually';
 import { ManualClock } from '../support/manual-clock';
+import { freeze, pidOf, RawMemcached, startNode } from '../support/memcached';
 
 const servers = testServers();
 const SERVERS = servers.memcached;
@@ -16,61 +16,12 @@ const tiers: MemcachedTier[] = [];
 const nodes: MemcachedNode[] = [];
 const stores: TieredStore[] = [];
 const endpoints: ElastiCacheEndpoint[] = [];
-const raw = new Map<string, memjs.Client>();
+const raw = new RawMemcached();
 
 function tier(options: Partial<MemcachedTierOptions>, clock?: ManualClock): MemcachedTier {
   const t = new MemcachedTier({ type: 'memcached', ...options }, 'memcached', clock);
   tiers.push(t);
   return t;
-}
-
-async function startNode(): Promise<MemcachedNode> {
-  const node = await MemcachedNode.start({ memoryMb: 16 });
-  nodes.push(node);
-  return node;
-}
-
-async function rawGet(address: string, key: string): Promise<string | undefined> {
-  let client = raw.get(address);
-  if (!client) {
-    client = memjs.Client.create(address, { retries: 0, timeout: 2, logger: { log() {} } });
-    raw.set(address, client);
-  }
-  const { value } = await client.get(key);
-  return value?.toString() ?? undefined;
-}
-
-/** The pid of a harness memcached (its process handle is private to the harness). */
-function pidOf(node: MemcachedNode): number {
-  const pid = (node as unknown as { proc?: { child: { pid?: number } } }).proc?.child.pid;
-  if (!pid) throw new Error(`no pid for memcached ${node.address}`);
-  return pid;
-}
-
-/** Sends SIGSTOP and waits until every thread of the process is stopped (state `T`). */
-async function freeze(pid: number): Promise<void> {
-  process.kill(pid, 'SIGSTOP');
-  const deadline = Date.now() + 2000;
-  for (;;) {
-    const tasks = readdirSync(`/proc/${pid}/task`);
-    const states = tasks.map((t) => {
-      const stat = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
-      return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    });
-    if (states.every((s) => s === 'T')) return;
-    if (Date.now() > deadline) throw new Error(`pid ${pid} not stopped: ${states.join('')}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-/** Polls `fn` every 20 ms until it returns true or `ms` elapse. */
-async function eventually(fn: () => Promise<boolean> | boolean, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await fn()) return true;
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 const buf = (s: string) => Buffer.from(s);
@@ -80,13 +31,13 @@ afterAll(async () => {
   await Promise.all(stores.map((s) => s.disconnect()));
   await Promise.all(tiers.map((t) => t.close()));
   await Promise.all(endpoints.map((e) => e.close()));
-  for (const client of raw.values()) client.close();
+  raw.close();
   await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
 });
 
 describe('memcached failover (real processes, SIGKILL)', () => {
   it('a node that dies leaves the ring: its keys go to the next owner, callers see no error', async () => {
-    const node = await startNode();
+    const node = await startNode(nodes);
     const clock = new ManualClock();
     const all = [...SERVERS, node.address];
     const t = tier({ servers: all, failoverTime: FAILOVER, retries: 1 }, clock);
@@ -109,7 +60,7 @@ describe('memcached failover (real processes, SIGKILL)', () => {
 
     // Every operation keeps working; writes of its keys land on the new owners.
     await t.set(onNode[1], buf('moved'), 60_000);
-    expect(await rawGet(t.serverFor(onNode[1]), onNode[1])).toBe('moved');
+    expect(await raw.get(t.serverFor(onNode[1]), onNode[1])).toBe('moved');
     expect(await t.add(onNode[2], buf('added'), 60_000)).toBe(true);
     await expect(t.delete(onNode[3])).resolves.toBeUndefined();
     const values = await t.getMany(keys);
@@ -124,7 +75,7 @@ describe('memcached failover (real processes, SIGKILL)', () => {
   });
 
   it('getMany and every write fail over too, each alone on a fresh tier', async () => {
-    const node = await startNode();
+    const node = await startNode(nodes);
     const p = uniqueName('ops');
     const keys = Array.from({ length: 100 }, (_, i) => `${p}:${i}`);
     const seed = tier({ servers: [...SERVERS, node.address] });
@@ -147,7 +98,7 @@ describe('memcached failover (real processes, SIGKILL)', () => {
   });
 
   it('after failoverTime the failed node is probed and rejoins the ring when it answers', async () => {
-    const node = await startNode();
+    const node = await startNode(nodes);
     const clock = new ManualClock();
     const t = tier({ servers: [...SERVERS, node.address], failoverTime: FAILOVER }, clock);
     const p = uniqueName('probe');
@@ -182,11 +133,11 @@ describe('memcached failover (real processes, SIGKILL)', () => {
     expect(t.servers).toEqual([...SERVERS, node.address]);
     expect(t.serverFor(onNode[0])).toBe(node.address);
     await t.set(onNode[0], buf('home again'), 60_000);
-    expect(await rawGet(node.address, onNode[0])).toBe('home again');
+    expect(await raw.get(node.address, onNode[0])).toBe('home again');
   });
 
   it('increment is never retried; timeouts and failoverTime: 0 keep the node on the ring', async () => {
-    const node = await startNode();
+    const node = await startNode(nodes);
     const p = uniqueName('policy');
     const keys = Array.from({ length: 100 }, (_, i) => `${p}:${i}`);
     const t = tier({ servers: [...SERVERS, node.address] });
@@ -222,7 +173,7 @@ describe('memcached failover (real processes, SIGKILL)', () => {
   });
 
   it('every node down: the tier keeps trying all of them and works again when one returns', async () => {
-    const node = await startNode();
+    const node = await startNode(nodes);
     const t = tier({ servers: [node.address], timeout: 300 });
     await node.stop('SIGKILL');
     await expect(t.get('k')).rejects.toThrow(node.address);
@@ -234,7 +185,7 @@ describe('memcached failover (real processes, SIGKILL)', () => {
   });
 
   it('kill one of 3 nodes under load: no caller error, its keys served by Cassandra and rewarmed', async () => {
-    const own = [await startNode(), await startNode(), await startNode()];
+    const own = [await startNode(nodes), await startNode(nodes), await startNode(nodes)];
     const victim = own[1];
     const e = await ElastiCacheEndpoint.start({ servers: own.map((n) => n.address) });
     endpoints.push(e);
@@ -318,7 +269,7 @@ describe('memcached failover (real processes, SIGKILL)', () => {
     expect(values.filter((v, i) => v !== value(keys[i]))).toEqual([]);
     await observer.connect(); // its ping to the dead node takes that node off its ring too
     expect(observer.failedServers).toEqual([victim.address]);
-    const survivor = await rawGet(
+    const survivor = await raw.get(
       observer.serverFor(finals.build(onVictim[0])),
       finals.build(onVictim[0]),
     );

@@ -1,19 +1,19 @@
-import { readdirSync, readFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { jest } from '@jest/globals';
-import * as memjs from 'memjs';
 import { MemcachedTier } from '../../lib/tiers/memcached.tier';
 import type { MemcachedTierOptions } from '../../lib/tiers/tier-options';
 import { testServers, uniqueName } from '../harness/env';
 import { MemcachedNode } from '../harness/memcached';
 import { freePort } from '../harness/ports';
+import { eventually } from '../support/eventually';
+import { freeze, pidOf, RawMemcached, startNode } from '../support/memcached';
 
 const SERVERS = testServers().memcached;
 const GETKQ = 0x0d;
 const NOOP = 0x0a;
 
 /** Raw memjs clients, one per server, to look at what each server really holds. */
-const raw = new Map<string, memjs.Client>();
+const raw = new RawMemcached();
 const tiers: MemcachedTier[] = [];
 const nodes: MemcachedNode[] = [];
 
@@ -23,61 +23,8 @@ function tier(options: Partial<MemcachedTierOptions> = {}, name?: string): Memca
   return t;
 }
 
-async function startNode(): Promise<MemcachedNode> {
-  const node = await MemcachedNode.start({ memoryMb: 16 });
-  nodes.push(node);
-  return node;
-}
-
-function rawClient(address: string): memjs.Client {
-  let client = raw.get(address);
-  if (!client) {
-    client = memjs.Client.create(address, { retries: 0, timeout: 2, logger: { log() {} } });
-    raw.set(address, client);
-  }
-  return client;
-}
-
-async function rawGet(address: string, key: string): Promise<string | undefined> {
-  const { value } = await rawClient(address).get(key);
-  return value?.toString() ?? undefined;
-}
-
 const buf = (s: string) => Buffer.from(s);
 const str = (b: Buffer | undefined) => b?.toString();
-
-/** Polls `fn` every 50 ms until it returns true or `ms` elapse; returns the last answer. */
-async function eventually(fn: () => Promise<boolean> | boolean, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await fn()) return true;
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/** The pid of a harness memcached (its process handle is private to the harness). */
-function pidOf(node: MemcachedNode): number {
-  const pid = (node as unknown as { proc?: { child: { pid?: number } } }).proc?.child.pid;
-  if (!pid) throw new Error(`no pid for memcached ${node.address}`);
-  return pid;
-}
-
-/** Sends SIGSTOP and waits until every thread of the process is stopped (state `T`). */
-async function freeze(pid: number): Promise<void> {
-  process.kill(pid, 'SIGSTOP');
-  const deadline = Date.now() + 2000;
-  for (;;) {
-    const tasks = readdirSync(`/proc/${pid}/task`);
-    const states = tasks.map((t) => {
-      const stat = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
-      return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    });
-    if (states.every((s) => s === 'T')) return;
-    if (Date.now() > deadline) throw new Error(`pid ${pid} not stopped: ${states.join('')}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 function tcpHandles(): number {
   return process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
@@ -85,7 +32,7 @@ function tcpHandles(): number {
 
 afterAll(async () => {
   await Promise.all(tiers.map((t) => t.close()));
-  for (const client of raw.values()) client.close();
+  raw.close();
   await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
 });
 
@@ -146,7 +93,7 @@ describe('MemcachedTier on real memcached', () => {
     for (const key of keys) {
       const holders: string[] = [];
       for (const server of SERVERS) {
-        if ((await rawGet(server, key)) === key) holders.push(server);
+        if ((await raw.get(server, key)) === key) holders.push(server);
       }
       expect(holders).toEqual([t.serverFor(key)]);
       perServer.set(holders[0], (perServer.get(holders[0]) ?? 0) + 1);
@@ -274,7 +221,8 @@ describe('MemcachedTier on real memcached', () => {
     expect(await a.increment(k, 0, 60_000)).toBe(1000);
     expect(
       str(
-        await rawClient(a.serverFor(k))
+        await raw
+          .client(a.serverFor(k))
           .get(k)
           .then((r) => r.value ?? undefined),
       ),
@@ -295,7 +243,7 @@ describe('MemcachedTier on real memcached', () => {
   });
 
   it('setServers adds a node: about 1/4 of keys move to it, the rest stay, nothing fails', async () => {
-    const extra = await startNode();
+    const extra = await startNode(nodes);
     const t = tier();
     const p = uniqueName('reshard');
     const keys = Array.from({ length: 400 }, (_, i) => `${p}:${i}`);
@@ -315,7 +263,7 @@ describe('MemcachedTier on real memcached', () => {
 
     // Writes to moved keys land on the new node.
     await t.set(moved[0], buf('new home'), 60_000);
-    expect(await rawGet(extra.address, moved[0])).toBe('new home');
+    expect(await raw.get(extra.address, moved[0])).toBe('new home');
 
     // Removing it while requests to it are in flight: they complete on it, then its socket closes.
     const handles = tcpHandles();
@@ -333,7 +281,7 @@ describe('MemcachedTier on real memcached', () => {
   });
 
   it('a dead server fails its keys fast while other keys keep working', async () => {
-    const dead = await startNode();
+    const dead = await startNode(nodes);
     const timeout = 300;
     // Failover off: this is the behaviour without it (see memcached-failover.spec.ts for it on).
     const t = tier({ servers: [...SERVERS, dead.address], timeout, failoverTime: 0 });
@@ -389,7 +337,7 @@ describe('MemcachedTier on real memcached', () => {
   });
 
   it('a hung server (SIGSTOP) costs one timeout per attempt, then recovers', async () => {
-    const hung = await startNode();
+    const hung = await startNode(nodes);
     const timeout = 300;
     const once = tier({ servers: [...SERVERS, hung.address], timeout, retries: 0 });
     const twice = tier({ servers: [...SERVERS, hung.address], timeout, retries: 1 });
