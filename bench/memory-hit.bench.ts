@@ -1,17 +1,11 @@
 import { createCache } from 'cache-manager';
 import { LRUCache } from 'lru-cache';
 import { TieredStore } from '../lib';
+import { PRODUCT, productKeys } from './fixtures';
 import { compare, report } from './measure';
 
-/** A typical cached object: a product row. */
-const VALUE = {
-  id: 42,
-  name: 'Espresso machine',
-  price: 199.99,
-  tags: ['kitchen', 'coffee'],
-  stock: 7,
-};
-const KEYS = Array.from({ length: 1000 }, (_, i) => `product:${i}`);
+const VALUE = PRODUCT;
+const KEYS = productKeys(1000);
 
 /**
  * Memory-tier hit through the store's own `get`, in both memory-tier modes, beside a raw

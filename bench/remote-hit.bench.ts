@@ -1,17 +1,12 @@
 import { Client as CassandraClient, types } from 'cassandra-driver';
 import * as memjs from 'memjs';
 import { Codec, TieredStore } from '../lib';
+import { PRODUCT, productKeys } from './fixtures';
 import { compare, concurrently, report } from './measure';
 import type { BenchServers } from './servers';
 
-const VALUE = {
-  id: 42,
-  name: 'Espresso machine',
-  price: 199.99,
-  tags: ['kitchen', 'coffee'],
-  stock: 7,
-};
-const KEYS = Array.from({ length: 2000 }, (_, i) => `product:${i}`);
+const VALUE = PRODUCT;
+const KEYS = productKeys(2000);
 const CONCURRENCY = 50;
 const quiet = { log() {} };
 
