@@ -130,12 +130,6 @@ export class Codec {
       throw new CacheDecodeError(`corrupt body: ${(err as Error).message}`, { cause: err });
     }
   }
-
-  /** Reads only the expiry of encoded bytes (for TTL arithmetic without decoding the body). */
-  static expiresAtOf(bytes: Uint8Array): number {
-    if (bytes[0] !== FORMAT_V1 || bytes.length < HEADER_BYTES) return 0;
-    return Buffer.from(bytes.buffer, bytes.byteOffset, HEADER_BYTES).readDoubleBE(2);
-  }
 }
 
 /**

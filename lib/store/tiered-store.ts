@@ -185,11 +185,6 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
     return { tier, bytes, cap };
   }
 
-  /** The tiers in order, for introspection (name and kind). */
-  get tiers(): ReadonlyArray<{ name: string; kind: TierKind }> {
-    return this.slots.map((s) => ({ name: s.name, kind: s.kind }));
-  }
-
   /** This namespace's current generation (bumped by `clear()`). */
   get generation(): number {
     return this.keys.generation;
@@ -488,22 +483,15 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
     const ttlMs = ttl === undefined ? this.defaultTtl : checkTtl('ttl', ttl);
     const authority = this.authority() ?? this.slots[0];
     this.mutated(k);
-    let value: number;
-    const t0 = performance.now();
-    try {
-      if (!authority.connected) await this.ensureConnected(authority);
-      value = await authority.tier.increment(k, by, capTtl(ttlMs, authority.cap));
-      authority.breaker.success();
-      if (authority.kind !== 'memory') authority.counters.recordLatency(performance.now() - t0);
-    } catch (err) {
-      this.fail(authority, 'increment', key, err);
-      throw err;
-    }
+    // Counters go around the circuit breaker: a skipped increment would be a lost count.
+    const value = await this.attempt(authority, 'increment', key, () =>
+      authority.tier.increment(k, by, capTtl(ttlMs, authority.cap)),
+    );
     // Copies for the nearer tiers (a counter copy is the plain decimal, readable by `get`).
     const copy = new Outgoing(value, 0, Buffer.from(String(value), 'latin1'));
     await Promise.all(
       this.slots
-        .filter((s) => s !== authority && this.slots.indexOf(s) < this.slots.indexOf(authority))
+        .slice(0, this.slots.indexOf(authority))
         .map((slot) =>
           this.write(slot, 'increment copy', key, () =>
             slot.tier.set(k, copy.payloadFor(slot), capTtl(ttlMs, slot.cap)),
@@ -621,6 +609,20 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
       slot.counters.skipped++;
       return FAILED;
     }
+    try {
+      return await this.attempt(slot, op, key, fn);
+    } catch {
+      return FAILED;
+    }
+  }
+
+  /** Runs one tier operation, connecting the tier first if needed; failures are counted and rethrown. */
+  private async attempt<T>(
+    slot: Slot,
+    op: string,
+    key: string | undefined,
+    fn: () => Promise<T>,
+  ): Promise<T> {
     const t0 = slot.kind === 'memory' ? 0 : performance.now();
     try {
       if (!slot.connected) await this.ensureConnected(slot);
@@ -630,7 +632,7 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
       return result;
     } catch (err) {
       this.fail(slot, op, key, err);
-      return FAILED;
+      throw err;
     }
   }
 

@@ -13,7 +13,6 @@ describe('Codec', () => {
     const record = codec.decode(bytes);
     expectSameValue(record.value, value);
     expect(record.expiresAt).toBe(1_700_000_000_123);
-    expect(Codec.expiresAtOf(bytes)).toBe(1_700_000_000_123);
   });
 
   it('writes a header: format byte, flags, expiry', () => {
