@@ -1,3 +1,4 @@
+import type { HerdOptions } from './herd/herd.options';
 import type { TieredStoreOptions } from './store/tiered-store.options';
 
 /** Options of `TieredCacheModule.forRoot()` / `forRootAsync()`: the tier engine's, plus module settings. */
@@ -13,4 +14,9 @@ export interface TieredCacheModuleOptions extends TieredStoreOptions {
    * 10 s, with the count of errors since the last line). Default true.
    */
   logErrors?: boolean;
+  /**
+   * Defaults of the herd settings of `getOrSet` and `@Cached()` (`grace`, `lockTimeout`,
+   * `earlyRefresh`, `timeout`, `hardTimeout`); each call or decorator may override them.
+   */
+  herd?: HerdOptions;
 }

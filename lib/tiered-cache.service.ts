@@ -5,27 +5,27 @@ import {
   type OnApplicationShutdown,
   type OnModuleInit,
 } from '@nestjs/common';
-import { SingleFlight } from './herd/single-flight';
+import { systemClock } from './clock';
+import {
+  resolveHerdOptions,
+  type HerdOptions,
+  type ResolvedHerdOptions,
+} from './herd/herd.options';
+import { ReadThrough, type CacheLookup } from './herd/read-through';
 import type { TierStats } from './store/tier-stats';
 import { TieredStore, type TierError } from './store/tiered-store';
 import { TIERED_CACHE_OPTIONS } from './tiered-cache.module-definition';
 import type { TieredCacheModuleOptions } from './tiered-cache.options';
 
-/** Options of {@link TieredCache.getOrSet}. */
-export interface GetOrSetOptions<T = unknown> {
+/**
+ * Options of {@link TieredCache.getOrSet}: the herd settings (defaults from the module's `herd`
+ * option) plus the entry's own.
+ */
+export interface GetOrSetOptions<T = unknown> extends HerdOptions {
   /** TTL in ms for the computed value (default: the module's `ttl`). */
   ttl?: number;
   /** Store the computed value only when this returns true (it is returned either way). */
   condition?: (value: T) => boolean;
-}
-
-/** What {@link TieredCache.lookup} found: the value and where it came from. */
-export interface CacheLookup<T> {
-  value: T;
-  /** `HIT`: read from a tier. `MISS`: computed by this call or by the call it joined. */
-  status: 'HIT' | 'MISS';
-  /** Whether the value is (now) in the cache: false when `condition` refused a computed value. */
-  stored: boolean;
 }
 
 const LOG_EVERY_MS = 10_000;
@@ -37,14 +37,27 @@ const LOG_EVERY_MS = 10_000;
 @Injectable()
 export class TieredCache implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger('TieredCache');
-  private readonly flights = new SingleFlight();
+  private readonly readThrough: ReadThrough;
+  private readonly herd: ResolvedHerdOptions;
   private readonly lastLog = new Map<string, { at: number; suppressed: number }>();
 
   constructor(
     /** The tier chain behind this service (also behind `CACHE_MANAGER`). */
     readonly store: TieredStore,
     @Inject(TIERED_CACHE_OPTIONS) private readonly options: TieredCacheModuleOptions,
-  ) {}
+  ) {
+    this.herd = resolveHerdOptions(options.herd);
+    this.readThrough = new ReadThrough(store, {
+      clock: options.clock ?? systemClock,
+      onBackgroundError: (key, err) =>
+        this.throttled(
+          'refresh',
+          `background refresh of ${JSON.stringify(key)} failed${
+            this.herd.grace > 0 ? ' (stale value kept within grace)' : ''
+          }: ${err instanceof Error ? err.message : String(err)}`,
+        ),
+    });
+  }
 
   async onModuleInit(): Promise<void> {
     if (this.options.logErrors !== false)
@@ -101,8 +114,9 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
   }
 
   /**
-   * Returns the cached value of `key`, or computes it with `factory`, stores it and returns it.
-   * Concurrent callers of one key in this process share one `factory` call.
+   * Returns the cached value of `key`, or computes it with `factory`, stores it and returns it,
+   * with one `factory` call per key across every process sharing the tiers (see `HerdOptions`
+   * for stale serving, early refresh and timeouts).
    */
   async getOrSet<T>(
     key: string,
@@ -112,37 +126,39 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
     return (await this.lookup(key, factory, options)).value;
   }
 
-  /** {@link getOrSet}, also telling whether the value was a hit (for `X-Cache`). */
-  async lookup<T>(
+  /** {@link getOrSet}, also telling whether the value was a hit, a miss or stale (for `X-Cache`). */
+  lookup<T>(
     key: string,
     factory: () => T | Promise<T>,
     options: GetOrSetOptions<T> = {},
   ): Promise<CacheLookup<T>> {
-    const cached = await this.store.get<T>(key);
-    if (cached !== undefined) return { value: cached, status: 'HIT', stored: true };
-    return this.flights.do(key, async (): Promise<CacheLookup<T>> => {
-      // Re-check inside the flight: a flight that just ended may have stored it.
-      const again = await this.store.get<T>(key);
-      if (again !== undefined) return { value: again, status: 'HIT', stored: true };
-      const value = await factory();
-      const stored = value !== undefined && (options.condition?.(value) ?? true);
-      if (stored) await this.store.set(key, value, options.ttl);
-      return { value, status: 'MISS', stored };
+    let herd: ResolvedHerdOptions;
+    try {
+      herd = resolveHerdOptions(options, this.herd, 'getOrSet options');
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.readThrough.lookup(key, factory, {
+      ...herd,
+      ttl: options.ttl,
+      condition: options.condition,
     });
   }
 
   /** One warning per tier every 10 s at most, with the number of errors it stands for. */
   private logError(err: TierError): void {
+    this.throttled(err.tier, err.message);
+  }
+
+  private throttled(topic: string, message: string): void {
     const now = Date.now();
-    const last = this.lastLog.get(err.tier);
+    const last = this.lastLog.get(topic);
     if (last && now - last.at < LOG_EVERY_MS) {
       last.suppressed++;
       return;
     }
-    const more = last?.suppressed
-      ? ` (+${last.suppressed} more errors from this tier since the last report)`
-      : '';
-    this.lastLog.set(err.tier, { at: now, suppressed: 0 });
-    this.logger.warn(`${err.message}${more}`);
+    const more = last?.suppressed ? ` (+${last.suppressed} more since the last report)` : '';
+    this.lastLog.set(topic, { at: now, suppressed: 0 });
+    this.logger.warn(`${message}${more}`);
   }
 }

@@ -1,10 +1,14 @@
 import { SetMetadata } from '@nestjs/common';
+import { type HerdOptions, resolveHerdOptions } from '../herd/herd.options';
 import { CACHED_METADATA } from '../tiered-cache.constants';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- keys and conditions see the method's own arguments */
 
-/** Options of {@link Cached}. */
-export interface CachedOptions {
+/**
+ * Options of {@link Cached}. The herd settings (`grace`, `lockTimeout`, `earlyRefresh`,
+ * `timeout`, `hardTimeout`) default to the module's `herd` option.
+ */
+export interface CachedOptions extends HerdOptions {
   /**
    * The cache key. A string, or a function of the method's arguments (on a provider method) or of
    * the request (on a controller handler). Default on methods: `Class.method:` plus a stable form
@@ -35,7 +39,8 @@ export interface CachedOptions {
 
 /**
  * Caches the result of a controller handler (through the module's interceptor) or of a provider
- * method (wrapped at bootstrap), with one origin call per key for concurrent callers. The
+ * method (wrapped at bootstrap), with one origin call per key across every process sharing the
+ * tiers (see `HerdOptions`). Handlers answer with `X-Cache: HIT`, `MISS` or `STALE`. The
  * decorator only sets metadata.
  */
 export function Cached(options: CachedOptions = {}): MethodDecorator {
@@ -47,5 +52,6 @@ export function Cached(options: CachedOptions = {}): MethodDecorator {
   if (options.ttl !== undefined && !(Number.isFinite(options.ttl) && options.ttl >= 0)) {
     throw new TypeError(`@Cached({ ttl }): ${String(options.ttl)} is not a number of ms >= 0`);
   }
+  resolveHerdOptions(options, undefined, '@Cached()');
   return SetMetadata(CACHED_METADATA, options);
 }

@@ -2,6 +2,7 @@ import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
 import { type CacheEvictOptions, evictKeys } from '../decorators/cache-evict.decorator';
 import type { CachedOptions } from '../decorators/cached.decorator';
+import { herdOf } from '../herd/herd.options';
 import { stableKey } from '../keys/stable-key';
 import { CACHE_EVICT_METADATA, CACHED_METADATA } from '../tiered-cache.constants';
 import { TieredCache } from '../tiered-cache.service';
@@ -68,6 +69,7 @@ export class CachedMethodsExplorer implements OnModuleInit {
     const wrapped = async function (this: unknown, ...args: unknown[]): Promise<unknown> {
       const result = cached
         ? await cache.getOrSet(keyOf(args), () => method.apply(this, args), {
+            ...herdOf(cached),
             ttl: cached.ttl,
             condition: cached.condition && ((value) => cached.condition!(value, ...args)),
           })

@@ -16,6 +16,11 @@ export class SingleFlight {
     return this.flights.size;
   }
 
+  /** Whether the current async context runs inside the flight of `key` (a re-entrant call). */
+  holds(key: string): boolean {
+    return this.held.getStore()?.has(key) ?? false;
+  }
+
   /** Runs `fn` unless a call for `key` is already in flight; then shares that call's outcome. */
   do<T>(key: string, fn: () => Promise<T>): Promise<T> {
     const held = this.held.getStore();

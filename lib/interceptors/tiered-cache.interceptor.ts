@@ -11,6 +11,7 @@ import { type Observable, from, lastValueFrom, mergeMap } from 'rxjs';
 import { Readable } from 'node:stream';
 import { type CacheEvictOptions, evictKeys } from '../decorators/cache-evict.decorator';
 import type { CachedOptions } from '../decorators/cached.decorator';
+import { herdOf } from '../herd/herd.options';
 import { CACHE_EVICT_METADATA, CACHED_METADATA, X_CACHE_HEADER } from '../tiered-cache.constants';
 import { TieredCache } from '../tiered-cache.service';
 
@@ -34,8 +35,8 @@ const DEFAULT_METHODS = ['GET', 'HEAD'];
  * - only GET and HEAD by default; the default key is method + path + sorted query + `vary` headers;
  * - never caches a request carrying `Authorization` or `Cookie` (unless `authorized`), a response
  *   that sets a cookie, a non-2xx response or a stream;
- * - concurrent requests for one key share one handler call;
- * - sets `X-Cache: HIT | MISS`.
+ * - concurrent requests for one key share one handler call, across processes too;
+ * - sets `X-Cache: HIT | MISS | STALE`.
  *
  * Works with the Express and Fastify adapters. Extension points are `protected`.
  */
@@ -86,6 +87,7 @@ export class TieredCacheInterceptor implements NestInterceptor {
             return handle();
           },
           {
+            ...herdOf(options),
             ttl: options.ttl,
             condition: (result) =>
               this.isResponseCacheable(context, result) &&

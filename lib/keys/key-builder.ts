@@ -29,6 +29,9 @@ export interface KeyBuilderOptions {
  * decimal number, so the character after the generation (`:` or `#`) tells the two forms apart:
  * a hashed key can never equal a plain one.
  *
+ * A key's lease (see `herd/`) swaps that character: `!` for a plain key, `~` for a hashed one,
+ * so a lease key never equals a value key and keeps its length.
+ *
  * The generation is bumped by `clear()`, which thereby invalidates the namespace without flushing
  * shared servers.
  */
@@ -79,6 +82,13 @@ export class KeyBuilder {
   /** Key under which this namespace's generation counter lives (outside any generation). */
   get generationKey(): string {
     return `${this.namespace}:${this.version}:generation`;
+  }
+
+  /** The key of the read-through lease on a caller key (same tiers, never a value key). */
+  leaseKey(key: string): string {
+    const built = this.build(key);
+    const at = this.plainPrefix.length - 1;
+    return `${built.slice(0, at)}${built[at] === ':' ? '!' : '~'}${built.slice(at + 1)}`;
   }
 
   /** The final key for a caller key. Throws a `TypeError` for keys that are not usable. */

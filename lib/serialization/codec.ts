@@ -12,7 +12,12 @@ import { deflateRawSync, inflateRawSync } from 'node:zlib';
  * | 0      | 1    | format byte `0xC7` (never an ASCII digit, see below)    |
  * | 1      | 1    | flags: bit 0 = body is deflated, bit 1 = body is JSON   |
  * | 2      | 8    | expiresAt, float64 big-endian, epoch ms, `0` = never   |
- * | 10     | …    | body: the value in V8's structured-serialization format |
+ * | 10     | 16   | only with flag bit 2: staleAt, then delta (float64 BE)  |
+ * | 10/26  | …    | body: JSON (flag bit 1) or V8 structured serialization  |
+ *
+ * `staleAt` and `delta` are the read-through metadata of `getOrSet` (see `herd/`): the logical
+ * expiry (an entry stays readable, as stale, until `expiresAt`, which includes the grace period)
+ * and how long the value took to compute (for early refresh). Plain `set` writes omit them.
  *
  * Values that JSON carries exactly (plain objects and arrays of strings, finite numbers other
  * than -0, booleans and `null`: the bulk of what apps cache) get a UTF-8 JSON body, which V8
@@ -29,7 +34,9 @@ import { deflateRawSync, inflateRawSync } from 'node:zlib';
 export const FORMAT_V1 = 0xc7;
 const FLAG_DEFLATED = 0b1;
 const FLAG_JSON = 0b10;
+const FLAG_META = 0b100;
 const HEADER_BYTES = 10;
+const META_BYTES = 16;
 
 export interface CodecOptions {
   /**
@@ -46,6 +53,19 @@ export interface CacheRecord<T = unknown> {
   value: T;
   /** Epoch ms after which the entry is gone; `0` = never. */
   expiresAt: number;
+  /**
+   * Read-through entries only: epoch ms of the logical expiry, after which the value is stale
+   * (served only by `getOrSet` within its grace period, until `expiresAt`); `0` = never.
+   */
+  staleAt?: number;
+  /** Read-through entries only: ms the value took to compute (XFetch's delta). */
+  delta?: number;
+}
+
+/** Read-through metadata stored with an entry (see {@link CacheRecord}). */
+export interface EntryMeta {
+  staleAt: number;
+  delta: number;
 }
 
 /** Raised (as an `error` event, never to a caller of `get`) when stored bytes cannot be decoded. */
@@ -76,7 +96,7 @@ export class Codec {
    * Encodes a value. Throws a `TypeError` naming the path of anything that cannot be cached
    * (a function, a symbol, a circular reference, a WeakMap, a Promise…).
    */
-  encode(value: unknown, expiresAt: number): Buffer {
+  encode(value: unknown, expiresAt: number, meta?: EntryMeta): Buffer {
     const json = inspect(value);
     let body: Buffer;
     let flags = 0;
@@ -97,11 +117,16 @@ export class Codec {
         flags |= FLAG_DEFLATED;
       }
     }
-    const out = Buffer.allocUnsafe(HEADER_BYTES + body.length);
+    const header = meta ? HEADER_BYTES + META_BYTES : HEADER_BYTES;
+    const out = Buffer.allocUnsafe(header + body.length);
     out[0] = FORMAT_V1;
-    out[1] = flags;
+    out[1] = meta ? flags | FLAG_META : flags;
     out.writeDoubleBE(expiresAt, 2);
-    body.copy(out, HEADER_BYTES);
+    if (meta) {
+      out.writeDoubleBE(meta.staleAt, HEADER_BYTES);
+      out.writeDoubleBE(meta.delta, HEADER_BYTES + 8);
+    }
+    body.copy(out, header);
     return out;
   }
 
@@ -120,12 +145,30 @@ export class Codec {
       : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
     const flags = buf[1];
     const expiresAt = buf.readDoubleBE(2);
+    let header = HEADER_BYTES;
+    let record: CacheRecord;
+    if (flags & FLAG_META) {
+      header += META_BYTES;
+      if (bytes.length < header)
+        throw new CacheDecodeError(`truncated header (${bytes.length} bytes)`);
+      record = {
+        value: undefined,
+        expiresAt,
+        staleAt: buf.readDoubleBE(HEADER_BYTES),
+        delta: buf.readDoubleBE(HEADER_BYTES + 8),
+      };
+    } else {
+      record = { value: undefined, expiresAt };
+    }
     try {
-      let body = buf.subarray(HEADER_BYTES);
+      let body = buf.subarray(header);
       if (flags & FLAG_DEFLATED) body = inflateRawSync(body);
-      if (flags & FLAG_JSON) return { value: JSON.parse(body.toString('utf8')), expiresAt };
-      const value: unknown = deserialize(body);
-      return { value: SAME_REALM ? value : adoptRealm(value), expiresAt };
+      if (flags & FLAG_JSON) record.value = JSON.parse(body.toString('utf8'));
+      else {
+        const value: unknown = deserialize(body);
+        record.value = SAME_REALM ? value : adoptRealm(value);
+      }
+      return record;
     } catch (err) {
       throw new CacheDecodeError(`corrupt body: ${(err as Error).message}`, { cause: err });
     }

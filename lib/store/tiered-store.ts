@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import type { KeyvStoreAdapter } from 'keyv';
 import { systemClock, type Clock } from '../clock';
 import { KeyBuilder } from '../keys/key-builder';
-import { Codec, type CacheRecord } from '../serialization/codec';
+import { Codec, type CacheRecord, type EntryMeta } from '../serialization/codec';
 import { CassandraTier } from '../tiers/cassandra.tier';
 import { MemcachedTier } from '../tiers/memcached.tier';
 import { MEMORY_DEFAULTS, MemoryTier, type MemoryRecord } from '../tiers/memory.tier';
@@ -55,14 +55,59 @@ class Outgoing {
     readonly value: unknown,
     readonly expiresAt: number,
     readonly encoded: Buffer,
+    readonly meta?: EntryMeta,
   ) {}
 
   payloadFor(slot: Slot): Payload {
-    return slot.bytes
-      ? this.encoded
-      : { value: this.value, expiresAt: this.expiresAt, size: this.encoded.length };
+    if (slot.bytes) return this.encoded;
+    const record: MemoryRecord = {
+      value: this.value,
+      expiresAt: this.expiresAt,
+      size: this.encoded.length,
+    };
+    if (this.meta) Object.assign(record, this.meta);
+    return record;
   }
 }
+
+/**
+ * An entry as read-through sees it (see {@link TieredStore.getEntry}): the value with its logical
+ * expiry (`staleAt`), its physical one (`expiresAt`, grace included) and its compute time.
+ * Entries written by plain `set` have `staleAt === expiresAt` and `delta` 0.
+ */
+export interface StoredEntry<T = unknown> {
+  value: T;
+  /** Epoch ms after which the value is stale; `0` = never. */
+  staleAt: number;
+  /** Epoch ms after which the entry is gone from every tier; `0` = never. */
+  expiresAt: number;
+  /** How long the value took to compute, in ms (0 when unknown). */
+  delta: number;
+}
+
+/** Options of {@link TieredStore.setEntry}. */
+export interface SetEntryOptions {
+  /** Logical TTL in ms (default: the store's `ttl`; 0 = never stale). */
+  ttl?: number;
+  /** Extra ms the entry stays readable as stale after `ttl` (the physical TTL is `ttl + grace`). */
+  grace?: number;
+  /** How long the value took to compute, in ms (XFetch's delta). */
+  delta?: number;
+  /**
+   * A {@link TieredStore.mutationMark}: when this store wrote or deleted the key since that mark,
+   * nothing is written (that newer mutation wins) and `setEntry` resolves false.
+   */
+  unchangedSince?: number;
+}
+
+/** What {@link TieredStore.acquireLease} did. */
+export type LeaseOutcome =
+  /** This caller holds the lease, on a shared tier. */
+  | 'acquired'
+  /** Another holder has it. */
+  | 'held'
+  /** No shared tier can hold leases (none configured, or it failed): coordinate in-process only. */
+  | 'local';
 
 const FAILED = Symbol('failed');
 
@@ -103,6 +148,7 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
   private mutationSeq = 0;
   private readonly lastMutation = new Map<string, number>();
   private mutationFloor = 0;
+  private leaseTier: Slot | null | undefined;
 
   constructor(options: TieredStoreOptions = {}) {
     super();
@@ -235,7 +281,7 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
       const slot = this.slots[0];
       const payload = (this.memory as MemoryTier).peek(k);
       const record = payload === undefined ? undefined : this.decode(slot, payload, key, now);
-      if (record !== undefined) {
+      if (record !== undefined && !isStale(record, now)) {
         // Memory entries live at most the tier's TTL cap (the staleness bound between instances),
         // so a hit needs no generation check.
         slot.counters.hits++;
@@ -244,15 +290,55 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
       slot.counters.misses++;
       if (this.slots.length === 1) return Promise.resolve(undefined);
     }
-    return this.getFromTiers<T>(key, k, now, this.memoryFirst ? 1 : 0);
+    return this.getFromTiers(key, k, now, this.memoryFirst ? 1 : 0, false).then(
+      (record) => record?.value as T | undefined,
+    );
   }
 
-  private async getFromTiers<T>(
+  /**
+   * Reads `key` for read-through (`getOrSet`): like {@link get}, but a value past its logical
+   * expiry is still returned, with its metadata, until its grace period ends. `shared` starts at
+   * the tier that holds leases (skipping process-local ones), so a fresh value written by another
+   * process is seen even while a nearer tier still holds a stale copy.
+   */
+  getEntry<T>(
+    key: string,
+    options: { shared?: boolean } = {},
+  ): Promise<StoredEntry<T> | undefined> {
+    // Not `async`, for the same fast path as `get`: `@Cached` hits come through here.
+    let k: string;
+    try {
+      k = this.keys.build(key);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const now = this.clock.now();
+    let from = 0;
+    if (options.shared) {
+      from = Math.max(0, this.slots.indexOf(this.leaseSlot()!));
+    } else if (this.memoryFirst) {
+      const slot = this.slots[0];
+      const payload = (this.memory as MemoryTier).peek(k);
+      const record = payload === undefined ? undefined : this.decode(slot, payload, key, now);
+      if (record !== undefined) {
+        slot.counters.hits++;
+        return Promise.resolve(toEntry<T>(record));
+      }
+      slot.counters.misses++;
+      if (this.slots.length === 1) return Promise.resolve(undefined);
+      from = 1;
+    }
+    return this.getFromTiers(key, k, now, from, true).then((r) => r && toEntry<T>(r));
+  }
+
+  /** First live record from tier `from` on; stale ones count only when `graced`. */
+  private async getFromTiers(
     key: string,
     k: string,
     now: number,
     from: number,
-  ): Promise<T | undefined> {
+    graced: boolean,
+  ): Promise<CacheRecord | undefined> {
     if (now - this.lastGenerationCheck >= this.generationRefreshMs)
       this.scheduleGenerationRefresh(now);
     const seq = this.mutationSeq;
@@ -261,13 +347,13 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
       const payload = await this.call(slot, 'get', key, () => slot.tier.get(k));
       if (payload === FAILED) continue;
       const record = payload === undefined ? undefined : this.decode(slot, payload, key, now);
-      if (record === undefined) {
+      if (record === undefined || (!graced && isStale(record, now))) {
         slot.counters.misses++;
         continue;
       }
       slot.counters.hits++;
       if (i > 0) this.backfill(i, [{ k, record, payload: payload as Payload }], seq);
-      return record.value as T;
+      return record;
     }
     return undefined;
   }
@@ -294,7 +380,7 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
       missing.forEach((k, j) => {
         const payload = payloads[j];
         const record = payload === undefined ? undefined : this.decode(slot, payload, k, now);
-        if (record === undefined) {
+        if (record === undefined || isStale(record, now)) {
           slot.counters.misses++;
           stillMissing.push(k);
           return;
@@ -357,13 +443,15 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
         const ttlMs = capTtl(remaining, slot.cap);
         let p: Payload;
         if (slot.bytes === source.bytes) p = payload;
-        else if (slot.bytes) p = this.codec.encode(record.value, record.expiresAt);
-        else
+        else if (slot.bytes) p = this.codec.encode(record.value, record.expiresAt, metaOf(record));
+        else {
           p = {
             value: record.value,
             expiresAt: record.expiresAt,
             size: (payload as Buffer).length,
           };
+          if (record.staleAt !== undefined) Object.assign(p, metaOf(record));
+        }
         writes.push({ key: k, value: p, ttlMs });
       }
       if (writes.length === 0) continue;
@@ -404,6 +492,42 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
     return this.accepted(results, 'set', key);
   }
 
+  /**
+   * Stores a read-through entry: `value` is fresh for `ttl`, then stale (readable through
+   * {@link getEntry} only) for `grace` more ms; every tier gets `ttl + grace`, capped. With
+   * `unchangedSince`, a write or delete of the key made through this store since that mark wins
+   * and nothing is written. Resolves whether it wrote.
+   */
+  async setEntry(key: string, value: unknown, options: SetEntryOptions = {}): Promise<boolean> {
+    const k = this.keys.build(key);
+    const ttlMs = options.ttl === undefined ? this.defaultTtl : checkTtl('ttl', options.ttl);
+    const grace = checkTtl('grace', options.grace ?? 0);
+    const now = this.clock.now();
+    const meta: EntryMeta = { staleAt: ttlMs > 0 ? now + ttlMs : 0, delta: options.delta ?? 0 };
+    const physical = ttlMs > 0 ? ttlMs + grace : 0;
+    const outgoing = this.prepare(value, physical, meta);
+    if (options.unchangedSince !== undefined && this.changedSince(k, options.unchangedSince))
+      return false;
+    this.mutated(k);
+    const results = await Promise.all(
+      this.slots.map((slot) =>
+        this.write(slot, 'set', key, () =>
+          slot.tier.set(k, outgoing.payloadFor(slot), capTtl(physical, slot.cap)),
+        ),
+      ),
+    );
+    return this.accepted(results, 'set', key);
+  }
+
+  /** A mark for {@link SetEntryOptions.unchangedSince}. */
+  mutationMark(): number {
+    return this.mutationSeq;
+  }
+
+  private changedSince(k: string, mark: number): boolean {
+    return this.mutationFloor > mark || (this.lastMutation.get(k) ?? -1) > mark;
+  }
+
   async setMany(entries: Array<{ key: string; value: unknown; ttl?: number }>): Promise<void> {
     const prepared = entries.map((e) => {
       const ttlMs = e.ttl === undefined ? this.defaultTtl : checkTtl('ttl', e.ttl);
@@ -427,24 +551,83 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
   }
 
   /** Deletes `key` from every tier. Resolves true when every reachable tier accepted the delete. */
+  /**
+   * Deletes `key` from every tier, and its read-through lease: a `getOrSet` refresh in flight
+   * anywhere then does not write its value back. Resolves true when every reachable tier
+   * accepted the delete.
+   */
   async delete(key: string): Promise<boolean> {
     const k = this.keys.build(key);
     this.mutated(k);
-    const results = await Promise.all(
-      this.slots.map((slot) => this.write(slot, 'delete', key, () => slot.tier.delete(k))),
-    );
+    const [, ...results] = await Promise.all([
+      this.invalidateLeases([key]),
+      ...this.slots.map((slot) => this.write(slot, 'delete', key, () => slot.tier.delete(k))),
+    ]);
     return this.accepted(results, 'delete', key) && results.every(Boolean);
   }
 
   async deleteMany(keys: string[]): Promise<boolean> {
     const finals = keys.map((key) => this.keys.build(key));
     for (const k of finals) this.mutated(k);
-    const results = await Promise.all(
-      this.slots.map((slot) =>
+    const [, ...results] = await Promise.all([
+      this.invalidateLeases(keys),
+      ...this.slots.map((slot) =>
         this.write(slot, 'deleteMany', undefined, () => slot.tier.deleteMany(finals)),
       ),
-    );
+    ]);
     return this.accepted(results, 'deleteMany', undefined) && results.every(Boolean);
+  }
+
+  // ---------------------------------------------------------------- leases
+
+  /**
+   * Takes the read-through lease on `key` for `ttlMs`: an `add` on the farthest memcached tier,
+   * else a lightweight transaction on Cassandra. `token` names the holder. Resolves `'local'`
+   * when no shared tier can hold it (memory only, or the tier failed: an `error` event), so that
+   * read-through degrades to in-process protection instead of waiting on a lease nobody holds.
+   */
+  async acquireLease(key: string, token: Buffer, ttlMs: number): Promise<LeaseOutcome> {
+    const slot = this.leaseSlot();
+    if (slot === undefined) return 'local';
+    const lk = this.keys.leaseKey(key);
+    const added = await this.call(slot, 'lease', key, () => slot.tier.add(lk, token, ttlMs));
+    if (added === FAILED) return 'local';
+    return added ? 'acquired' : 'held';
+  }
+
+  /** The token of the lease on `key`; `undefined` when none; `null` when it cannot be read. */
+  async leaseHolder(key: string): Promise<Buffer | undefined | null> {
+    const slot = this.leaseSlot();
+    if (slot === undefined) return null;
+    const lk = this.keys.leaseKey(key);
+    const holder = await this.call(slot, 'lease', key, () => slot.tier.get(lk));
+    return holder === FAILED ? null : (holder as Buffer | undefined);
+  }
+
+  /** Releases the lease on `key` if `token` still holds it (a later holder's lease is kept). */
+  async releaseLease(key: string, token: Buffer): Promise<void> {
+    const slot = this.leaseSlot();
+    if (slot === undefined) return;
+    const lk = this.keys.leaseKey(key);
+    await this.call(slot, 'lease release', key, () => slot.tier.deleteIf(lk, token));
+  }
+
+  private async invalidateLeases(keys: string[]): Promise<void> {
+    const slot = this.leaseSlot();
+    if (slot === undefined) return;
+    const leaseKeys = keys.map((key) => this.keys.leaseKey(key));
+    await this.call(slot, 'lease invalidate', keys.length === 1 ? keys[0] : undefined, () =>
+      leaseKeys.length === 1 ? slot.tier.delete(leaseKeys[0]) : slot.tier.deleteMany(leaseKeys),
+    );
+  }
+
+  /** The tier holding leases: the farthest memcached one, else Cassandra, else none. */
+  private leaseSlot(): Slot | undefined {
+    this.leaseTier ??=
+      [...this.slots].reverse().find((s) => s.kind === 'memcached') ??
+      this.slots.find((s) => s.kind === 'cassandra') ??
+      null;
+    return this.leaseTier ?? undefined;
   }
 
   /**
@@ -544,9 +727,9 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
     return work;
   }
 
-  private prepare(value: unknown, ttlMs: number): Outgoing {
+  private prepare(value: unknown, ttlMs: number, meta?: EntryMeta): Outgoing {
     const expiresAt = ttlMs > 0 ? this.clock.now() + ttlMs : 0;
-    return new Outgoing(value, expiresAt, this.codec.encode(value, expiresAt));
+    return new Outgoing(value, expiresAt, this.codec.encode(value, expiresAt, meta), meta);
   }
 
   private mutated(k: string): void {
@@ -677,6 +860,27 @@ function locate(message: string, at: string, type: string): string {
     if (message.startsWith(prefix)) return `${at}.${message.slice(prefix.length)}`;
   }
   return /^[A-Za-z_][\w[\]]*:/.test(message) ? `${at}.${message}` : `${at} (${type}): ${message}`;
+}
+
+/** Whether a record is past its logical expiry (read-through entries only; plain ones have none). */
+function isStale(record: CacheRecord, now: number): boolean {
+  const staleAt = record.staleAt;
+  return staleAt !== undefined && staleAt !== 0 && staleAt <= now;
+}
+
+function toEntry<T>(record: CacheRecord): StoredEntry<T> {
+  return {
+    value: record.value as T,
+    expiresAt: record.expiresAt,
+    staleAt: record.staleAt ?? record.expiresAt,
+    delta: record.delta ?? 0,
+  };
+}
+
+function metaOf(record: CacheRecord): EntryMeta | undefined {
+  return record.staleAt === undefined
+    ? undefined
+    : { staleAt: record.staleAt, delta: record.delta ?? 0 };
 }
 
 /** Effective TTL for a tier: the requested one capped by the tier's cap (0 = none on either side). */

@@ -277,6 +277,7 @@ interface Statements {
   insertIfNotExists: string;
   insertIfNotExistsTtl: string;
   delete: string;
+  deleteIf: string;
   increment: string;
   selectCounter: string;
 }
@@ -331,6 +332,7 @@ export class CassandraTier implements Tier<Buffer> {
       insertIfNotExists: `INSERT INTO ${data} (k, v) VALUES (?, ?) IF NOT EXISTS`,
       insertIfNotExistsTtl: `INSERT INTO ${data} (k, v) VALUES (?, ?) IF NOT EXISTS USING TTL ?`,
       delete: `DELETE FROM ${data} WHERE k = ?`,
+      deleteIf: `DELETE FROM ${data} WHERE k = ? IF v = ?`,
       increment: `UPDATE ${counters} SET c = c + ? WHERE k = ?`,
       selectCounter: `SELECT c FROM ${counters} WHERE k = ?`,
     };
@@ -502,6 +504,16 @@ export class CassandraTier implements Tier<Buffer> {
       ttl === undefined
         ? await this.execute(this.statements.insertIfNotExists, [key, value], false)
         : await this.execute(this.statements.insertIfNotExistsTtl, [key, value, ttl], false);
+    return rs.first()?.get('[applied]') === true;
+  }
+
+  /**
+   * Compare-and-delete as a lightweight transaction (`DELETE ... IF v = ?`), never retried.
+   * Leaves the counter alone (leases, its one user, have none).
+   * @returns true when this call deleted the row.
+   */
+  async deleteIf(key: string, expected: Buffer): Promise<boolean> {
+    const rs = await this.execute(this.statements.deleteIf, [key, expected], false);
     return rs.first()?.get('[applied]') === true;
   }
 

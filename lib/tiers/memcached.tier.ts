@@ -271,6 +271,26 @@ export class MemcachedTier implements Tier<Buffer> {
     return outcome === 'stored';
   }
 
+  /**
+   * Compare-and-delete: a GET for the value and its CAS version, then, when the value equals
+   * `expected`, a DELETE carrying that version (memcached refuses it if the item changed in
+   * between). Not retried after the GET: the item's owner may have changed.
+   */
+  async deleteIf(key: string, expected: Buffer): Promise<boolean> {
+    checkKey(key);
+    this.assertOpen();
+    if (this.topology === undefined) await this.connect();
+    const connection = this.connectionFor(key);
+    try {
+      const found = await connection.getWithCas(key);
+      if (found === undefined || !found.value.equals(expected)) return false;
+      return await connection.deleteIfUnchanged(key, found.cas);
+    } catch (error) {
+      this.noteFailure(connection, error);
+      throw error;
+    }
+  }
+
   /** Deletes `key`; a missing key is fine. Retried on connection errors and timeouts. */
   async delete(key: string): Promise<void> {
     checkKey(key);

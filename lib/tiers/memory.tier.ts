@@ -8,23 +8,29 @@ export interface MemoryRecord {
   value: unknown;
   expiresAt: number;
   size: number;
+  /** Read-through entries only (see `CacheRecord`). */
+  staleAt?: number;
+  delta?: number;
 }
 
 /** How a memory tier reads sizes and counters out of its payloads. */
 interface PayloadShape<P> {
   size(payload: P): number;
+  equals(a: P, b: P): boolean;
   counter(payload: P | undefined): number;
   makeCounter(value: number, expiresAt: number): P;
 }
 
 const bytesShape: PayloadShape<Buffer> = {
   size: (b) => b.length || 1,
+  equals: (a, b) => a.equals(b),
   counter: (b) => (b === undefined ? 0 : parseCounter(b.toString('latin1'))),
   makeCounter: (n) => Buffer.from(String(n), 'latin1'),
 };
 
 const recordShape: PayloadShape<MemoryRecord> = {
   size: (r) => r.size || 1,
+  equals: (a, b) => Object.is(a.value, b.value),
   counter: (r) => (r === undefined ? 0 : typeof r.value === 'number' ? r.value : NaN),
   makeCounter: (n, expiresAt) => ({ value: n, expiresAt, size: 16 }),
 };
@@ -136,6 +142,13 @@ export class MemoryTier<
   async add(key: string, value: P, ttlMs: number): Promise<boolean> {
     if (this.lru.has(key)) return false;
     this.put(key, value, ttlMs);
+    return true;
+  }
+
+  async deleteIf(key: string, expected: P): Promise<boolean> {
+    const current = this.lru.get(key);
+    if (current === undefined || !this.shape.equals(current, expected)) return false;
+    this.lru.delete(key);
     return true;
   }
 

@@ -27,6 +27,11 @@ export interface Tier<P = Buffer> {
   setMany(entries: readonly TierWrite<P>[]): Promise<void>;
   /** Adds only when absent; resolves true when this call stored the value. */
   add(key: string, value: P, ttlMs: number): Promise<boolean>;
+  /**
+   * Deletes `key` only while it holds `expected` (compare-and-delete, atomic on the server);
+   * resolves true when this call deleted it. Leases use it: only their holder releases them.
+   */
+  deleteIf(key: string, expected: P): Promise<boolean>;
   delete(key: string): Promise<void>;
   deleteMany(keys: readonly string[]): Promise<void>;
   /**

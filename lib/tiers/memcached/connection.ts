@@ -124,6 +124,34 @@ export class MemcachedConnection {
     );
   }
 
+  /** GET with the item's CAS version (for {@link deleteIfUnchanged}). */
+  getWithCas(key: string): Promise<{ value: Buffer; cas: Buffer } | undefined> {
+    return this.send(
+      (opaque) => getRequest(key, opaque),
+      false,
+      (r) => {
+        if (r.header.status === Status.Ok)
+          return { value: Buffer.from(r.val), cas: Buffer.from(r.header.cas) };
+        if (r.header.status === Status.KeyNotFound) return undefined;
+        throw this.statusError('get', r.header.status);
+      },
+    );
+  }
+
+  /** DELETE carrying a CAS version: true when deleted, false when changed or gone since. */
+  deleteIfUnchanged(key: string, cas: Buffer): Promise<boolean> {
+    return this.send(
+      (opaque) => deleteRequest(key, opaque, cas),
+      false,
+      (r) => {
+        if (r.header.status === Status.Ok) return true;
+        if (r.header.status === Status.KeyExists || r.header.status === Status.KeyNotFound)
+          return false;
+        throw this.statusError('delete', r.header.status);
+      },
+    );
+  }
+
   /**
    * Gets many keys in one write and one round trip: GETKQ for each key, then a NOOP. Hits are
    * answered with their key; the NOOP's answer ends the batch. Returns the hits by key.

@@ -168,9 +168,14 @@ export function storeRequest(
   return request(opcode, key, extras, value, opaque);
 }
 
-/** DELETE: status 0 or key not found. */
-export function deleteRequest(key: string, opaque: number): Buffer {
-  return request(Opcode.Delete, key, EMPTY, EMPTY, opaque);
+/**
+ * DELETE: status 0 or key not found. With `cas` (the 8 bytes a GET answered with), the server
+ * deletes only while the item is unchanged since that GET, else answers "key exists".
+ */
+export function deleteRequest(key: string, opaque: number, cas?: Buffer): Buffer {
+  const buf = request(Opcode.Delete, key, EMPTY, EMPTY, opaque);
+  cas?.copy(buf, 16);
+  return buf;
 }
 
 /**

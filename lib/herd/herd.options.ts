@@ -1,0 +1,102 @@
+/**
+ * Herd protection settings of `getOrSet` and `@Cached()`: per call, per decorator, and as module
+ * defaults (`TieredCacheModule.forRoot({ herd })`).
+ */
+export interface HerdOptions {
+  /**
+   * How long (ms) an entry stays available as stale after its TTL. A caller that finds a stale
+   * entry gets it at once (`X-Cache: STALE`, see `timeout`) while one caller in the whole cluster
+   * refreshes it; if that refresh fails, the stale value keeps being served until `grace` ends
+   * (fail-safe). Every tier keeps the entry for `ttl + grace`. Plain `get` never sees stale
+   * values. Default 0: no stale serving.
+   */
+  grace?: number;
+  /**
+   * How long (ms) a caller waits for another process that holds the key's lease (and is
+   * computing it) before computing the value itself. It also bounds the lease: a crashed holder
+   * delays the others by at most this. Choose it above the factory's usual duration. A refresh
+   * slower than this loses its lease, and with it the guarantee that a concurrent delete wins.
+   * Default 5000.
+   */
+  lockTimeout?: number;
+  /**
+   * Refresh hot entries before they expire, probabilistically (XFetch): a hit triggers a
+   * background refresh when `now - delta * beta * ln(random()) >= expiry`, where `delta` is how
+   * long the value took to compute. `true` means `beta = 1`; a number sets `beta` (above 1
+   * refreshes earlier). Default false.
+   */
+  earlyRefresh?: boolean | number;
+  /**
+   * Soft timeout (ms) for a caller holding a stale value: how long it waits for the refresh
+   * before it is answered with the stale value (the refresh goes on in the background and stores
+   * its result). Default 0: stale values are served at once (stale-while-revalidate).
+   */
+  timeout?: number;
+  /**
+   * Hard timeout (ms) for a caller with no stale value: it rejects with a
+   * {@link CacheTimeoutError} after this long; the factory goes on and stores its result.
+   * Default 0: wait as long as the factory takes.
+   */
+  hardTimeout?: number;
+}
+
+/** {@link HerdOptions} with every default applied; `beta` 0 = no early refresh. */
+export interface ResolvedHerdOptions {
+  grace: number;
+  lockTimeout: number;
+  beta: number;
+  timeout: number;
+  hardTimeout: number;
+}
+
+export const HERD_DEFAULTS: ResolvedHerdOptions = {
+  grace: 0,
+  lockTimeout: 5000,
+  beta: 0,
+  timeout: 0,
+  hardTimeout: 0,
+};
+
+/**
+ * Applies `options` over `base`, checking each field. `where` prefixes error messages, e.g.
+ * `herd` or `@Cached()`.
+ */
+export function resolveHerdOptions(
+  options: HerdOptions | undefined,
+  base: ResolvedHerdOptions = HERD_DEFAULTS,
+  where = 'herd',
+): ResolvedHerdOptions {
+  if (options === undefined) return base;
+  if (options === null || typeof options !== 'object')
+    throw new TypeError(`${where}: must be an object`);
+  const ms = (field: keyof HerdOptions & keyof ResolvedHerdOptions): number => {
+    const v = options[field];
+    if (v === undefined) return base[field];
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0)
+      throw new TypeError(`${where}.${field}: ${String(v)} is not a number of milliseconds >= 0`);
+    return v;
+  };
+  let beta = base.beta;
+  const early = options.earlyRefresh;
+  if (early !== undefined) {
+    if (typeof early === 'boolean') beta = early ? 1 : 0;
+    else if (typeof early === 'number' && Number.isFinite(early) && early >= 0) beta = early;
+    else
+      throw new TypeError(
+        `${where}.earlyRefresh: ${String(early)} is not true, false or a beta number >= 0`,
+      );
+  }
+  return {
+    grace: ms('grace'),
+    lockTimeout: ms('lockTimeout'),
+    beta,
+    timeout: ms('timeout'),
+    hardTimeout: ms('hardTimeout'),
+  };
+}
+
+/** The herd settings among other options (e.g. a `@Cached()` decorator's). */
+export function herdOf(options: HerdOptions): HerdOptions {
+  const { grace, lockTimeout, earlyRefresh, timeout, hardTimeout } = options;
+  return { grace, lockTimeout, earlyRefresh, timeout, hardTimeout };
+}
