@@ -15,8 +15,9 @@ export interface HerdOptions {
    * How long (ms) a caller waits for another process that holds the key's lease (and is
    * computing it) before computing the value itself. It also bounds the lease: a crashed holder
    * delays the others by at most this. Choose it above the factory's usual duration. A refresh
-   * slower than this loses its lease, and with it the guarantee that a concurrent delete wins.
-   * Default 5000.
+   * slower than `lockTimeout` minus 1 s (the tiers count lease TTLs in whole seconds) may have
+   * lost its lease, and with it the guarantee that a delete made meanwhile in another process
+   * wins (deletes made through the same process always win). Default 5000.
    */
   lockTimeout?: number;
   /**

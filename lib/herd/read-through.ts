@@ -67,10 +67,10 @@ const POLL_FIRST_MS = 5;
 const POLL_GROWTH = 1.5;
 const POLL_MAX_MS = 100;
 /**
- * memcached and Cassandra count TTLs in whole seconds and may expire an item up to a second
- * early; leases get this much more, so they outlive `lockTimeout`.
+ * memcached and Cassandra count TTLs in whole seconds (rounded up here): an item may go up to a
+ * second before its TTL. A lease lives `lockTimeout` (at least 1 s), so at least this much less.
  */
-const LEASE_MARGIN_MS = 1000;
+const TTL_RESOLUTION_MS = 1000;
 
 /**
  * Read-through with thundering-herd protection, the engine of `TieredCache.getOrSet` and
@@ -152,8 +152,9 @@ export class ReadThrough {
   }
 
   /**
-   * The flight of `key`: re-check, lease, compute, store. With `stale`, this runs in the
-   * background of callers already answered with it, and never computes without the lease.
+   * The flight of `key`: re-check, lease, compute, store. With `stale` (a stale entry, or a fresh
+   * one due for early refresh), this runs in the background of callers already answered with
+   * it, and never computes without the lease.
    */
   private refresh<T>(
     key: string,
@@ -166,11 +167,11 @@ export class ReadThrough {
       // A flight that just ended, or another process, may have stored it meanwhile. A stale
       // entry came from the nearest tier: look past it, where other processes write.
       const again = await this.store.getEntry<T>(key, { shared: stale !== undefined });
-      if (again !== undefined && !isStale(again, this.clock.now()))
+      if (this.replaces(again, stale))
         return { value: again.value, status: 'HIT', stored: true };
       const ticket = await this.lease(key, call);
       if (ticket.outcome === 'held') {
-        const waited = await this.waitForOther(key, call, ticket);
+        const waited = await this.waitForOther(key, call, ticket, stale);
         if (waited !== undefined) return { value: waited.value, status: 'HIT', stored: true };
         if (stale !== undefined && ticket.outcome === 'held') {
           // Still held by a live holder: keep serving stale, leave the refresh to it.
@@ -178,7 +179,7 @@ export class ReadThrough {
         }
       }
       try {
-        return await this.compute(key, factory, call, mark, ticket);
+        return await this.compute(key, factory, call, mark, ticket, stale);
       } finally {
         if (ticket.outcome === 'acquired')
           await this.store
@@ -188,10 +189,27 @@ export class ReadThrough {
     });
   }
 
+  /**
+   * Whether `found` answers a flight: fresh, and not the very entry whose staleness (or early
+   * refresh) started it.
+   */
+  private replaces<T>(
+    found: StoredEntry<T> | undefined,
+    trigger: StoredEntry<T> | undefined,
+  ): found is StoredEntry<T> {
+    if (found === undefined || isStale(found, this.clock.now())) return false;
+    return (
+      trigger === undefined ||
+      found.staleAt !== trigger.staleAt ||
+      found.expiresAt !== trigger.expiresAt
+    );
+  }
+
   private async lease(key: string, call: ResolvedHerdOptions): Promise<LeaseTicket> {
     const token = Buffer.from(`${this.holder}:${randomUUID()}`);
-    const outcome = await this.store.acquireLease(key, token, call.lockTimeout + LEASE_MARGIN_MS);
-    return { token, outcome, at: performance.now() };
+    const at = performance.now();
+    const outcome = await this.store.acquireLease(key, token, leaseTtl(call));
+    return { token, outcome, at };
   }
 
   /**
@@ -203,6 +221,7 @@ export class ReadThrough {
     key: string,
     call: ReadThroughCall<T>,
     ticket: LeaseTicket,
+    trigger: StoredEntry<T> | undefined,
   ): Promise<StoredEntry<T> | undefined> {
     const deadline = performance.now() + call.lockTimeout;
     let pause = POLL_FIRST_MS;
@@ -212,16 +231,13 @@ export class ReadThrough {
       await sleep(Math.min(pause, left));
       pause = Math.min(pause * POLL_GROWTH, POLL_MAX_MS);
       const entry = await this.store.getEntry<T>(key, { shared: true });
-      if (entry !== undefined && !isStale(entry, this.clock.now())) return entry;
+      if (this.replaces(entry, trigger)) return entry;
       // A holder that crashed: its lease runs out and one waiter takes it over.
-      const outcome = await this.store.acquireLease(
-        key,
-        ticket.token,
-        call.lockTimeout + LEASE_MARGIN_MS,
-      );
+      const at = performance.now();
+      const outcome = await this.store.acquireLease(key, ticket.token, leaseTtl(call));
       if (outcome !== 'held') {
         ticket.outcome = outcome;
-        ticket.at = performance.now();
+        ticket.at = at;
         return undefined;
       }
     }
@@ -233,11 +249,12 @@ export class ReadThrough {
     call: ReadThroughCall<T>,
     mark: number,
     ticket: LeaseTicket,
+    trigger: StoredEntry<T> | undefined,
   ): Promise<CacheLookup<T>> {
     if (ticket.outcome === 'acquired') {
       // The previous holder may have stored the value just before its lease freed up.
       const fresh = await this.store.getEntry<T>(key, { shared: true });
-      if (fresh !== undefined && !isStale(fresh, this.clock.now()))
+      if (this.replaces(fresh, trigger))
         return { value: fresh.value, status: 'HIT', stored: true };
     }
     const started = this.clock.now();
@@ -276,19 +293,25 @@ export class ReadThrough {
   }
 
   /**
-   * Whether our lease was taken from us by a delete. A lease lives at least `lockTimeout`, so
-   * one missing before that was invalidated; after it, it may just have run out, and the value
-   * is written as computed. A tier that cannot answer does not stop the write.
+   * Whether our lease was taken from us by a delete. A lease lives at least `lockTimeout` less
+   * the tiers' one-second TTL resolution, so one missing before that was invalidated; after it,
+   * it may just have run out, and the value is written as computed. A tier that cannot answer
+   * does not stop the write.
    */
   private async leaseLost(
     key: string,
     call: ResolvedHerdOptions,
     ticket: LeaseTicket,
   ): Promise<boolean> {
-    if (performance.now() - ticket.at >= call.lockTimeout) return false;
+    if (performance.now() - ticket.at >= leaseTtl(call) - TTL_RESOLUTION_MS) return false;
     const holder = await this.store.leaseHolder(key);
     return holder !== null && !(holder !== undefined && holder.equals(ticket.token));
   }
+}
+
+/** A lease lives `lockTimeout`, and never less than the tiers' resolution (0 would mean forever). */
+function leaseTtl(call: ResolvedHerdOptions): number {
+  return Math.max(call.lockTimeout, TTL_RESOLUTION_MS);
 }
 
 function isStale(entry: StoredEntry<unknown>, now: number): boolean {
