@@ -1,0 +1,111 @@
+import { type ChildProcess, fork } from 'node:child_process';
+import { join } from 'node:path';
+import type { HerdOptions, TieredCacheModuleOptions } from '../../lib';
+
+/** Module options a worker boots with (JSON: no clock, no functions). */
+export type WorkerConfig = Pick<TieredCacheModuleOptions, 'tiers' | 'namespace' | 'herd' | 'ttl'>;
+
+export interface RunCommand {
+  cmd: 'run';
+  key: string;
+  /** Concurrent reads of `key` in this process. */
+  callers: number;
+  /** How long the origin takes, ms. */
+  delayMs: number;
+  ttl?: number;
+  herd?: HerdOptions;
+  /** The origin never answers (a holder that is killed mid-compute). */
+  hang?: boolean;
+  /** `ours` (getOrSet), `wrap` (cache-manager's wrap over the same tiers), `none` (get, else compute and set). */
+  mode?: 'ours' | 'wrap' | 'none';
+}
+
+export interface RunReport {
+  type: 'done';
+  pid: number;
+  /** Origin calls made in this process. */
+  calls: number;
+  statuses: Record<string, number>;
+  /** Distinct values returned (JSON). */
+  values: string[];
+  errors: string[];
+  /** Per-caller latency, ms. */
+  latencies: number[];
+}
+
+const WORKER = join(process.cwd(), 'test', 'support', 'herd-worker.ts');
+
+/** One app instance in its own process (see `herd-worker.ts`). */
+export class HerdWorker {
+  private constructor(private readonly child: ChildProcess) {}
+
+  /** Forks `n` workers and resolves once every one has booted its module. */
+  static async start(n: number, config: WorkerConfig): Promise<HerdWorker[]> {
+    return Promise.all(
+      Array.from({ length: n }, async () => {
+        const child = fork(WORKER, [], {
+          execArgv: ['-r', 'ts-node/register/transpile-only'],
+          env: {
+            ...process.env,
+            TS_NODE_PROJECT: join(process.cwd(), 'tsconfig.json'),
+            HERD_WORKER_CONFIG: JSON.stringify(config),
+          },
+          stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        });
+        await new Promise<void>((resolve, reject) => {
+          child.once('exit', (code) => reject(new Error(`herd worker exited with ${code}`)));
+          child.once('message', (m: { type: string; message?: string }) =>
+            m.type === 'ready' ? resolve() : reject(new Error(`herd worker: ${m.message}`)),
+          );
+        });
+        child.removeAllListeners('exit');
+        return new HerdWorker(child);
+      }),
+    );
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  /** Runs one command; resolves with its report. */
+  run(cmd: Omit<RunCommand, 'cmd'>): Promise<RunReport> {
+    return new Promise((resolve, reject) => {
+      const onMessage = (m: RunReport | { type: 'error'; message: string }) => {
+        if (m.type === 'done') resolve(m);
+        else if (m.type === 'error') reject(new Error(m.message));
+        else return;
+        this.child.off('message', onMessage);
+      };
+      this.child.on('message', onMessage);
+      this.child.send({ cmd: 'run', ...cmd });
+    });
+  }
+
+  /** Resolves when the worker's origin is called (for killing a holder mid-compute). */
+  computing(): Promise<void> {
+    return new Promise((resolve) => {
+      const onMessage = (m: { type: string }) => {
+        if (m.type !== 'computing') return;
+        this.child.off('message', onMessage);
+        resolve();
+      };
+      this.child.on('message', onMessage);
+    });
+  }
+
+  kill(): Promise<void> {
+    return this.stopWith(() => this.child.kill('SIGKILL'));
+  }
+
+  close(): Promise<void> {
+    return this.stopWith(() => this.child.send({ cmd: 'exit' }));
+  }
+
+  private stopWith(stop: () => void): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return Promise.resolve();
+    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
+    stop();
+    return exited;
+  }
+}
