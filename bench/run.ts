@@ -1,6 +1,7 @@
 import { memoryHit } from './memory-hit.bench';
 import { cassandraHit, memcachedGetMany, memcachedHit } from './remote-hit.bench';
 import { benchServers, type BenchServers } from './servers';
+import { stampede } from './stampede.bench';
 
 type Scenario = [
   name: string,
@@ -13,6 +14,7 @@ const SCENARIOS: Scenario[] = [
   ['memcached-hit', memcachedHit, true],
   ['cassandra-hit', cassandraHit, true],
   ['memcached-getmany', memcachedGetMany, true],
+  ['stampede', stampede, true],
 ];
 
 /**

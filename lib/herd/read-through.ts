@@ -76,7 +76,9 @@ const TTL_RESOLUTION_MS = 1000;
  * Read-through with thundering-herd protection, the engine of `TieredCache.getOrSet` and
  * `@Cached()`:
  *
- * - one factory call per key per process (single flight, re-checking the cache inside it);
+ * - one factory call per key per process (single flight, re-checking the cache inside it), and
+ *   one read of the remote tiers for concurrent callers that miss the memory tier (they share
+ *   the decoded value, as callers joining one factory call share its result);
  * - one per key across processes: a lease on the shared tiers (see `TieredStore.acquireLease`);
  *   other processes poll for the value with backoff, up to `lockTimeout`, then compute
  *   themselves;
@@ -85,7 +87,10 @@ const TTL_RESOLUTION_MS = 1000;
  * - a delete made while a refresh is in flight wins: the refresh's value is not written back.
  */
 export class ReadThrough {
+  /** Refreshes (re-check, lease, compute, store), one per key. */
   private readonly flights = new SingleFlight();
+  /** Reads past the memory tier, one per key. */
+  private readonly reads = new SingleFlight();
   private readonly holder = `${hostname()}:${process.pid}`;
   private readonly clock: Clock;
   private readonly random: () => number;
@@ -113,7 +118,13 @@ export class ReadThrough {
       // the same key): the outer call stores the key; waiting here would wait for itself.
       return { value: await factory(), status: 'MISS', stored: false };
     }
-    const entry = await this.store.getEntry<T>(key);
+    // The memory tier answers synchronously; past it, concurrent callers share one read of the
+    // remote tiers (a burst on a cold key costs one lookup per tier, not one per caller).
+    const entry =
+      this.store.peekEntry<T>(key) ??
+      (await (this.reads.do(key, () => this.store.getEntry<T>(key)) as Promise<
+        StoredEntry<T> | undefined
+      >));
     if (entry !== undefined) {
       const now = this.clock.now();
       if (!isStale(entry, now)) {
@@ -152,7 +163,7 @@ export class ReadThrough {
   }
 
   /**
-   * The flight of `key`: re-check, lease, compute, store. With `stale` (a stale entry, or a fresh
+   * The flight of `key`: lease, re-check, compute, store. With `stale` (a stale entry, or a fresh
    * one due for early refresh), this runs in the background of callers already answered with
    * it, and never computes without the lease.
    */
@@ -164,11 +175,6 @@ export class ReadThrough {
   ): Promise<CacheLookup<T>> {
     return this.flights.do(key, async (): Promise<CacheLookup<T>> => {
       const mark = this.store.mutationMark();
-      // A flight that just ended, or another process, may have stored it meanwhile. A stale
-      // entry came from the nearest tier: look past it, where other processes write.
-      const again = await this.store.getEntry<T>(key, { shared: stale !== undefined });
-      if (this.replaces(again, stale))
-        return { value: again.value, status: 'HIT', stored: true };
       const ticket = await this.lease(key, call);
       if (ticket.outcome === 'held') {
         const waited = await this.waitForOther(key, call, ticket, stale);
@@ -230,7 +236,7 @@ export class ReadThrough {
       if (left <= 0) return undefined;
       await sleep(Math.min(pause, left));
       pause = Math.min(pause * POLL_GROWTH, POLL_MAX_MS);
-      const entry = await this.store.getEntry<T>(key, { shared: true });
+      const entry = await this.store.getEntry<T>(key, { scope: 'shared' });
       if (this.replaces(entry, trigger)) return entry;
       // A holder that crashed: its lease runs out and one waiter takes it over.
       const at = performance.now();
@@ -251,11 +257,14 @@ export class ReadThrough {
     ticket: LeaseTicket,
     trigger: StoredEntry<T> | undefined,
   ): Promise<CacheLookup<T>> {
-    if (ticket.outcome === 'acquired') {
-      // The previous holder may have stored the value just before its lease freed up.
-      const fresh = await this.store.getEntry<T>(key, { shared: true });
-      if (this.replaces(fresh, trigger))
-        return { value: fresh.value, status: 'HIT', stored: true };
+    if (ticket.outcome !== 'held') {
+      // A flight that just ended here, or the previous lease holder, may have stored it just
+      // before this flight began or the lease freed up. (Waiters that timed out have looked.)
+      // Holders write every tier, so the lease tier alone tells.
+      const fresh = await this.store.getEntry<T>(key, {
+        scope: ticket.outcome === 'acquired' ? 'lease' : trigger ? 'shared' : 'all',
+      });
+      if (this.replaces(fresh, trigger)) return { value: fresh.value, status: 'HIT', stored: true };
     }
     const started = this.clock.now();
     const value = await factory();

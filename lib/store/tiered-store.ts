@@ -297,13 +297,16 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
 
   /**
    * Reads `key` for read-through (`getOrSet`): like {@link get}, but a value past its logical
-   * expiry is still returned, with its metadata, until its grace period ends. `shared` starts at
-   * the tier that holds leases (skipping process-local ones), so a fresh value written by another
-   * process is seen even while a nearer tier still holds a stale copy.
+   * expiry is still returned, with its metadata, until its grace period ends.
+   *
+   * `scope` narrows the tiers read: `'shared'` starts at the tier that holds leases, skipping
+   * process-local ones, so a fresh value written by another process is seen even while a nearer
+   * tier still holds a stale copy; `'lease'` reads that tier alone (one round trip: every
+   * read-through write reaches it). Both read every tier when no tier holds leases.
    */
   getEntry<T>(
     key: string,
-    options: { shared?: boolean } = {},
+    options: { scope?: 'all' | 'shared' | 'lease' } = {},
   ): Promise<StoredEntry<T> | undefined> {
     // Not `async`, for the same fast path as `get`: `@Cached` hits come through here.
     let k: string;
@@ -314,8 +317,12 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
     }
     const now = this.clock.now();
     let from = 0;
-    if (options.shared) {
-      from = Math.max(0, this.slots.indexOf(this.leaseSlot()!));
+    let to = this.slots.length;
+    const scope = options.scope ?? 'all';
+    const lease = scope === 'all' ? -1 : this.slots.indexOf(this.leaseSlot()!);
+    if (lease >= 0) {
+      from = lease;
+      if (scope === 'lease') to = lease + 1;
     } else if (this.memoryFirst) {
       const slot = this.slots[0];
       const payload = (this.memory as MemoryTier).peek(k);
@@ -328,7 +335,24 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
       if (this.slots.length === 1) return Promise.resolve(undefined);
       from = 1;
     }
-    return this.getFromTiers(key, k, now, from, true).then((r) => r && toEntry<T>(r));
+    return this.getFromTiers(key, k, now, from, true, to).then((r) => r && toEntry<T>(r));
+  }
+
+  /**
+   * The entry of `key` in the memory tier when it is the nearest tier, synchronously (stale ones
+   * included); `undefined` on a miss there or without such a tier. Counts a hit only: the read
+   * that follows a miss counts it.
+   */
+  peekEntry<T>(key: string): StoredEntry<T> | undefined {
+    if (!this.memoryFirst) return undefined;
+    const k = this.keys.build(key);
+    const slot = this.slots[0];
+    const payload = (this.memory as MemoryTier).peek(k);
+    const record =
+      payload === undefined ? undefined : this.decode(slot, payload, key, this.clock.now());
+    if (record === undefined) return undefined;
+    slot.counters.hits++;
+    return toEntry<T>(record);
   }
 
   /** First live record from tier `from` on; stale ones count only when `graced`. */
@@ -338,11 +362,12 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
     now: number,
     from: number,
     graced: boolean,
+    to = this.slots.length,
   ): Promise<CacheRecord | undefined> {
     if (now - this.lastGenerationCheck >= this.generationRefreshMs)
       this.scheduleGenerationRefresh(now);
     const seq = this.mutationSeq;
-    for (let i = from; i < this.slots.length; i++) {
+    for (let i = from; i < to; i++) {
       const slot = this.slots[i];
       const payload = await this.call(slot, 'get', key, () => slot.tier.get(k));
       if (payload === FAILED) continue;

@@ -270,7 +270,7 @@ describe('read-through herd protection (real servers)', () => {
       expect(slow.finished).toBe(1);
       expect(await deleter.store.getEntry('k')).toBeUndefined();
       // Nor in the shared tiers (another instance's memory tier keeps its copy up to its cap).
-      expect(await a.store.getEntry('k', { shared: true })).toBeUndefined();
+      expect(await a.store.getEntry('k', { scope: 'shared' })).toBeUndefined();
     });
 
     it('a miss being computed is not stored when deleted meanwhile', async () => {
