@@ -304,44 +304,23 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
    * tier still holds a stale copy; `'lease'` reads that tier alone (one round trip: every
    * read-through write reaches it). Both read every tier when no tier holds leases.
    */
-  getEntry<T>(
+  async getEntry<T>(
     key: string,
     options: { scope?: 'all' | 'shared' | 'lease' } = {},
   ): Promise<StoredEntry<T> | undefined> {
-    // Not `async`, for the same fast path as `get`: `@Cached` hits come through here.
-    let k: string;
-    try {
-      k = this.keys.build(key);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    const now = this.clock.now();
-    let from = 0;
-    let to = this.slots.length;
+    const k = this.keys.build(key);
     const scope = options.scope ?? 'all';
     const lease = scope === 'all' ? -1 : this.slots.indexOf(this.leaseSlot()!);
-    if (lease >= 0) {
-      from = lease;
-      if (scope === 'lease') to = lease + 1;
-    } else if (this.memoryFirst) {
-      const slot = this.slots[0];
-      const payload = (this.memory as MemoryTier).peek(k);
-      const record = payload === undefined ? undefined : this.decode(slot, payload, key, now);
-      if (record !== undefined) {
-        slot.counters.hits++;
-        return Promise.resolve(toEntry<T>(record));
-      }
-      slot.counters.misses++;
-      if (this.slots.length === 1) return Promise.resolve(undefined);
-      from = 1;
-    }
-    return this.getFromTiers(key, k, now, from, true, to).then((r) => r && toEntry<T>(r));
+    const from = Math.max(lease, 0);
+    const to = scope === 'lease' && lease >= 0 ? lease + 1 : this.slots.length;
+    const record = await this.getFromTiers(key, k, this.clock.now(), from, true, to);
+    return record && toEntry<T>(record);
   }
 
   /**
    * The entry of `key` in the memory tier when it is the nearest tier, synchronously (stale ones
-   * included); `undefined` on a miss there or without such a tier. Counts a hit only: the read
-   * that follows a miss counts it.
+   * included): read-through's fast path (`@Cached` hits). `undefined` on a miss there or without
+   * such a tier. Counts a hit only: the {@link getEntry} that follows a miss counts it.
    */
   peekEntry<T>(key: string): StoredEntry<T> | undefined {
     if (!this.memoryFirst) return undefined;
@@ -505,16 +484,7 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
   async set(key: string, value: unknown, ttl?: number): Promise<boolean> {
     const k = this.keys.build(key);
     const ttlMs = ttl === undefined ? this.defaultTtl : checkTtl('ttl', ttl);
-    const outgoing = this.prepare(value, ttlMs);
-    this.mutated(k);
-    const results = await Promise.all(
-      this.slots.map((slot) =>
-        this.write(slot, 'set', key, () =>
-          slot.tier.set(k, outgoing.payloadFor(slot), capTtl(ttlMs, slot.cap)),
-        ),
-      ),
-    );
-    return this.accepted(results, 'set', key);
+    return this.writeEverywhere(key, k, this.prepare(value, ttlMs), ttlMs);
   }
 
   /**
@@ -533,11 +503,21 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
     const outgoing = this.prepare(value, physical, meta);
     if (options.unchangedSince !== undefined && this.changedSince(k, options.unchangedSince))
       return false;
+    return this.writeEverywhere(key, k, outgoing, physical);
+  }
+
+  /** One encoded value into every tier, concurrently, each with its capped TTL. */
+  private async writeEverywhere(
+    key: string,
+    k: string,
+    outgoing: Outgoing,
+    ttlMs: number,
+  ): Promise<boolean> {
     this.mutated(k);
     const results = await Promise.all(
       this.slots.map((slot) =>
         this.write(slot, 'set', key, () =>
-          slot.tier.set(k, outgoing.payloadFor(slot), capTtl(physical, slot.cap)),
+          slot.tier.set(k, outgoing.payloadFor(slot), capTtl(ttlMs, slot.cap)),
         ),
       ),
     );

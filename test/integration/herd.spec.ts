@@ -231,6 +231,7 @@ describe('read-through herd protection (real servers)', () => {
       expect(performance.now() - t0).toBeLessThan(400);
       // The refresh went on and stored its result.
       expect(await eventually(async () => (await cache.get('k')) === 'new', 3000)).toBe(true);
+      await eventually(() => cache['readThrough'].inFlight === 0, 3000);
 
       clock.advance(1500);
       const fast = origin(() => 'newer', 10);
