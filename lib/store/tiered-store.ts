@@ -787,7 +787,7 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
   }
 
   /** Runs one tier operation behind its circuit breaker; failures become FAILED plus an event. */
-  private async call<T>(
+  private call<T>(
     slot: Slot,
     op: string,
     key: string | undefined,
@@ -795,13 +795,10 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
   ): Promise<T | typeof FAILED> {
     if (!slot.breaker.allow()) {
       slot.counters.skipped++;
-      return FAILED;
+      return Promise.resolve(FAILED);
     }
-    try {
-      return await this.attempt(slot, op, key, fn);
-    } catch {
-      return FAILED;
-    }
+    // Not `async`: one promise fewer on every remote read (`attempt` already reported it).
+    return this.attempt(slot, op, key, fn).catch(() => FAILED);
   }
 
   /** Runs one tier operation, connecting the tier first if needed; failures are counted and rethrown. */

@@ -463,12 +463,25 @@ export class MemcachedTier implements Tier<Buffer> {
    * Runs `op` on the key's owner, re-resolving the owner for each of up to `retries` retries (after
    * a connection error the failed server is off the ring, so the retry goes to the next owner).
    */
-  private async withRetries<T>(
+  private withRetries<T>(key: string, op: (c: MemcachedConnection) => Promise<T>): Promise<T> {
+    if (this.topology === undefined || this.closed) return this.retrying(key, op, 0);
+    // The common case, one attempt on a known ring, without an async frame of its own: this
+    // sits on every memcached hit.
+    const connection = this.connectionFor(key);
+    return op(connection).catch((error: unknown) => {
+      this.noteFailure(connection, error);
+      if (this.retries < 1 || !isRetryable(error) || this.closed) throw error;
+      return this.retrying(key, op, 1);
+    });
+  }
+
+  private async retrying<T>(
     key: string,
     op: (c: MemcachedConnection) => Promise<T>,
+    first: number,
   ): Promise<T> {
     if (this.topology === undefined) await this.connect();
-    for (let attempt = 0; ; attempt++) {
+    for (let attempt = first; ; attempt++) {
       this.assertOpen();
       const connection = this.connectionFor(key);
       try {
@@ -531,9 +544,13 @@ async function settleAll(promises: Promise<unknown>[]): Promise<void> {
 }
 
 function checkKey(key: string): void {
-  if (typeof key !== 'string' || key.length === 0 || Buffer.byteLength(key) > MAX_KEY_BYTES) {
-    throw new TypeError(`memcached key must be 1-${MAX_KEY_BYTES} bytes of UTF-8: ${String(key)}`);
-  }
+  if (typeof key !== 'string' || key.length === 0) throw badKey(key);
+  // Up to 83 UTF-16 units are at most 249 bytes: only longer keys need counting.
+  if (key.length > MAX_KEY_BYTES / 3 && Buffer.byteLength(key) > MAX_KEY_BYTES) throw badKey(key);
+}
+
+function badKey(key: string): TypeError {
+  return new TypeError(`memcached key must be 1-${MAX_KEY_BYTES} bytes of UTF-8: ${String(key)}`);
 }
 
 function option(value: number | undefined, fallback: number, what: string, min: number): number {
