@@ -121,10 +121,7 @@ export class ReadThrough {
     // The memory tier answers synchronously; past it, concurrent callers share one read of the
     // remote tiers (a burst on a cold key costs one lookup per tier, not one per caller).
     const entry =
-      this.store.peekEntry<T>(key) ??
-      (await (this.reads.do(key, () => this.store.getEntry<T>(key)) as Promise<
-        StoredEntry<T> | undefined
-      >));
+      this.store.peekEntry<T>(key) ?? (await this.reads.do(key, () => this.store.getEntry<T>(key)));
     if (entry !== undefined) {
       const now = this.clock.now();
       if (!isStale(entry, now)) {
@@ -212,10 +209,25 @@ export class ReadThrough {
   }
 
   private async lease(key: string, call: ResolvedHerdOptions): Promise<LeaseTicket> {
-    const token = Buffer.from(`${this.holder}:${randomUUID()}`);
+    const ticket: LeaseTicket = {
+      token: Buffer.from(`${this.holder}:${randomUUID()}`),
+      outcome: 'held',
+      at: 0,
+    };
+    await this.tryLease(key, call, ticket);
+    return ticket;
+  }
+
+  /** Asks for the lease with `ticket`'s token; records the outcome and when it was asked. */
+  private async tryLease(
+    key: string,
+    call: ResolvedHerdOptions,
+    ticket: LeaseTicket,
+  ): Promise<void> {
+    // Timed from before the request: the lease may have been created any time after this.
     const at = performance.now();
-    const outcome = await this.store.acquireLease(key, token, leaseTtl(call));
-    return { token, outcome, at };
+    ticket.outcome = await this.store.acquireLease(key, ticket.token, leaseTtl(call));
+    ticket.at = at;
   }
 
   /**
@@ -239,13 +251,8 @@ export class ReadThrough {
       const entry = await this.store.getEntry<T>(key, { scope: 'shared' });
       if (this.replaces(entry, trigger)) return entry;
       // A holder that crashed: its lease runs out and one waiter takes it over.
-      const at = performance.now();
-      const outcome = await this.store.acquireLease(key, ticket.token, leaseTtl(call));
-      if (outcome !== 'held') {
-        ticket.outcome = outcome;
-        ticket.at = at;
-        return undefined;
-      }
+      await this.tryLease(key, call, ticket);
+      if (ticket.outcome !== 'held') return undefined;
     }
   }
 

@@ -59,14 +59,9 @@ class Outgoing {
   ) {}
 
   payloadFor(slot: Slot): Payload {
-    if (slot.bytes) return this.encoded;
-    const record: MemoryRecord = {
-      value: this.value,
-      expiresAt: this.expiresAt,
-      size: this.encoded.length,
-    };
-    if (this.meta) Object.assign(record, this.meta);
-    return record;
+    return slot.bytes
+      ? this.encoded
+      : memoryRecord(this.value, this.expiresAt, this.encoded.length, this.meta);
   }
 }
 
@@ -148,7 +143,8 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
   private mutationSeq = 0;
   private readonly lastMutation = new Map<string, number>();
   private mutationFloor = 0;
-  private leaseTier: Slot | null | undefined;
+  /** The tier holding read-through leases: the farthest memcached one, else Cassandra; -1: none. */
+  private readonly leaseIndex: number;
 
   constructor(options: TieredStoreOptions = {}) {
     super();
@@ -174,6 +170,9 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
     if (memorySlots.length > 1) throw new TypeError('tiers: at most one memory tier');
     this.memory = memorySlots[0]?.tier as MemoryTier | undefined;
     this.memoryFirst = this.memory !== undefined && this.slots[0].tier === this.memory;
+    const memcached = this.slots.findLastIndex((s) => s.kind === 'memcached');
+    this.leaseIndex =
+      memcached >= 0 ? memcached : this.slots.findIndex((s) => s.kind === 'cassandra');
   }
 
   private createSlot(t: TierOptions, i: number, name: string): Slot {
@@ -278,16 +277,14 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
     }
     const now = this.clock.now();
     if (this.memoryFirst) {
-      const slot = this.slots[0];
-      const payload = (this.memory as MemoryTier).peek(k);
-      const record = payload === undefined ? undefined : this.decode(slot, payload, key, now);
+      const record = this.peekMemory(key, k, now);
+      // Memory entries live at most the tier's TTL cap (the staleness bound between instances),
+      // so a hit needs no generation check.
       if (record !== undefined && !isStale(record, now)) {
-        // Memory entries live at most the tier's TTL cap (the staleness bound between instances),
-        // so a hit needs no generation check.
-        slot.counters.hits++;
+        this.slots[0].counters.hits++;
         return Promise.resolve(record.value as T);
       }
-      slot.counters.misses++;
+      this.slots[0].counters.misses++;
       if (this.slots.length === 1) return Promise.resolve(undefined);
     }
     return this.getFromTiers(key, k, now, this.memoryFirst ? 1 : 0, false).then(
@@ -310,7 +307,7 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
   ): Promise<StoredEntry<T> | undefined> {
     const k = this.keys.build(key);
     const scope = options.scope ?? 'all';
-    const lease = scope === 'all' ? -1 : this.slots.indexOf(this.leaseSlot()!);
+    const lease = scope === 'all' ? -1 : this.leaseIndex;
     const from = Math.max(lease, 0);
     const to = scope === 'lease' && lease >= 0 ? lease + 1 : this.slots.length;
     const record = await this.getFromTiers(key, k, this.clock.now(), from, true, to);
@@ -324,14 +321,16 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
    */
   peekEntry<T>(key: string): StoredEntry<T> | undefined {
     if (!this.memoryFirst) return undefined;
-    const k = this.keys.build(key);
-    const slot = this.slots[0];
-    const payload = (this.memory as MemoryTier).peek(k);
-    const record =
-      payload === undefined ? undefined : this.decode(slot, payload, key, this.clock.now());
+    const record = this.peekMemory(key, this.keys.build(key), this.clock.now());
     if (record === undefined) return undefined;
-    slot.counters.hits++;
+    this.slots[0].counters.hits++;
     return toEntry<T>(record);
+  }
+
+  /** The live (possibly stale) record at final key `k` in the nearest tier, the memory one. */
+  private peekMemory(key: string, k: string, now: number): CacheRecord | undefined {
+    const payload = (this.memory as MemoryTier).peek(k);
+    return payload === undefined ? undefined : this.decode(this.slots[0], payload, key, now);
   }
 
   /** First live record from tier `from` on; stale ones count only when `graced`. */
@@ -448,14 +447,13 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
         let p: Payload;
         if (slot.bytes === source.bytes) p = payload;
         else if (slot.bytes) p = this.codec.encode(record.value, record.expiresAt, metaOf(record));
-        else {
-          p = {
-            value: record.value,
-            expiresAt: record.expiresAt,
-            size: (payload as Buffer).length,
-          };
-          if (record.staleAt !== undefined) Object.assign(p, metaOf(record));
-        }
+        else
+          p = memoryRecord(
+            record.value,
+            record.expiresAt,
+            (payload as Buffer).length,
+            metaOf(record),
+          );
         writes.push({ key: k, value: p, ttlMs });
       }
       if (writes.length === 0) continue;
@@ -500,10 +498,9 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
     const now = this.clock.now();
     const meta: EntryMeta = { staleAt: ttlMs > 0 ? now + ttlMs : 0, delta: options.delta ?? 0 };
     const physical = ttlMs > 0 ? ttlMs + grace : 0;
-    const outgoing = this.prepare(value, physical, meta);
     if (options.unchangedSince !== undefined && this.changedSince(k, options.unchangedSince))
       return false;
-    return this.writeEverywhere(key, k, outgoing, physical);
+    return this.writeEverywhere(key, k, this.prepare(value, physical, meta), physical);
   }
 
   /** One encoded value into every tier, concurrently, each with its capped TTL. */
@@ -626,13 +623,8 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
     );
   }
 
-  /** The tier holding leases: the farthest memcached one, else Cassandra, else none. */
   private leaseSlot(): Slot | undefined {
-    this.leaseTier ??=
-      [...this.slots].reverse().find((s) => s.kind === 'memcached') ??
-      this.slots.find((s) => s.kind === 'cassandra') ??
-      null;
-    return this.leaseTier ?? undefined;
+    return this.slots[this.leaseIndex];
   }
 
   /**
@@ -877,6 +869,16 @@ function toEntry<T>(record: CacheRecord): StoredEntry<T> {
     staleAt: record.staleAt ?? record.expiresAt,
     delta: record.delta ?? 0,
   };
+}
+
+/** What the object-mode memory tier keeps for a value, with its read-through metadata if any. */
+function memoryRecord(
+  value: unknown,
+  expiresAt: number,
+  size: number,
+  meta: EntryMeta | undefined,
+): MemoryRecord {
+  return meta ? { value, expiresAt, size, ...meta } : { value, expiresAt, size };
 }
 
 function metaOf(record: CacheRecord): EntryMeta | undefined {

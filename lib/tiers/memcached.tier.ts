@@ -463,34 +463,22 @@ export class MemcachedTier implements Tier<Buffer> {
    * Runs `op` on the key's owner, re-resolving the owner for each of up to `retries` retries (after
    * a connection error the failed server is off the ring, so the retry goes to the next owner).
    */
-  private withRetries<T>(key: string, op: (c: MemcachedConnection) => Promise<T>): Promise<T> {
-    if (this.topology === undefined || this.closed) return this.retrying(key, op, 0);
-    // The common case, one attempt on a known ring, without an async frame of its own: this
-    // sits on every memcached hit.
+  private withRetries<T>(
+    key: string,
+    op: (c: MemcachedConnection) => Promise<T>,
+    attempt = 0,
+  ): Promise<T> {
+    if (this.closed) return Promise.reject(new Error(`${this.name}: closed`));
+    if (this.topology === undefined)
+      return this.connect().then(() => this.withRetries(key, op, attempt));
+    // Promise chaining rather than an async function: this sits on every memcached hit, and the
+    // common case (one attempt on a known ring) then costs no extra promise.
     const connection = this.connectionFor(key);
     return op(connection).catch((error: unknown) => {
       this.noteFailure(connection, error);
-      if (this.retries < 1 || !isRetryable(error) || this.closed) throw error;
-      return this.retrying(key, op, 1);
+      if (attempt >= this.retries || !isRetryable(error) || this.closed) throw error;
+      return this.withRetries(key, op, attempt + 1);
     });
-  }
-
-  private async retrying<T>(
-    key: string,
-    op: (c: MemcachedConnection) => Promise<T>,
-    first: number,
-  ): Promise<T> {
-    if (this.topology === undefined) await this.connect();
-    for (let attempt = first; ; attempt++) {
-      this.assertOpen();
-      const connection = this.connectionFor(key);
-      try {
-        return await op(connection);
-      } catch (error) {
-        this.noteFailure(connection, error);
-        if (attempt >= this.retries || !isRetryable(error) || this.closed) throw error;
-      }
-    }
   }
 
   /** One pipelined batch per owning server; failed batches are regrouped and retried. */

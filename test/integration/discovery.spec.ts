@@ -1,5 +1,5 @@
 import { Socket } from 'node:net';
-import { KeyBuilder, TieredStore, type TierOptions } from '../../lib';
+import { KeyBuilder, TieredStore } from '../../lib';
 import { MemcachedTier } from '../../lib/tiers/memcached.tier';
 import type { MemcachedTierOptions } from '../../lib/tiers/tier-options';
 import { testServers, uniqueName } from '../harness/env';
@@ -7,7 +7,7 @@ import { MemcachedNode } from '../harness/memcached';
 import { freePort } from '../harness/ports';
 import { ElastiCacheEndpoint } from '../support/elasticache-endpoint';
 import { eventually } from '../support/eventually';
-import { RawMemcached, startNode } from '../support/memcached';
+import { discoveredChain, RawMemcached, startNode } from '../support/memcached';
 
 const servers = testServers();
 const SERVERS = servers.memcached;
@@ -275,21 +275,8 @@ describe('ElastiCache auto discovery (real memcached behind a test configuration
     const e = await endpoint({ version: 1 });
     const namespace = uniqueName('scale');
     const discovery = { endpoint: e.address, intervalMs: INTERVAL };
-    const cassandra: TierOptions = {
-      type: 'cassandra',
-      contactPoints: servers.cassandra.contactPoints,
-      localDataCenter: servers.cassandra.localDataCenter,
-      keyspace: uniqueName('x').toLowerCase(),
-    };
-    // 2 s: this 2-core machine also runs Cassandra's JVM, 4 memcached processes and Jest.
-    const chain = new TieredStore({
-      namespace,
-      tiers: [{ type: 'memcached', discovery, timeout: 2000 }, cassandra],
-    });
+    const { chain, errors } = await discoveredChain(discovery, namespace);
     stores.push(chain);
-    const errors: Error[] = [];
-    chain.on('error', (err: Error) => errors.push(err));
-    await chain.connect({ failFast: true });
 
     const N = 2000;
     const keys = Array.from({ length: N }, (_, i) => `k${i}`);

@@ -1,4 +1,4 @@
-import { KeyBuilder, TieredStore, type TierOptions } from '../../lib';
+import { KeyBuilder, TieredStore } from '../../lib';
 import { MemcachedTier } from '../../lib/tiers/memcached.tier';
 import type { MemcachedTierOptions } from '../../lib/tiers/tier-options';
 import { testServers, uniqueName } from '../harness/env';
@@ -6,7 +6,7 @@ import { MemcachedNode } from '../harness/memcached';
 import { ElastiCacheEndpoint } from '../support/elasticache-endpoint';
 import { eventually } from '../support/eventually';
 import { ManualClock } from '../support/manual-clock';
-import { freeze, pidOf, RawMemcached, startNode } from '../support/memcached';
+import { discoveredChain, freeze, pidOf, RawMemcached, startNode } from '../support/memcached';
 
 const servers = testServers();
 const SERVERS = servers.memcached;
@@ -191,21 +191,8 @@ describe('memcached failover (real processes, SIGKILL)', () => {
     endpoints.push(e);
     const discovery = { endpoint: e.address, intervalMs: 200 };
     const namespace = uniqueName('kill');
-    const cassandra: TierOptions = {
-      type: 'cassandra',
-      contactPoints: servers.cassandra.contactPoints,
-      localDataCenter: servers.cassandra.localDataCenter,
-      keyspace: uniqueName('x').toLowerCase(),
-    };
-    // 2 s: this 2-core machine also runs Cassandra's JVM, memcached processes and Jest.
-    const chain = new TieredStore({
-      namespace,
-      tiers: [{ type: 'memcached', discovery, timeout: 2000 }, cassandra],
-    });
+    const { chain, errors } = await discoveredChain(discovery, namespace);
     stores.push(chain);
-    const errors: Error[] = [];
-    chain.on('error', (err: Error) => errors.push(err));
-    await chain.connect({ failFast: true });
 
     const N = 600;
     const keys = Array.from({ length: N }, (_, i) => `k${i}`);

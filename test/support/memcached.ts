@@ -1,5 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import * as memjs from 'memjs';
+import { TieredStore, type MemcachedDiscoveryOptions } from '../../lib';
+import { testServers, uniqueName } from '../harness/env';
 import { MemcachedNode } from '../harness/memcached';
 
 /** Raw memjs clients, one per server, to look at what each server really holds. */
@@ -55,4 +57,32 @@ export async function freeze(pid: number): Promise<void> {
     if (Date.now() > deadline) throw new Error(`pid ${pid} not stopped: ${states.join('')}`);
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/**
+ * A store over [memcached found through `discovery`, Cassandra in a keyspace of its own], the
+ * chain the scaling and failure tests load, connected, with its error events collected. Request
+ * timeouts are 2 s: the 2-core test machine also runs Cassandra's JVM, memcached and Jest.
+ */
+export async function discoveredChain(
+  discovery: MemcachedDiscoveryOptions,
+  namespace: string,
+): Promise<{ chain: TieredStore; errors: Error[] }> {
+  const { cassandra } = testServers();
+  const chain = new TieredStore({
+    namespace,
+    tiers: [
+      { type: 'memcached', discovery, timeout: 2000 },
+      { type: 'cassandra', ...cassandra, keyspace: uniqueName('x').toLowerCase() },
+    ],
+  });
+  const errors: Error[] = [];
+  chain.on('error', (err: Error) => errors.push(err));
+  try {
+    await chain.connect({ failFast: true });
+  } catch (err) {
+    await chain.disconnect();
+    throw err;
+  }
+  return { chain, errors };
 }
