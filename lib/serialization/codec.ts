@@ -218,6 +218,11 @@ function adoptRealm(value: unknown): unknown {
   }
 }
 
+/** Whether `bytes` were encoded with a JSON body: their value is a JSON tree (see `json-tree`). */
+export function hasJsonBody(bytes: Uint8Array): boolean {
+  return bytes.length >= HEADER_BYTES && bytes[0] === FORMAT_V1 && (bytes[1] & FLAG_JSON) !== 0;
+}
+
 function isAsciiDigits(bytes: Uint8Array): boolean {
   if (bytes.length > 20) return false;
   for (const b of bytes) if (b < 0x30 || b > 0x39) return false;

@@ -3,7 +3,8 @@ import { performance } from 'node:perf_hooks';
 import type { KeyvStoreAdapter } from 'keyv';
 import { systemClock, type Clock } from '../clock';
 import { KeyBuilder } from '../keys/key-builder';
-import { Codec, type CacheRecord, type EntryMeta } from '../serialization/codec';
+import { Codec, hasJsonBody, type CacheRecord, type EntryMeta } from '../serialization/codec';
+import { copyJsonTree, nestedKeys } from '../serialization/json-tree';
 import { CassandraTier } from '../tiers/cassandra.tier';
 import { MemcachedTier } from '../tiers/memcached.tier';
 import { MEMORY_DEFAULTS, MemoryTier, type MemoryRecord } from '../tiers/memory.tier';
@@ -33,6 +34,21 @@ export class TierError extends Error {
 
 type Payload = Buffer | MemoryRecord;
 
+/**
+ * - `encoded`: the tier holds the codec's bytes (memcached, Cassandra);
+ * - `copies`: memory records that hand every reader its own copy (the memory tier's default);
+ * - `shared`: memory records that hand out the stored object itself (`serialize: false`).
+ */
+type PayloadMode = 'encoded' | 'copies' | 'shared';
+
+/** A hit to backfill: the caller's key, the final key, the decoded record and what the tier held. */
+interface Found {
+  key: string;
+  k: string;
+  record: CacheRecord;
+  payload: Payload;
+}
+
 /** One tier in the chain with the policy the store keeps for it. */
 interface Slot {
   readonly tier: Tier<Payload>;
@@ -40,8 +56,14 @@ interface Slot {
   readonly kind: TierKind;
   /** TTL cap in ms, 0 = none. */
   readonly cap: number;
-  /** Whether the payload is encoded bytes (else a {@link MemoryRecord}). */
-  readonly bytes: boolean;
+  /** What the tier holds: encoded bytes, or {@link MemoryRecord}s (see {@link PayloadMode}). */
+  readonly mode: PayloadMode;
+  /**
+   * Keyed by the caller's key instead of the final one: the memory tier of a store without a
+   * `keyFn`. A private map needs no namespace, and the store empties it whenever the generation
+   * changes, so the caller's key names an entry exactly; a hit then skips building the key.
+   */
+  readonly local: boolean;
   readonly breaker: CircuitBreaker;
   readonly counters: TierCounters;
   /** False until `connect()` succeeded; a tier that failed to connect is connected again on use. */
@@ -59,9 +81,9 @@ class Outgoing {
   ) {}
 
   payloadFor(slot: Slot): Payload {
-    return slot.bytes
+    return slot.mode === 'encoded'
       ? this.encoded
-      : memoryRecord(this.value, this.expiresAt, this.encoded.length, this.meta);
+      : memoryRecord(slot.mode, this.value, this.encoded, this.expiresAt, this.meta);
   }
 }
 
@@ -127,8 +149,12 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
 
   private readonly slots: Slot[];
   private readonly memory: MemoryTier | undefined;
+  private readonly memoryIndex: number;
   /** Whether the memory tier is the nearest one (the synchronous fast path). */
   private readonly memoryFirst: boolean;
+  /** Whether that tier is also keyed by caller keys (see `Slot.local`): the fastest path. */
+  private readonly localFirst: boolean;
+  private readonly memoryCounters: TierCounters;
   private readonly keys: KeyBuilder;
   private readonly codec: Codec;
   private readonly clock: Clock;
@@ -169,7 +195,10 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
     const memorySlots = this.slots.filter((s) => s.kind === 'memory');
     if (memorySlots.length > 1) throw new TypeError('tiers: at most one memory tier');
     this.memory = memorySlots[0]?.tier as MemoryTier | undefined;
+    this.memoryIndex = this.slots.findIndex((s) => s.kind === 'memory');
     this.memoryFirst = this.memory !== undefined && this.slots[0].tier === this.memory;
+    this.localFirst = this.memoryFirst && this.slots[0].local;
+    this.memoryCounters = this.slots[0].counters;
     const memcached = this.slots.findLastIndex((s) => s.kind === 'memcached');
     this.leaseIndex =
       memcached >= 0 ? memcached : this.slots.findIndex((s) => s.kind === 'cassandra');
@@ -180,10 +209,10 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
     if (t === null || typeof t !== 'object')
       throw new TypeError(`${at}: must be an object with a "type"`);
     let tier: Tier<Payload>;
-    let bytes: boolean;
+    let mode: PayloadMode;
     let cap: number;
     try {
-      ({ tier, bytes, cap } = this.constructTier(t, name, checkTtl(`${t.type} ttl`, t.ttl ?? 0)));
+      ({ tier, mode, cap } = this.constructTier(t, name, checkTtl(`${t.type} ttl`, t.ttl ?? 0)));
     } catch (err) {
       throw err instanceof TypeError
         ? new TypeError(locate(err.message, at, t.type), { cause: err })
@@ -194,10 +223,12 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
       name,
       kind: t.type,
       cap,
-      bytes,
+      mode,
+      local: t.type === 'memory' && this.opts.keyFn === undefined,
       breaker: new CircuitBreaker(this.opts.circuitBreaker ?? {}, this.clock),
       counters: new TierCounters(),
-      connected: false,
+      // The memory tier has nothing to connect to: its writes land synchronously from the start.
+      connected: t.type === 'memory',
     };
   }
 
@@ -205,16 +236,16 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
     t: TierOptions,
     name: string,
     cap: number,
-  ): { tier: Tier<Payload>; bytes: boolean; cap: number } {
+  ): { tier: Tier<Payload>; mode: PayloadMode; cap: number } {
     let tier: Tier<Payload>;
-    let bytes = true;
+    let mode: PayloadMode = 'encoded';
     switch (t.type) {
       case 'memory':
         cap = checkTtl('memory ttl', t.ttl ?? MEMORY_DEFAULTS.ttl);
-        bytes = t.serialize !== false;
-        tier = bytes
-          ? MemoryTier.bytes(t, this.clock, name)
-          : (MemoryTier.records(t, this.clock, name) as Tier<Payload>);
+        if (t.serialize !== undefined && typeof t.serialize !== 'boolean')
+          throw new TypeError(`serialize: ${String(t.serialize)} is not true or false`);
+        mode = t.serialize === false ? 'shared' : 'copies';
+        tier = new MemoryTier(t, this.clock, name) as Tier<Payload>;
         break;
       case 'memcached':
         tier = new MemcachedTier(t, name) as Tier<Payload>;
@@ -227,7 +258,7 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
           `type: ${JSON.stringify((t as { type: unknown }).type)} is not one of "memory", "memcached", "cassandra"`,
         );
     }
-    return { tier, bytes, cap };
+    return { tier, mode, cap };
   }
 
   /** This namespace's current generation (bumped by `clear()`). */
@@ -269,27 +300,38 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
    */
   get<T>(key: string): Promise<T | undefined> {
     // Deliberately not `async`: a memory-tier hit, the hottest path, costs one resolved promise.
+    if (this.localFirst && typeof key === 'string') {
+      const record = (this.memory as MemoryTier).peek(key);
+      if (record !== undefined && isFresh(record, this.clock))
+        return this.memoryHit<T>(record, key);
+    }
     let k: string;
     try {
       k = this.keys.build(key);
     } catch (err) {
       return Promise.reject(err);
     }
-    const now = this.clock.now();
     if (this.memoryFirst) {
-      const record = this.peekMemory(key, k, now);
-      // Memory entries live at most the tier's TTL cap (the staleness bound between instances),
-      // so a hit needs no generation check.
-      if (record !== undefined && !isStale(record, now)) {
-        this.slots[0].counters.hits++;
-        return Promise.resolve(record.value as T);
+      if (!this.localFirst || typeof key !== 'string') {
+        const record = (this.memory as MemoryTier).peek(keyIn(this.slots[0], key, k));
+        if (record !== undefined && isFresh(record, this.clock))
+          return this.memoryHit<T>(record, key);
       }
-      this.slots[0].counters.misses++;
+      this.memoryCounters.misses++;
       if (this.slots.length === 1) return Promise.resolve(undefined);
     }
-    return this.getFromTiers(key, k, now, this.memoryFirst ? 1 : 0, false).then(
+    return this.getFromTiers(key, k, this.clock.now(), this.memoryFirst ? 1 : 0, false).then(
       (record) => record?.value as T | undefined,
     );
+  }
+
+  /**
+   * A hit in the nearest tier, the memory one. Its entries live at most the tier's TTL cap (the
+   * staleness bound between instances), so a hit needs no generation check.
+   */
+  private memoryHit<T>(record: MemoryRecord, key: string): Promise<T> {
+    this.memoryCounters.hits++;
+    return Promise.resolve(this.readValue(record, key) as T);
   }
 
   /**
@@ -321,16 +363,15 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
    */
   peekEntry<T>(key: string): StoredEntry<T> | undefined {
     if (!this.memoryFirst) return undefined;
-    const record = this.peekMemory(key, this.keys.build(key), this.clock.now());
+    const slot = this.slots[0];
+    const local = this.localFirst && typeof key === 'string';
+    const payload = (this.memory as MemoryTier).peek(
+      local ? key : keyIn(slot, key, this.keys.build(key)),
+    );
+    const record = payload && this.decode(slot, payload, key, this.clock.now());
     if (record === undefined) return undefined;
-    this.slots[0].counters.hits++;
+    slot.counters.hits++;
     return toEntry<T>(record);
-  }
-
-  /** The live (possibly stale) record at final key `k` in the nearest tier, the memory one. */
-  private peekMemory(key: string, k: string, now: number): CacheRecord | undefined {
-    const payload = (this.memory as MemoryTier).peek(k);
-    return payload === undefined ? undefined : this.decode(this.slots[0], payload, key, now);
   }
 
   /** First live record from tier `from` on; stale ones count only when `graced`. */
@@ -347,7 +388,7 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
     const seq = this.mutationSeq;
     for (let i = from; i < to; i++) {
       const slot = this.slots[i];
-      const payload = await this.call(slot, 'get', key, () => slot.tier.get(k));
+      const payload = await this.call(slot, 'get', key, () => slot.tier.get(keyIn(slot, key, k)));
       if (payload === FAILED) continue;
       const record = payload === undefined ? undefined : this.decode(slot, payload, key, now);
       if (record === undefined || (!graced && isStale(record, now))) {
@@ -355,7 +396,7 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
         continue;
       }
       slot.counters.hits++;
-      if (i > 0) this.backfill(i, [{ k, record, payload: payload as Payload }], seq);
+      if (i > 0) this.backfill(i, [{ key, k, record, payload: payload as Payload }], seq);
       return record;
     }
     return undefined;
@@ -368,33 +409,38 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
       this.scheduleGenerationRefresh(now);
     const seq = this.mutationSeq;
     const out: Array<T | undefined> = new Array(keys.length).fill(undefined);
-    // Positions still missing, deduplicated by final key.
-    let missing = [...new Set(finals)];
-    const positions = new Map<string, number[]>();
-    finals.forEach((k, i) => positions.set(k, [...(positions.get(k) ?? []), i]));
+    // Keys still missing, deduplicated by final key, with the positions that asked for each.
+    const positions = new Map<string, { key: string; at: number[] }>();
+    finals.forEach((k, i) => {
+      const seen = positions.get(k);
+      if (seen === undefined) positions.set(k, { key: String(keys[i]), at: [i] });
+      else seen.at.push(i);
+    });
+    let missing = [...positions.keys()];
     for (let t = 0; t < this.slots.length && missing.length > 0; t++) {
       const slot = this.slots[t];
-      const payloads = await this.call(slot, 'getMany', undefined, () =>
-        slot.tier.getMany(missing),
-      );
+      const asked = slot.local ? missing.map((k) => positions.get(k)!.key) : missing;
+      const payloads = await this.call(slot, 'getMany', undefined, () => slot.tier.getMany(asked));
       if (payloads === FAILED) continue;
       const stillMissing: string[] = [];
-      const found: Array<{ k: string; record: CacheRecord; payload: Payload }> = [];
+      const found: Found[] = [];
       missing.forEach((k, j) => {
         const payload = payloads[j];
-        const record = payload === undefined ? undefined : this.decode(slot, payload, k, now);
+        const { key, at } = positions.get(k)!;
+        const record = payload === undefined ? undefined : this.decode(slot, payload, key, now);
         if (record === undefined || isStale(record, now)) {
           slot.counters.misses++;
           stillMissing.push(k);
           return;
         }
         slot.counters.hits++;
-        found.push({ k, record, payload: payload as Payload });
-        const [first, ...duplicates] = positions.get(k)!;
-        out[first] = record.value as T;
-        // A key asked for twice: each position gets its own copy when the tier holds bytes.
-        for (const p of duplicates)
-          out[p] = (slot.bytes ? this.codec.decode(payload as Buffer).value : record.value) as T;
+        found.push({ key, k, record, payload: payload as Payload });
+        out[at[0]] = record.value as T;
+        // A key asked for twice: each position gets its own copy unless the tier shares objects.
+        for (let p = 1; p < at.length; p++)
+          out[at[p]] = (
+            slot.mode === 'shared' ? record.value : this.decode(slot, payload!, key, now)?.value
+          ) as T;
       });
       if (t > 0 && found.length > 0) this.backfill(t, found, seq);
       missing = stillMissing;
@@ -411,26 +457,42 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
   }
 
   private decode(slot: Slot, payload: Payload, key: string, now: number): CacheRecord | undefined {
+    if (slot.mode !== 'encoded') {
+      const r = payload as MemoryRecord;
+      if (r.expiresAt !== 0 && r.expiresAt <= now) return undefined;
+      if (slot.mode === 'shared') return r;
+      return {
+        value: this.readValue(r, key),
+        expiresAt: r.expiresAt,
+        staleAt: r.staleAt,
+        delta: r.delta,
+      };
+    }
     let record: CacheRecord;
-    if (slot.bytes) {
-      try {
-        record = this.codec.decode(payload as Buffer);
-      } catch (err) {
-        this.fail(slot, 'decode', key, err, false);
-        return undefined;
-      }
-    } else {
-      record = payload as MemoryRecord;
+    try {
+      record = this.codec.decode(payload as Buffer);
+    } catch (err) {
+      this.fail(slot, 'decode', key, err, false);
+      return undefined;
     }
     return record.expiresAt !== 0 && record.expiresAt <= now ? undefined : record;
   }
 
+  /** What a reader of a memory record gets: its own copy, unless the tier shares objects. */
+  private readValue(record: MemoryRecord, key: string): unknown {
+    if (record.tree) return copyJsonTree(record.value, record.nested);
+    if (record.encoded === undefined) return record.value;
+    try {
+      return this.codec.decode(record.encoded).value;
+    } catch (err) {
+      // Bytes that decoded once when they were stored: only a fault in memory gets here.
+      this.fail(this.slots[this.memoryIndex], 'decode', key, err, false);
+      return undefined;
+    }
+  }
+
   /** Copies hits found at tier `from` into the nearer tiers, in the background. */
-  private backfill(
-    from: number,
-    found: Array<{ k: string; record: CacheRecord; payload: Payload }>,
-    seq: number,
-  ): void {
+  private backfill(from: number, found: Found[], seq: number): void {
     const now = this.clock.now();
     const fresh = found.filter(
       ({ k }) => seq >= this.mutationFloor && (this.lastMutation.get(k) ?? -1) <= seq,
@@ -440,21 +502,27 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
     for (let t = 0; t < from; t++) {
       const slot = this.slots[t];
       const writes: TierWrite<Payload>[] = [];
-      for (const { k, record, payload } of fresh) {
+      for (const { key, k, record, payload } of fresh) {
         const remaining = record.expiresAt === 0 ? 0 : record.expiresAt - now;
         if (record.expiresAt !== 0 && remaining <= 0) continue;
         const ttlMs = capTtl(remaining, slot.cap);
         let p: Payload;
-        if (slot.bytes === source.bytes) p = payload;
-        else if (slot.bytes) p = this.codec.encode(record.value, record.expiresAt, metaOf(record));
-        else
+        if (slot.mode === 'encoded') {
+          p =
+            source.mode === 'encoded'
+              ? payload
+              : this.codec.encode(record.value, record.expiresAt, metaOf(record));
+        } else {
+          // The one memory tier, filled from a farther tier, which holds bytes.
           p = memoryRecord(
+            slot.mode,
             record.value,
+            payload as Buffer,
             record.expiresAt,
-            (payload as Buffer).length,
             metaOf(record),
           );
-        writes.push({ key: k, value: p, ttlMs });
+        }
+        writes.push({ key: keyIn(slot, key, k), value: p, ttlMs });
       }
       if (writes.length === 0) continue;
       slot.counters.backfills += writes.length;
@@ -514,7 +582,7 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
     const results = await Promise.all(
       this.slots.map((slot) =>
         this.write(slot, 'set', key, () =>
-          slot.tier.set(k, outgoing.payloadFor(slot), capTtl(ttlMs, slot.cap)),
+          slot.tier.set(keyIn(slot, key, k), outgoing.payloadFor(slot), capTtl(ttlMs, slot.cap)),
         ),
       ),
     );
@@ -533,7 +601,8 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
   async setMany(entries: Array<{ key: string; value: unknown; ttl?: number }>): Promise<void> {
     const prepared = entries.map((e) => {
       const ttlMs = e.ttl === undefined ? this.defaultTtl : checkTtl('ttl', e.ttl);
-      return { k: this.keys.build(e.key), ttlMs, outgoing: this.prepare(e.value, ttlMs) };
+      const k = this.keys.build(e.key);
+      return { key: e.key, k, ttlMs, outgoing: this.prepare(e.value, ttlMs) };
     });
     for (const p of prepared) this.mutated(p.k);
     const results = await Promise.all(
@@ -541,7 +610,7 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
         this.write(slot, 'setMany', undefined, () =>
           slot.tier.setMany(
             prepared.map((p) => ({
-              key: p.k,
+              key: keyIn(slot, p.key, p.k),
               value: p.outgoing.payloadFor(slot),
               ttlMs: capTtl(p.ttlMs, slot.cap),
             })),
@@ -563,7 +632,9 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
     this.mutated(k);
     const [, ...results] = await Promise.all([
       this.invalidateLeases([key]),
-      ...this.slots.map((slot) => this.write(slot, 'delete', key, () => slot.tier.delete(k))),
+      ...this.slots.map((slot) =>
+        this.write(slot, 'delete', key, () => slot.tier.delete(keyIn(slot, key, k))),
+      ),
     ]);
     return this.accepted(results, 'delete', key) && results.every(Boolean);
   }
@@ -574,7 +645,9 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
     const [, ...results] = await Promise.all([
       this.invalidateLeases(keys),
       ...this.slots.map((slot) =>
-        this.write(slot, 'deleteMany', undefined, () => slot.tier.deleteMany(finals)),
+        this.write(slot, 'deleteMany', undefined, () =>
+          slot.tier.deleteMany(slot.local ? keys.map(String) : finals),
+        ),
       ),
     ]);
     return this.accepted(results, 'deleteMany', undefined) && results.every(Boolean);
@@ -635,17 +708,16 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
   async clear(): Promise<void> {
     const authority = this.authority();
     if (authority === undefined) {
-      this.keys.generation = this.keys.generation + 1;
+      this.startGeneration(this.keys.generation + 1);
     } else {
       const gen = await this.call(authority, 'clear', undefined, () =>
         authority.tier.increment(this.keys.generationKey, 1, 0),
       );
       if (gen === FAILED)
         throw new Error(`clear(): ${authority.name} could not bump the namespace generation`);
-      this.keys.generation = Math.max(gen, this.keys.generation + 1);
+      this.startGeneration(Math.max(gen, this.keys.generation + 1));
     }
     this.lastGenerationCheck = this.clock.now();
-    this.memory?.clear();
   }
 
   // ---------------------------------------------------------------- counters
@@ -663,10 +735,13 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
     const ttlMs = ttl === undefined ? this.defaultTtl : checkTtl('ttl', ttl);
     const authority = this.authority() ?? this.slots[0];
     this.mutated(k);
+    const seq = this.mutationSeq;
     // Counters go around the circuit breaker: a skipped increment would be a lost count.
     const value = await this.attempt(authority, 'increment', key, () =>
-      authority.tier.increment(k, by, capTtl(ttlMs, authority.cap)),
+      authority.tier.increment(keyIn(authority, key, k), by, capTtl(ttlMs, authority.cap)),
     );
+    // A newer write, delete or increment of the key, or a new generation, wins over this copy.
+    if (this.changedSince(k, seq)) return value;
     // Copies for the nearer tiers (a counter copy is the plain decimal, readable by `get`).
     const copy = new Outgoing(value, 0, Buffer.from(String(value), 'latin1'));
     await Promise.all(
@@ -674,7 +749,7 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
         .slice(0, this.slots.indexOf(authority))
         .map((slot) =>
           this.write(slot, 'increment copy', key, () =>
-            slot.tier.set(k, copy.payloadFor(slot), capTtl(ttlMs, slot.cap)),
+            slot.tier.set(keyIn(slot, key, k), copy.payloadFor(slot), capTtl(ttlMs, slot.cap)),
           ),
         ),
     );
@@ -763,10 +838,17 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
     const gen = await this.call(authority, 'generation', undefined, () =>
       authority.tier.increment(this.keys.generationKey, 0, 0),
     );
-    if (gen !== FAILED && gen !== this.keys.generation) {
-      this.keys.generation = gen;
-      this.memory?.clear();
-    }
+    if (gen !== FAILED && gen !== this.keys.generation) this.startGeneration(gen);
+  }
+
+  /**
+   * Moves to generation `gen`: new final keys, an empty memory tier, and no backfill from reads
+   * begun before (they read the old generation; the memory tier may be keyed by caller keys).
+   */
+  private startGeneration(gen: number): void {
+    this.keys.generation = gen;
+    this.memory?.clear();
+    this.mutationFloor = ++this.mutationSeq;
   }
 
   /** Connects a tier once at a time; a tier whose connect failed is tried again by its next operation. */
@@ -857,6 +939,11 @@ function locate(message: string, at: string, type: string): string {
 }
 
 /** Whether a record is past its logical expiry (read-through entries only; plain ones have none). */
+/** The key `slot` holds `key` under: the caller's own (see `Slot.local`) or the final `k`. */
+function keyIn(slot: Slot, key: string, k: string): string {
+  return slot.local ? String(key) : k;
+}
+
 function isStale(record: CacheRecord, now: number): boolean {
   const staleAt = record.staleAt;
   return staleAt !== undefined && staleAt !== 0 && staleAt <= now;
@@ -871,14 +958,50 @@ function toEntry<T>(record: CacheRecord): StoredEntry<T> {
   };
 }
 
-/** What the object-mode memory tier keeps for a value, with its read-through metadata if any. */
+/**
+ * What the memory tier keeps for `value`, whose encoded entry is `encoded`, with its read-through
+ * metadata if any. In `copies` mode objects are never kept as the caller's (or another reader's)
+ * own: a JSON tree gets a private copy; any other object keeps its bytes, in a buffer of their
+ * own (a slice would pin its whole parent: a socket read, or the 8 KiB pool `allocUnsafe` uses).
+ */
 function memoryRecord(
+  mode: PayloadMode,
   value: unknown,
+  encoded: Buffer,
   expiresAt: number,
-  size: number,
   meta: EntryMeta | undefined,
 ): MemoryRecord {
-  return meta ? { value, expiresAt, size, ...meta } : { value, expiresAt, size };
+  const record: MemoryRecord = {
+    value,
+    expiresAt,
+    size: encoded.length,
+    staleAt: meta?.staleAt,
+    delta: meta?.delta,
+    tree: false,
+    nested: undefined,
+    encoded: undefined,
+  };
+  if (mode === 'copies' && typeof value === 'object' && value !== null) {
+    if (hasJsonBody(encoded)) {
+      record.value = copyJsonTree(value);
+      record.tree = true;
+      record.nested = nestedKeys(value);
+    } else {
+      record.value = undefined;
+      record.encoded = Buffer.allocUnsafeSlow(encoded.length);
+      encoded.copy(record.encoded);
+    }
+  }
+  return record;
+}
+
+/** Whether a memory record is live and not past its logical expiry; reads the clock only if needed. */
+function isFresh(record: MemoryRecord, clock: Clock): boolean {
+  const expiresAt = record.expiresAt;
+  const staleAt = record.staleAt;
+  if (expiresAt === 0 && !staleAt) return true;
+  const now = clock.now();
+  return (expiresAt === 0 || expiresAt > now) && (!staleAt || staleAt > now);
 }
 
 function metaOf(record: CacheRecord): EntryMeta | undefined {

@@ -3,40 +3,38 @@ import type { Clock } from '../clock';
 import type { Tier, TierWrite } from './tier.interface';
 import type { MemoryTierOptions } from './tier-options';
 
-/** What the object-mode memory tier keeps: the value itself, its expiry and its (encoded) size. */
+/**
+ * What the memory tier keeps for an entry. Every field is always present (one object shape keeps
+ * the read path monomorphic).
+ *
+ * How a reader gets the value depends on the tier's `serialize` option (the store builds records):
+ * - `serialize: false`: `value` is the very object that was set, handed out as it is;
+ * - default, copy on read: either `tree` is true and `value` is a private JSON tree that every
+ *   reader gets a copy of, or `value` is undefined and `encoded` holds the entry's bytes, decoded
+ *   for every reader (values a JSON body cannot carry: Date, Map, BigInt…). Primitives are
+ *   immutable and kept as they are in both modes.
+ */
 export interface MemoryRecord {
   value: unknown;
+  /** Epoch ms after which the entry is gone; `0` = never. */
   expiresAt: number;
+  /** The entry's encoded size in bytes: what counts against `maxBytes`. */
   size: number;
   /** Read-through entries only (see `CacheRecord`). */
-  staleAt?: number;
-  delta?: number;
+  staleAt: number | undefined;
+  delta: number | undefined;
+  /** `value` is a private JSON tree: copy it for each reader. */
+  tree: boolean;
+  /** With `tree`: the tree's `nestedKeys`, which speed up its copies. */
+  nested: readonly string[] | undefined;
+  /** The encoded entry, decoded for each reader, when `value` is not kept. */
+  encoded: Buffer | undefined;
 }
 
-/** How a memory tier reads sizes and counters out of its payloads. */
-interface PayloadShape<P> {
-  size(payload: P): number;
-  equals(a: P, b: P): boolean;
-  counter(payload: P | undefined): number;
-  makeCounter(value: number, expiresAt: number): P;
-}
-
-const bytesShape: PayloadShape<Buffer> = {
-  size: (b) => b.length || 1,
-  equals: (a, b) => a.equals(b),
-  counter: (b) => (b === undefined ? 0 : parseCounter(b.toString('latin1'))),
-  makeCounter: (n) => Buffer.from(String(n), 'latin1'),
-};
-
-const recordShape: PayloadShape<MemoryRecord> = {
-  size: (r) => r.size || 1,
-  equals: (a, b) => Object.is(a.value, b.value),
-  counter: (r) => (r === undefined ? 0 : typeof r.value === 'number' ? r.value : NaN),
-  makeCounter: (n, expiresAt) => ({ value: n, expiresAt, size: 16 }),
-};
-
-function parseCounter(s: string): number {
-  return /^\d{1,20}$/.test(s) ? Number(s) : NaN;
+/** The counter held by a record (counters are kept as numbers), else NaN. */
+function counterOf(r: MemoryRecord | undefined): number {
+  if (r === undefined) return 0;
+  return typeof r.value === 'number' ? r.value : NaN;
 }
 
 export const MEMORY_DEFAULTS = {
@@ -46,23 +44,19 @@ export const MEMORY_DEFAULTS = {
 } as const;
 
 /**
- * Process memory: an LRU (lru-cache) bounded by bytes and by entries.
- *
- * Two payload modes, chosen by the store from `serialize`:
- * - bytes (default): encoded entries; every reader decodes its own copy;
- * - records (`serialize: false`): the caller's object itself, handed out by reference.
+ * Process memory: an LRU (lru-cache) bounded by bytes (entries' encoded size and key length) and
+ * by entries.
+ * It holds {@link MemoryRecord}s; what they keep, and so what a reader gets, is the store's
+ * choice (see `MemoryTierOptions.serialize`).
  */
-export class MemoryTier<
-  P extends Buffer | MemoryRecord = Buffer | MemoryRecord,
-> implements Tier<P> {
+export class MemoryTier implements Tier<MemoryRecord> {
   readonly kind = 'memory' as const;
-  private readonly lru: LRUCache<string, P>;
+  private readonly lru: LRUCache<string, MemoryRecord>;
 
-  private constructor(
-    readonly name: string,
+  constructor(
     options: MemoryTierOptions,
     clock: Clock,
-    private readonly shape: PayloadShape<P>,
+    readonly name = 'memory',
   ) {
     const maxBytes = options.maxBytes ?? MEMORY_DEFAULTS.maxBytes;
     const maxEntries = options.maxEntries ?? MEMORY_DEFAULTS.maxEntries;
@@ -74,26 +68,26 @@ export class MemoryTier<
         throw new TypeError(`${name}.${field}: ${String(v)} is not a positive whole number`);
       }
     }
-    this.lru = new LRUCache<string, P>({
+    this.lru = new LRUCache<string, MemoryRecord>({
       max: maxEntries,
       maxSize: maxBytes,
-      sizeCalculation: (p) => shape.size(p),
+      sizeCalculation: (r, key) => entrySize(r, key),
       perf: clock,
     });
   }
 
-  /** Memory tier holding encoded bytes (copy on read). */
-  static bytes(options: MemoryTierOptions, clock: Clock, name = 'memory'): MemoryTier<Buffer> {
-    return new MemoryTier<Buffer>(name, options, clock, bytesShape);
-  }
-
-  /** Memory tier holding the values themselves (`serialize: false`). */
-  static records(
-    options: MemoryTierOptions,
-    clock: Clock,
-    name = 'memory',
-  ): MemoryTier<MemoryRecord> {
-    return new MemoryTier<MemoryRecord>(name, options, clock, recordShape);
+  /** A record for `value`, with no expiry or metadata: for counters and tests. */
+  static record(value: unknown, size = 16): MemoryRecord {
+    return {
+      value,
+      expiresAt: 0,
+      size,
+      staleAt: undefined,
+      delta: undefined,
+      tree: false,
+      nested: undefined,
+      encoded: undefined,
+    };
   }
 
   /** Number of entries held. */
@@ -101,7 +95,7 @@ export class MemoryTier<
     return this.lru.size;
   }
 
-  /** Bytes held (encoded size, or the encoded size measured at `set` in record mode). */
+  /** Bytes held: the entries' encoded size plus their keys' length. */
   get bytes(): number {
     return this.lru.calculatedSize;
   }
@@ -109,45 +103,46 @@ export class MemoryTier<
   async connect(): Promise<void> {}
 
   /** Synchronous read, for the store's fast path. */
-  peek(key: string): P | undefined {
+  peek(key: string): MemoryRecord | undefined {
     return this.lru.get(key);
   }
 
-  async get(key: string): Promise<P | undefined> {
+  async get(key: string): Promise<MemoryRecord | undefined> {
     return this.lru.get(key);
   }
 
-  async getMany(keys: readonly string[]): Promise<(P | undefined)[]> {
+  async getMany(keys: readonly string[]): Promise<(MemoryRecord | undefined)[]> {
     return keys.map((k) => this.lru.get(k));
   }
 
   /** Synchronous write, for the store's fast path. */
-  put(key: string, value: P, ttlMs: number): void {
-    if (this.shape.size(value) > this.lru.maxSize) {
+  put(key: string, record: MemoryRecord, ttlMs: number): void {
+    if (entrySize(record, key) > this.lru.maxSize) {
       // Larger than the whole budget: lru-cache would refuse it; drop any older value instead.
       this.lru.delete(key);
       return;
     }
-    this.lru.set(key, value, { ttl: ttlMs > 0 ? ttlMs : undefined });
+    this.lru.set(key, record, { ttl: ttlMs > 0 ? ttlMs : undefined });
   }
 
-  async set(key: string, value: P, ttlMs: number): Promise<void> {
-    this.put(key, value, ttlMs);
+  async set(key: string, record: MemoryRecord, ttlMs: number): Promise<void> {
+    this.put(key, record, ttlMs);
   }
 
-  async setMany(entries: readonly TierWrite<P>[]): Promise<void> {
+  async setMany(entries: readonly TierWrite<MemoryRecord>[]): Promise<void> {
     for (const e of entries) this.put(e.key, e.value, e.ttlMs);
   }
 
-  async add(key: string, value: P, ttlMs: number): Promise<boolean> {
+  async add(key: string, record: MemoryRecord, ttlMs: number): Promise<boolean> {
     if (this.lru.has(key)) return false;
-    this.put(key, value, ttlMs);
+    this.put(key, record, ttlMs);
     return true;
   }
 
-  async deleteIf(key: string, expected: P): Promise<boolean> {
+  /** Deletes `key` while it holds `expected`'s value (the same primitive or the same object). */
+  async deleteIf(key: string, expected: MemoryRecord): Promise<boolean> {
     const current = this.lru.get(key);
-    if (current === undefined || !this.shape.equals(current, expected)) return false;
+    if (current === undefined || !sameRecordValue(current, expected)) return false;
     this.lru.delete(key);
     return true;
   }
@@ -166,16 +161,28 @@ export class MemoryTier<
   }
 
   async increment(key: string, by: number, ttlMs: number): Promise<number> {
-    const current = this.shape.counter(this.lru.get(key));
+    const current = counterOf(this.lru.get(key));
     if (Number.isNaN(current))
       throw new TypeError(`${this.name}: value at this key is not a counter`);
     // Same floor as memcached: counters are unsigned.
     const next = Math.max(0, current + by);
-    this.put(key, this.shape.makeCounter(next, 0), ttlMs);
+    this.put(key, MemoryTier.record(next), ttlMs);
     return next;
   }
 
   async close(): Promise<void> {
     this.lru.clear();
   }
+}
+
+/** What an entry counts against `maxBytes`: its encoded size and its key (UTF-16 units). */
+function entrySize(record: MemoryRecord, key: string): number {
+  return record.size + key.length || 1;
+}
+
+function sameRecordValue(a: MemoryRecord, b: MemoryRecord): boolean {
+  if (a.encoded !== undefined || b.encoded !== undefined) {
+    return a.encoded !== undefined && b.encoded !== undefined && a.encoded.equals(b.encoded);
+  }
+  return Object.is(a.value, b.value);
 }

@@ -1,4 +1,11 @@
-import { CassandraTier, MemcachedTier, MemoryTier, TieredStore, type TierOptions } from '../../lib';
+import {
+  CassandraTier,
+  MemcachedTier,
+  MemoryTier,
+  TieredStore,
+  type Tier,
+  type TierOptions,
+} from '../../lib';
 import { testServers, uniqueName } from '../harness/env';
 import { ManualClock } from '../support/manual-clock';
 
@@ -6,28 +13,42 @@ const servers = testServers();
 const keyspace = uniqueName('leases').toLowerCase();
 
 describe('compare-and-delete on every tier (real servers)', () => {
+  // Each tier with the payload it holds: bytes on the servers, records in process memory.
   const tiers = {
-    memory: () => MemoryTier.bytes({ type: 'memory' }, new ManualClock()),
-    memcached: () => new MemcachedTier({ type: 'memcached', servers: servers.memcached }),
-    cassandra: () => new CassandraTier({ type: 'cassandra', ...servers.cassandra, keyspace }),
+    memory: () => ({
+      tier: new MemoryTier({ type: 'memory' }, new ManualClock()) as Tier<unknown>,
+      holder: (s: string): unknown => MemoryTier.record(s),
+    }),
+    memcached: () => ({
+      tier: new MemcachedTier({ type: 'memcached', servers: servers.memcached }) as Tier<unknown>,
+      holder: (s: string): unknown => Buffer.from(s),
+    }),
+    cassandra: () => ({
+      tier: new CassandraTier({
+        type: 'cassandra',
+        ...servers.cassandra,
+        keyspace,
+      }) as Tier<unknown>,
+      holder: (s: string): unknown => Buffer.from(s),
+    }),
   };
 
   it.each(Object.keys(tiers) as Array<keyof typeof tiers>)(
-    '%s: deletes only while the key holds the expected bytes',
+    '%s: deletes only while the key holds the expected value',
     async (kind) => {
-      const tier = tiers[kind]();
+      const { tier, holder } = tiers[kind]();
       await tier.connect();
       try {
         const key = uniqueName('cad');
-        const mine = Buffer.from('holder-a');
+        const mine = holder('holder-a');
         expect(await tier.deleteIf(key, mine)).toBe(false); // absent
         expect(await tier.add(key, mine, 60_000)).toBe(true);
-        expect(await tier.add(key, Buffer.from('holder-b'), 60_000)).toBe(false);
-        expect(await tier.deleteIf(key, Buffer.from('holder-b'))).toBe(false);
+        expect(await tier.add(key, holder('holder-b'), 60_000)).toBe(false);
+        expect(await tier.deleteIf(key, holder('holder-b'))).toBe(false);
         expect(await tier.get(key)).toEqual(mine);
-        expect(await tier.deleteIf(key, mine)).toBe(true);
+        expect(await tier.deleteIf(key, holder('holder-a'))).toBe(true);
         expect(await tier.get(key)).toBeUndefined();
-        expect(await tier.add(key, Buffer.from('holder-b'), 60_000)).toBe(true);
+        expect(await tier.add(key, holder('holder-b'), 60_000)).toBe(true);
       } finally {
         await tier.close();
       }
