@@ -1,4 +1,4 @@
-import { memoryHit } from './memory-hit.bench';
+import { jsonTreeCopy, memoryHit } from './memory-hit.bench';
 import { cassandraHit, memcachedGetMany, memcachedHit } from './remote-hit.bench';
 import { benchServers, type BenchServers } from './servers';
 import { stampede } from './stampede.bench';
@@ -11,6 +11,7 @@ type Scenario = [
 
 const SCENARIOS: Scenario[] = [
   ['memory-hit', () => memoryHit(), false],
+  ['memory-copy', () => jsonTreeCopy(), false],
   ['memcached-hit', memcachedHit, true],
   ['cassandra-hit', cassandraHit, true],
   ['memcached-getmany', memcachedGetMany, true],

@@ -163,14 +163,44 @@ export function describeStoreConformance(name: string, target: ConformanceTarget
       await expect(store.set('\ud800', 1)).rejects.toThrow(/lone UTF-16 surrogate/);
     });
 
-    it(`hands out ${target.copies === false ? 'the stored object itself' : 'independent copies'}`, async () => {
-      const store = await makeStore();
-      await store.set('obj', { list: [1] });
-      const first = await store.get<{ list: number[] }>('obj');
-      first!.list.push(2);
-      const second = await store.get<{ list: number[] }>('obj');
-      expect(second!.list).toEqual(target.copies === false ? [1, 2] : [1]);
-    });
+    if (target.copies === false) {
+      it('hands out the stored object itself', async () => {
+        const store = await makeStore();
+        const value = { list: [1] };
+        await store.set('obj', value);
+        expect(await store.get('obj')).toBe(value);
+        expect(store.peekEntry('obj')?.value).toBe(value);
+      });
+    } else {
+      it.each([
+        ['a JSON tree', () => ({ list: [1], nested: { deep: [{ n: 1 }] } })],
+        [
+          'a value with a Date and a Map',
+          () => ({ list: [1], at: new Date(5), m: new Map([['k', [1]]]) }),
+        ],
+      ])('hands out independent copies of %s', async (_label, make) => {
+        const store = await makeStore();
+        const value = make();
+        const original = make();
+        await store.set('obj', value);
+        // The caller's object is not what the store keeps…
+        value.list.push(99);
+        expect(await store.get('obj')).toEqual(original);
+        // …and every read, whatever the path, is its own copy.
+        const reads = [
+          await store.get<typeof value>('obj'),
+          ...(await store.getMany<typeof value>(['obj', 'obj'])),
+          store.peekEntry<typeof value>('obj')?.value ?? (await store.get<typeof value>('obj')),
+          (await store.getEntry<typeof value>('obj'))?.value,
+        ];
+        for (const read of reads) {
+          expect(read).toEqual(original);
+          read!.list.push(99);
+        }
+        expect(new Set(reads).size).toBe(reads.length);
+        expect(await store.get('obj')).toEqual(original);
+      });
+    }
 
     it('works behind Keyv and cache-manager, Dates and Maps intact', async () => {
       const store = await makeStore();
