@@ -165,6 +165,10 @@ export class Codec {
       if (flags & FLAG_DEFLATED) body = inflateRawSync(body);
       if (flags & FLAG_JSON) record.value = JSON.parse(body.toString('utf8'));
       else {
+        // `deserialize` makes Buffers and byte arrays views of the bytes it reads: give it bytes of
+        // its own, so no decoded value shares (or pins) memory with the stored entry, a socket
+        // read or another reader's value. An inflated body is already fresh.
+        if (!(flags & FLAG_DEFLATED)) body = ownCopy(body);
         const value: unknown = deserialize(body);
         record.value = SAME_REALM ? value : adoptRealm(value);
       }
@@ -221,6 +225,13 @@ function adoptRealm(value: unknown): unknown {
 /** Whether `bytes` were encoded with a JSON body: their value is a JSON tree (see `json-tree`). */
 export function hasJsonBody(bytes: Uint8Array): boolean {
   return bytes.length >= HEADER_BYTES && bytes[0] === FORMAT_V1 && (bytes[1] & FLAG_JSON) !== 0;
+}
+
+/** A copy of `bytes` in memory of its own (never a slice of the shared allocation pool). */
+export function ownCopy(bytes: Buffer): Buffer {
+  const copy = Buffer.allocUnsafeSlow(bytes.length);
+  bytes.copy(copy);
+  return copy;
 }
 
 function isAsciiDigits(bytes: Uint8Array): boolean {

@@ -3,7 +3,13 @@ import { performance } from 'node:perf_hooks';
 import type { KeyvStoreAdapter } from 'keyv';
 import { systemClock, type Clock } from '../clock';
 import { KeyBuilder } from '../keys/key-builder';
-import { Codec, hasJsonBody, type CacheRecord, type EntryMeta } from '../serialization/codec';
+import {
+  Codec,
+  hasJsonBody,
+  ownCopy,
+  type CacheRecord,
+  type EntryMeta,
+} from '../serialization/codec';
 import { copyJsonTree, nestedKeys } from '../serialization/json-tree';
 import { CassandraTier } from '../tiers/cassandra.tier';
 import { MemcachedTier } from '../tiers/memcached.tier';
@@ -988,8 +994,7 @@ function memoryRecord(
       record.nested = nestedKeys(value);
     } else {
       record.value = undefined;
-      record.encoded = Buffer.allocUnsafeSlow(encoded.length);
-      encoded.copy(record.encoded);
+      record.encoded = ownCopy(encoded);
     }
   }
   return record;

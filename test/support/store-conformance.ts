@@ -172,11 +172,24 @@ export function describeStoreConformance(name: string, target: ConformanceTarget
         expect(store.peekEntry('obj')?.value).toBe(value);
       });
     } else {
+      type Rich = { list: number[]; raw?: Buffer; bytes?: Uint8Array };
+      const mutate = (v: Rich | undefined): void => {
+        v!.list.push(99);
+        if (v!.raw) v!.raw[0] = 99;
+        if (v!.bytes) v!.bytes[0] = 99;
+      };
       it.each([
-        ['a JSON tree', () => ({ list: [1], nested: { deep: [{ n: 1 }] } })],
+        ['a JSON tree', (): Rich => ({ list: [1], nested: { deep: [{ n: 1 }] } }) as Rich],
         [
-          'a value with a Date and a Map',
-          () => ({ list: [1], at: new Date(5), m: new Map([['k', [1]]]) }),
+          'a value with a Date, a Map, a Buffer and a Uint8Array',
+          (): Rich =>
+            ({
+              list: [1],
+              at: new Date(5),
+              m: new Map([['k', [1]]]),
+              raw: Buffer.from([1, 2, 3]),
+              bytes: new Uint8Array([4, 5]),
+            }) as Rich,
         ],
       ])('hands out independent copies of %s', async (_label, make) => {
         const store = await makeStore();
@@ -184,18 +197,18 @@ export function describeStoreConformance(name: string, target: ConformanceTarget
         const original = make();
         await store.set('obj', value);
         // The caller's object is not what the store keeps…
-        value.list.push(99);
+        mutate(value);
         expect(await store.get('obj')).toEqual(original);
-        // …and every read, whatever the path, is its own copy.
+        // …and every read, whatever the path, is its own copy, down to its bytes.
         const reads = [
-          await store.get<typeof value>('obj'),
-          ...(await store.getMany<typeof value>(['obj', 'obj'])),
-          store.peekEntry<typeof value>('obj')?.value ?? (await store.get<typeof value>('obj')),
-          (await store.getEntry<typeof value>('obj'))?.value,
+          await store.get<Rich>('obj'),
+          ...(await store.getMany<Rich>(['obj', 'obj'])),
+          store.peekEntry<Rich>('obj')?.value ?? (await store.get<Rich>('obj')),
+          (await store.getEntry<Rich>('obj'))?.value,
         ];
         for (const read of reads) {
           expect(read).toEqual(original);
-          read!.list.push(99);
+          mutate(read);
         }
         expect(new Set(reads).size).toBe(reads.length);
         expect(await store.get('obj')).toEqual(original);
