@@ -1,7 +1,10 @@
 /**
- * Tiny benchmark kit: contenders run in interleaved rounds (A B C, A B C, …) so that machine noise
- * hits them alike, and each reports its median ops/s. Figures are only comparable within one run:
- * read the ratios, not the absolute numbers.
+ * Tiny benchmark kit: contenders run in interleaved rounds (A B C, then C B A, …) so that machine
+ * noise and the debts one leaves to the next (garbage, JIT) hit them alike, and each reports its
+ * median ops/s. A ratio between two contenders is the median of their per-round ratios: both ran
+ * back to back in each round, so a round slowed by a neighbour on the machine slows both, and the
+ * ratio survives noise that moves the separate medians. Figures are only comparable within one
+ * run: read the ratios, not the absolute numbers.
  */
 export interface Contender {
   name: string;
@@ -14,6 +17,8 @@ export interface Result {
   opsPerSec: number;
   /** Mean time of one operation, microseconds. */
   usPerOp: number;
+  /** ops/s of each round, in round order. */
+  rounds: number[];
 }
 
 export async function compare(
@@ -24,7 +29,8 @@ export async function compare(
   for (const c of contenders) await c.run(options.warmupOps ?? Math.ceil(options.ops / 4));
   const samples = new Map<string, number[]>(contenders.map((c) => [c.name, []]));
   for (let r = 0; r < rounds; r++) {
-    for (const c of contenders) {
+    const order = r % 2 === 0 ? contenders : [...contenders].reverse();
+    for (const c of order) {
       const t0 = process.hrtime.bigint();
       await c.run(options.ops);
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
@@ -32,10 +38,15 @@ export async function compare(
     }
   }
   return contenders.map((c) => {
-    const sorted = samples.get(c.name)!.sort((a, b) => a - b);
-    const opsPerSec = sorted[Math.floor(sorted.length / 2)];
-    return { name: c.name, opsPerSec, usPerOp: 1e6 / opsPerSec };
+    const perRound = samples.get(c.name)!;
+    const opsPerSec = median(perRound);
+    return { name: c.name, opsPerSec, usPerOp: 1e6 / opsPerSec, rounds: perRound };
   });
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
 }
 
 /** Runs `ops` calls of `fn`, at most `concurrency` in flight at once. */
@@ -72,11 +83,13 @@ export function report(title: string, results: Result[], targets: Target[]): boo
   }
   let ok = true;
   for (const t of targets) {
-    const ratio = by.get(t.ours)!.opsPerSec / by.get(t.baseline)!.opsPerSec;
+    const ours = by.get(t.ours)!.rounds;
+    const baseline = by.get(t.baseline)!.rounds;
+    const ratio = median(ours.map((v, i) => v / baseline[i]));
     const pass = ratio >= t.atLeast;
     ok &&= pass;
     console.log(
-      `  ${pass ? 'PASS' : 'MISS'} ${t.label}: ${ratio.toFixed(2)}× (target ≥ ${t.atLeast}×)`,
+      `  ${pass ? 'PASS' : 'MISS'} ${t.label}: ${ratio.toFixed(2)}× (target ≥ ${t.atLeast}×; median of ${ours.length} paired rounds)`,
     );
   }
   return ok;

@@ -47,7 +47,7 @@ export async function memcachedHit(servers: BenchServers): Promise<boolean> {
           }),
       },
     ],
-    { ops: 10_000, rounds: 11 },
+    { ops: 5000, rounds: 21 },
   );
   const ok = report(`memcached hit, memory tier empty (concurrency ${CONCURRENCY})`, results, [
     {

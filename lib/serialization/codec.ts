@@ -161,6 +161,11 @@ export class Codec {
       record = { value: undefined, expiresAt };
     }
     try {
+      // The common case, an uncompressed JSON body, is read in place.
+      if (flags === FLAG_JSON || flags === (FLAG_JSON | FLAG_META)) {
+        record.value = JSON.parse(buf.toString('utf8', header));
+        return record;
+      }
       let body = buf.subarray(header);
       if (flags & FLAG_DEFLATED) body = inflateRawSync(body);
       if (flags & FLAG_JSON) record.value = JSON.parse(body.toString('utf8'));

@@ -327,8 +327,8 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
       if (this.slots.length === 1) return Promise.resolve(undefined);
     }
     return this.getFromTiers(key, k, this.clock.now(), this.memoryFirst ? 1 : 0, false).then(
-      (record) => record?.value as T | undefined,
-    );
+      valueOf,
+    ) as Promise<T | undefined>;
   }
 
   /**
@@ -394,7 +394,7 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
     const seq = this.mutationSeq;
     for (let i = from; i < to; i++) {
       const slot = this.slots[i];
-      const payload = await this.call(slot, 'get', key, () => slot.tier.get(keyIn(slot, key, k)));
+      const payload = await this.read(slot, key, keyIn(slot, key, k));
       if (payload === FAILED) continue;
       const record = payload === undefined ? undefined : this.decode(slot, payload, key, now);
       if (record === undefined || (!graced && isStale(record, now))) {
@@ -486,7 +486,9 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
 
   /** What a reader of a memory record gets: its own copy, unless the tier shares objects. */
   private readValue(record: MemoryRecord, key: string): unknown {
-    if (record.tree) return copyJsonTree(record.value, record.nested);
+    // The copy hint is worked out on the first read, not on the backfill: many are never re-read.
+    if (record.tree)
+      return copyJsonTree(record.value, (record.nested ??= nestedKeys(record.value as object)));
     if (record.encoded === undefined) return record.value;
     try {
       return this.codec.decode(record.encoded).value;
@@ -499,50 +501,47 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
 
   /** Copies hits found at tier `from` into the nearer tiers, in the background. */
   private backfill(from: number, found: Found[], seq: number): void {
+    // A read that began before a local write, delete or generation change has nothing to add.
+    if (seq < this.mutationFloor) return;
     const now = this.clock.now();
-    const fresh = found.filter(
-      ({ k }) => seq >= this.mutationFloor && (this.lastMutation.get(k) ?? -1) <= seq,
-    );
-    if (fresh.length === 0) return;
     const source = this.slots[from];
     for (let t = 0; t < from; t++) {
       const slot = this.slots[t];
-      const writes: TierWrite<Payload>[] = [];
-      for (const { key, k, record, payload } of fresh) {
+      let writes: TierWrite<Payload>[] | undefined;
+      for (const { key, k, record, payload } of found) {
+        if ((this.lastMutation.get(k) ?? -1) > seq) continue;
         const remaining = record.expiresAt === 0 ? 0 : record.expiresAt - now;
         if (record.expiresAt !== 0 && remaining <= 0) continue;
         const ttlMs = capTtl(remaining, slot.cap);
-        let p: Payload;
-        if (slot.mode === 'encoded') {
-          p =
-            source.mode === 'encoded'
-              ? payload
-              : this.codec.encode(record.value, record.expiresAt, metaOf(record));
-        } else {
-          // The one memory tier, filled from a farther tier, which holds bytes.
-          p = memoryRecord(
+        slot.counters.backfills++;
+        if (slot.mode !== 'encoded') {
+          // The one memory tier, filled from a farther tier, which holds bytes: written at once.
+          const meta = metaOf(record);
+          const p = memoryRecord(
             slot.mode,
             record.value,
             payload as Buffer,
             record.expiresAt,
-            metaOf(record),
+            meta,
           );
+          (slot.tier as MemoryTier).put(keyIn(slot, key, k), p, ttlMs);
+          continue;
         }
-        writes.push({ key: keyIn(slot, key, k), value: p, ttlMs });
+        const p =
+          source.mode === 'encoded'
+            ? payload
+            : this.codec.encode(record.value, record.expiresAt, metaOf(record));
+        (writes ??= []).push({ key: k, value: p, ttlMs });
       }
-      if (writes.length === 0) continue;
-      slot.counters.backfills += writes.length;
-      if (slot.tier === this.memory) {
-        for (const w of writes) this.memory.put(w.key, w.value as Buffer & MemoryRecord, w.ttlMs);
-      } else {
-        this.inBackground(
-          this.call(slot, 'backfill', writes.length === 1 ? writes[0].key : undefined, () =>
-            writes.length === 1
-              ? slot.tier.set(writes[0].key, writes[0].value, writes[0].ttlMs)
-              : slot.tier.setMany(writes),
-          ),
-        );
-      }
+      if (writes === undefined) continue;
+      const batch = writes;
+      this.inBackground(
+        this.call(slot, 'backfill', batch.length === 1 ? batch[0].key : undefined, () =>
+          batch.length === 1
+            ? slot.tier.set(batch[0].key, batch[0].value, batch[0].ttlMs)
+            : slot.tier.setMany(batch),
+        ),
+      );
     }
   }
 
@@ -866,6 +865,34 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
     return slot.connecting;
   }
 
+  /**
+   * `tier.get` through {@link call}'s policy (breaker, connection, counting, latency), inlined:
+   * this is every remote read, and awaiting the tier's own promise saves a closure and a promise
+   * layer per read.
+   */
+  private async read(
+    slot: Slot,
+    key: string,
+    at: string,
+  ): Promise<Payload | undefined | typeof FAILED> {
+    if (!slot.connected) return this.call(slot, 'get', key, () => slot.tier.get(at));
+    if (!slot.breaker.allow()) {
+      slot.counters.skipped++;
+      return FAILED;
+    }
+    const t0 = slot.kind === 'memory' ? 0 : performance.now();
+    let payload: Payload | undefined;
+    try {
+      payload = await slot.tier.get(at);
+    } catch (err) {
+      this.fail(slot, 'get', key, err);
+      return FAILED;
+    }
+    slot.breaker.success();
+    if (slot.kind !== 'memory') slot.counters.recordLatency(performance.now() - t0);
+    return payload;
+  }
+
   /** Runs one tier operation behind its circuit breaker; failures become FAILED plus an event. */
   private call<T>(
     slot: Slot,
@@ -877,28 +904,50 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
       slot.counters.skipped++;
       return Promise.resolve(FAILED);
     }
-    // Not `async`: one promise fewer on every remote read (`attempt` already reported it).
-    return this.attempt(slot, op, key, fn).catch(() => FAILED);
+    return this.run(slot, op, key, fn, false);
   }
 
   /** Runs one tier operation, connecting the tier first if needed; failures are counted and rethrown. */
-  private async attempt<T>(
+  private attempt<T>(
     slot: Slot,
     op: string,
     key: string | undefined,
     fn: () => Promise<T>,
   ): Promise<T> {
+    return this.run(slot, op, key, fn, true) as Promise<T>;
+  }
+
+  /**
+   * The body of {@link call} and {@link attempt}: one `then` on the tier's promise (no `async`
+   * frame, no extra `catch`), as it sits on every remote read.
+   */
+  private run<T>(
+    slot: Slot,
+    op: string,
+    key: string | undefined,
+    fn: () => Promise<T>,
+    rethrow: boolean,
+  ): Promise<T | typeof FAILED> {
+    const failed = (err: unknown): typeof FAILED => {
+      this.fail(slot, op, key, err);
+      if (rethrow) throw err;
+      return FAILED;
+    };
+    if (!slot.connected) {
+      return this.ensureConnected(slot).then(() => this.run(slot, op, key, fn, rethrow), failed);
+    }
     const t0 = slot.kind === 'memory' ? 0 : performance.now();
+    let pending: Promise<T>;
     try {
-      if (!slot.connected) await this.ensureConnected(slot);
-      const result = await fn();
+      pending = fn();
+    } catch (err) {
+      pending = Promise.reject(err);
+    }
+    return pending.then((result) => {
       slot.breaker.success();
       if (slot.kind !== 'memory') slot.counters.recordLatency(performance.now() - t0);
       return result;
-    } catch (err) {
-      this.fail(slot, op, key, err);
-      throw err;
-    }
+    }, failed);
   }
 
   private async write(
@@ -945,6 +994,10 @@ function locate(message: string, at: string, type: string): string {
 }
 
 /** Whether a record is past its logical expiry (read-through entries only; plain ones have none). */
+function valueOf(record: CacheRecord | undefined): unknown {
+  return record?.value;
+}
+
 /** The key `slot` holds `key` under: the caller's own (see `Slot.local`) or the final `k`. */
 function keyIn(slot: Slot, key: string, k: string): string {
   return slot.local ? String(key) : k;
@@ -991,7 +1044,6 @@ function memoryRecord(
     if (hasJsonBody(encoded)) {
       record.value = copyJsonTree(value);
       record.tree = true;
-      record.nested = nestedKeys(value);
     } else {
       record.value = undefined;
       record.encoded = ownCopy(encoded);

@@ -213,8 +213,13 @@ export class MemcachedTier implements Tier<Buffer> {
   }
 
   /** The value at `key`, or `undefined` on a miss. Retried on connection errors and timeouts. */
-  async get(key: string): Promise<Buffer | undefined> {
-    checkKey(key);
+  get(key: string): Promise<Buffer | undefined> {
+    // Not `async`: one promise fewer on every memcached hit.
+    try {
+      checkKey(key);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return this.withRetries(key, (c) => c.get(key));
   }
 

@@ -111,13 +111,17 @@ export class MemcachedConnection {
     return this.server.address;
   }
 
-  /** GET: the value, or `undefined` on a miss. */
+  /**
+   * GET: the value, or `undefined` on a miss. Values (here and from {@link getMulti}) are views of
+   * memjs's read buffer, not copies: memjs never writes into a buffer it has parsed, and the store
+   * decodes them at once and keeps nothing of them (`Codec` and the memory tier copy what they keep).
+   */
   get(key: string): Promise<Buffer | undefined> {
     return this.send(
       (opaque) => getRequest(key, opaque),
       false,
       (r) => {
-        if (r.header.status === Status.Ok) return Buffer.from(r.val);
+        if (r.header.status === Status.Ok) return r.val;
         if (r.header.status === Status.KeyNotFound) return undefined;
         throw this.statusError('get', r.header.status);
       },
@@ -167,7 +171,7 @@ export class MemcachedConnection {
           if (failure) throw failure;
           return hits;
         }
-        if (r.header.status === Status.Ok) hits.set(r.key.toString('utf8'), Buffer.from(r.val));
+        if (r.header.status === Status.Ok) hits.set(r.key.toString('utf8'), r.val);
         else if (r.header.status !== Status.KeyNotFound) {
           failure ??= this.statusError('get', r.header.status);
         }
