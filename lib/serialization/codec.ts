@@ -161,20 +161,19 @@ export class Codec {
       record = { value: undefined, expiresAt };
     }
     try {
-      // The common case, an uncompressed JSON body, is read in place.
-      if (flags === FLAG_JSON || flags === (FLAG_JSON | FLAG_META)) {
-        record.value = JSON.parse(buf.toString('utf8', header));
-        return record;
-      }
-      let body = buf.subarray(header);
-      if (flags & FLAG_DEFLATED) body = inflateRawSync(body);
-      if (flags & FLAG_JSON) record.value = JSON.parse(body.toString('utf8'));
-      else {
+      const deflated = (flags & FLAG_DEFLATED) !== 0;
+      if (flags & FLAG_JSON) {
+        // An uncompressed body (the common case) is read in place.
+        const text = deflated
+          ? inflateRawSync(buf.subarray(header)).toString('utf8')
+          : buf.toString('utf8', header);
+        record.value = JSON.parse(text);
+      } else {
         // `deserialize` makes Buffers and byte arrays views of the bytes it reads: give it bytes of
         // its own, so no decoded value shares (or pins) memory with the stored entry, a socket
         // read or another reader's value. An inflated body is already fresh.
-        if (!(flags & FLAG_DEFLATED)) body = ownCopy(body);
-        const value: unknown = deserialize(body);
+        const body = buf.subarray(header);
+        const value: unknown = deserialize(deflated ? inflateRawSync(body) : ownCopy(body));
         record.value = SAME_REALM ? value : adoptRealm(value);
       }
       return record;

@@ -155,12 +155,10 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
 
   private readonly slots: Slot[];
   private readonly memory: MemoryTier | undefined;
-  private readonly memoryIndex: number;
   /** Whether the memory tier is the nearest one (the synchronous fast path). */
   private readonly memoryFirst: boolean;
   /** Whether that tier is also keyed by caller keys (see `Slot.local`): the fastest path. */
   private readonly localFirst: boolean;
-  private readonly memoryCounters: TierCounters;
   private readonly keys: KeyBuilder;
   private readonly codec: Codec;
   private readonly clock: Clock;
@@ -201,10 +199,8 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
     const memorySlots = this.slots.filter((s) => s.kind === 'memory');
     if (memorySlots.length > 1) throw new TypeError('tiers: at most one memory tier');
     this.memory = memorySlots[0]?.tier as MemoryTier | undefined;
-    this.memoryIndex = this.slots.findIndex((s) => s.kind === 'memory');
     this.memoryFirst = this.memory !== undefined && this.slots[0].tier === this.memory;
     this.localFirst = this.memoryFirst && this.slots[0].local;
-    this.memoryCounters = this.slots[0].counters;
     const memcached = this.slots.findLastIndex((s) => s.kind === 'memcached');
     this.leaseIndex =
       memcached >= 0 ? memcached : this.slots.findIndex((s) => s.kind === 'cassandra');
@@ -323,7 +319,7 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
         if (record !== undefined && isFresh(record, this.clock))
           return this.memoryHit<T>(record, key);
       }
-      this.memoryCounters.misses++;
+      this.slots[0].counters.misses++;
       if (this.slots.length === 1) return Promise.resolve(undefined);
     }
     return this.getFromTiers(key, k, this.clock.now(), this.memoryFirst ? 1 : 0, false).then(
@@ -336,8 +332,9 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
    * staleness bound between instances), so a hit needs no generation check.
    */
   private memoryHit<T>(record: MemoryRecord, key: string): Promise<T> {
-    this.memoryCounters.hits++;
-    return Promise.resolve(this.readValue(record, key) as T);
+    const slot = this.slots[0];
+    slot.counters.hits++;
+    return Promise.resolve(this.readValue(slot, record, key) as T);
   }
 
   /**
@@ -394,7 +391,8 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
     const seq = this.mutationSeq;
     for (let i = from; i < to; i++) {
       const slot = this.slots[i];
-      const payload = await this.read(slot, key, keyIn(slot, key, k));
+      const at = keyIn(slot, key, k);
+      const payload = await this.call(slot, 'get', key, () => slot.tier.get(at));
       if (payload === FAILED) continue;
       const record = payload === undefined ? undefined : this.decode(slot, payload, key, now);
       if (record === undefined || (!graced && isStale(record, now))) {
@@ -468,7 +466,7 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
       if (r.expiresAt !== 0 && r.expiresAt <= now) return undefined;
       if (slot.mode === 'shared') return r;
       return {
-        value: this.readValue(r, key),
+        value: this.readValue(slot, r, key),
         expiresAt: r.expiresAt,
         staleAt: r.staleAt,
         delta: r.delta,
@@ -485,7 +483,7 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
   }
 
   /** What a reader of a memory record gets: its own copy, unless the tier shares objects. */
-  private readValue(record: MemoryRecord, key: string): unknown {
+  private readValue(slot: Slot, record: MemoryRecord, key: string): unknown {
     // The copy hint is worked out on the first read, not on the backfill: many are never re-read.
     if (record.tree)
       return copyJsonTree(record.value, (record.nested ??= nestedKeys(record.value as object)));
@@ -494,7 +492,7 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
       return this.codec.decode(record.encoded).value;
     } catch (err) {
       // Bytes that decoded once when they were stored: only a fault in memory gets here.
-      this.fail(this.slots[this.memoryIndex], 'decode', key, err, false);
+      this.fail(slot, 'decode', key, err, false);
       return undefined;
     }
   }
@@ -863,34 +861,6 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
       .then(() => void (slot.connected = true))
       .finally(() => (slot.connecting = undefined));
     return slot.connecting;
-  }
-
-  /**
-   * `tier.get` through {@link call}'s policy (breaker, connection, counting, latency), inlined:
-   * this is every remote read, and awaiting the tier's own promise saves a closure and a promise
-   * layer per read.
-   */
-  private async read(
-    slot: Slot,
-    key: string,
-    at: string,
-  ): Promise<Payload | undefined | typeof FAILED> {
-    if (!slot.connected) return this.call(slot, 'get', key, () => slot.tier.get(at));
-    if (!slot.breaker.allow()) {
-      slot.counters.skipped++;
-      return FAILED;
-    }
-    const t0 = slot.kind === 'memory' ? 0 : performance.now();
-    let payload: Payload | undefined;
-    try {
-      payload = await slot.tier.get(at);
-    } catch (err) {
-      this.fail(slot, 'get', key, err);
-      return FAILED;
-    }
-    slot.breaker.success();
-    if (slot.kind !== 'memory') slot.counters.recordLatency(performance.now() - t0);
-    return payload;
   }
 
   /** Runs one tier operation behind its circuit breaker; failures become FAILED plus an event. */

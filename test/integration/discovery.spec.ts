@@ -3,37 +3,28 @@ import { KeyBuilder, TieredStore } from '../../lib';
 import { MemcachedTier } from '../../lib/tiers/memcached.tier';
 import type { MemcachedTierOptions } from '../../lib/tiers/tier-options';
 import { testServers, uniqueName } from '../harness/env';
-import { MemcachedNode } from '../harness/memcached';
 import { freePort } from '../harness/ports';
 import { ElastiCacheEndpoint } from '../support/elasticache-endpoint';
 import { eventually } from '../support/eventually';
-import { discoveredChain, RawMemcached, startNode } from '../support/memcached';
+import { buf, discoveredChain, MemcachedTestbed, str } from '../support/memcached';
 
 const servers = testServers();
 const SERVERS = servers.memcached;
 const INTERVAL = 200;
 
-const endpoints: ElastiCacheEndpoint[] = [];
-const tiers: MemcachedTier[] = [];
-const stores: TieredStore[] = [];
-const nodes: MemcachedNode[] = [];
-const raw = new RawMemcached();
+const bed = new MemcachedTestbed();
 
 async function endpoint(
   options: Parameters<typeof ElastiCacheEndpoint.start>[0] = {},
 ): Promise<ElastiCacheEndpoint> {
-  const e = await ElastiCacheEndpoint.start({ servers: SERVERS, ...options });
-  endpoints.push(e);
-  return e;
+  return bed.endpoint(await ElastiCacheEndpoint.start({ servers: SERVERS, ...options }));
 }
 
 function tier(
   discovery: MemcachedTierOptions['discovery'],
   options: Partial<MemcachedTierOptions> = {},
 ): MemcachedTier {
-  const t = new MemcachedTier({ type: 'memcached', discovery, ...options });
-  tiers.push(t);
-  return t;
+  return bed.tier(new MemcachedTier({ type: 'memcached', discovery, ...options }));
 }
 
 /** `curr_connections` of a memcached, read over the text protocol on a socket of its own. */
@@ -58,17 +49,9 @@ function currConnections(address: string): Promise<number> {
   });
 }
 
-const buf = (s: string) => Buffer.from(s);
-const str = (b: Buffer | undefined) => b?.toString();
 const sorted = (list: readonly string[]) => [...list].sort();
 
-afterAll(async () => {
-  await Promise.all(stores.map((s) => s.disconnect()));
-  await Promise.all(tiers.map((t) => t.close()));
-  await Promise.all(endpoints.map((e) => e.close()));
-  raw.close();
-  await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
-});
+afterAll(() => bed.close());
 
 describe('ElastiCache auto discovery (real memcached behind a test configuration endpoint)', () => {
   it('discovers the 3 nodes and spreads keys over all of them', async () => {
@@ -85,7 +68,8 @@ describe('ElastiCache auto discovery (real memcached behind a test configuration
     const perServer = new Map<string, number>();
     for (const key of keys) {
       const holders: string[] = [];
-      for (const server of SERVERS) if ((await raw.get(server, key)) === key) holders.push(server);
+      for (const server of SERVERS)
+        if ((await bed.raw.get(server, key)) === key) holders.push(server);
       expect(holders).toEqual([t.serverFor(key)]);
       perServer.set(holders[0], (perServer.get(holders[0]) ?? 0) + 1);
     }
@@ -103,7 +87,7 @@ describe('ElastiCache auto discovery (real memcached behind a test configuration
   });
 
   it('applies a newer version adding a 4th node within one interval, no request failing', async () => {
-    const extra = await startNode(nodes);
+    const extra = await bed.node();
     const e = await endpoint({ version: 1 });
     const t = tier({ endpoint: e.address, intervalMs: INTERVAL });
     await t.connect();
@@ -153,7 +137,7 @@ describe('ElastiCache auto discovery (real memcached behind a test configuration
     expect(moved.length / keys.length).toBeGreaterThan(0.1);
     expect(moved.length / keys.length).toBeLessThan(0.4);
     await t.set(moved[0], buf('on the new node'), 60_000);
-    expect(await raw.get(extra.address, moved[0])).toBe('on the new node');
+    expect(await bed.raw.get(extra.address, moved[0])).toBe('on the new node');
 
     // A version removing it closes the tier's connection to it.
     const withTier = await currConnections(extra.address);
@@ -188,7 +172,7 @@ describe('ElastiCache auto discovery (real memcached behind a test configuration
     const k = uniqueName('plain');
     await t.set(k, buf('alone'), 60_000);
     expect(str(await t.get(k))).toBe('alone');
-    expect(await raw.get(SERVERS[0], k)).toBe('alone');
+    expect(await bed.raw.get(SERVERS[0], k)).toBe('alone');
     // Later polls keep failing the same way and change nothing.
     const polls = t.clusterDiscovery!.polls;
     expect(await eventually(() => t.clusterDiscovery!.polls >= polls + 2, 3000)).toBe(true);
@@ -215,7 +199,7 @@ describe('ElastiCache auto discovery (real memcached behind a test configuration
     const store = new TieredStore({
       tiers: [{ type: 'memcached', discovery: { endpoint: SERVERS[0] } }],
     });
-    stores.push(store);
+    bed.store(store);
     await expect(store.connect({ failFast: true })).rejects.toThrow(SERVERS[0]);
   });
 
@@ -234,7 +218,7 @@ describe('ElastiCache auto discovery (real memcached behind a test configuration
   });
 
   it('polls right after connection errors, long before the interval', async () => {
-    const gone = await startNode(nodes);
+    const gone = await bed.node();
     const e = await endpoint({ version: 1, servers: [...SERVERS, gone.address] });
     const t = tier({ endpoint: e.address, intervalMs: 60_000 });
     await t.connect();
@@ -271,12 +255,12 @@ describe('ElastiCache auto discovery (real memcached behind a test configuration
   });
 
   it('grows 3 → 4 nodes under load with Cassandra behind: ~1/4 of keys move, no origin miss', async () => {
-    const extra = await startNode(nodes);
+    const extra = await bed.node();
     const e = await endpoint({ version: 1 });
     const namespace = uniqueName('scale');
     const discovery = { endpoint: e.address, intervalMs: INTERVAL };
     const { chain, errors } = await discoveredChain(discovery, namespace);
-    stores.push(chain);
+    bed.store(chain);
 
     const N = 2000;
     const keys = Array.from({ length: N }, (_, i) => `k${i}`);
@@ -361,10 +345,10 @@ describe('ElastiCache auto discovery (real memcached behind a test configuration
     // The moved keys were rewarmed on the new node: memcached alone now serves every key.
     await chain.disconnect();
     const nearOnly = new TieredStore({ namespace, tiers: [{ type: 'memcached', discovery }] });
-    stores.push(nearOnly);
+    bed.store(nearOnly);
     await nearOnly.connect({ failFast: true });
     const values = await nearOnly.getMany(keys);
     expect(values.filter((v) => v === undefined)).toHaveLength(0);
-    expect(await raw.get(extra.address, finals.build(moved[0]))).toBeDefined();
+    expect(await bed.raw.get(extra.address, finals.build(moved[0]))).toBeDefined();
   });
 });

@@ -2,42 +2,26 @@ import { KeyBuilder, TieredStore } from '../../lib';
 import { MemcachedTier } from '../../lib/tiers/memcached.tier';
 import type { MemcachedTierOptions } from '../../lib/tiers/tier-options';
 import { testServers, uniqueName } from '../harness/env';
-import { MemcachedNode } from '../harness/memcached';
 import { ElastiCacheEndpoint } from '../support/elasticache-endpoint';
 import { eventually } from '../support/eventually';
 import { ManualClock } from '../support/manual-clock';
-import { discoveredChain, freeze, pidOf, RawMemcached, startNode } from '../support/memcached';
+import { buf, discoveredChain, freeze, MemcachedTestbed, pidOf, str } from '../support/memcached';
 
 const servers = testServers();
 const SERVERS = servers.memcached;
 const FAILOVER = 30_000;
 
-const tiers: MemcachedTier[] = [];
-const nodes: MemcachedNode[] = [];
-const stores: TieredStore[] = [];
-const endpoints: ElastiCacheEndpoint[] = [];
-const raw = new RawMemcached();
+const bed = new MemcachedTestbed();
 
 function tier(options: Partial<MemcachedTierOptions>, clock?: ManualClock): MemcachedTier {
-  const t = new MemcachedTier({ type: 'memcached', ...options }, 'memcached', clock);
-  tiers.push(t);
-  return t;
+  return bed.tier(new MemcachedTier({ type: 'memcached', ...options }, 'memcached', clock));
 }
 
-const buf = (s: string) => Buffer.from(s);
-const str = (b: Buffer | undefined) => b?.toString();
-
-afterAll(async () => {
-  await Promise.all(stores.map((s) => s.disconnect()));
-  await Promise.all(tiers.map((t) => t.close()));
-  await Promise.all(endpoints.map((e) => e.close()));
-  raw.close();
-  await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
-});
+afterAll(() => bed.close());
 
 describe('memcached failover (real processes, SIGKILL)', () => {
   it('a node that dies leaves the ring: its keys go to the next owner, callers see no error', async () => {
-    const node = await startNode(nodes);
+    const node = await bed.node();
     const clock = new ManualClock();
     const all = [...SERVERS, node.address];
     const t = tier({ servers: all, failoverTime: FAILOVER, retries: 1 }, clock);
@@ -60,7 +44,7 @@ describe('memcached failover (real processes, SIGKILL)', () => {
 
     // Every operation keeps working; writes of its keys land on the new owners.
     await t.set(onNode[1], buf('moved'), 60_000);
-    expect(await raw.get(t.serverFor(onNode[1]), onNode[1])).toBe('moved');
+    expect(await bed.raw.get(t.serverFor(onNode[1]), onNode[1])).toBe('moved');
     expect(await t.add(onNode[2], buf('added'), 60_000)).toBe(true);
     await expect(t.delete(onNode[3])).resolves.toBeUndefined();
     const values = await t.getMany(keys);
@@ -75,7 +59,7 @@ describe('memcached failover (real processes, SIGKILL)', () => {
   });
 
   it('getMany and every write fail over too, each alone on a fresh tier', async () => {
-    const node = await startNode(nodes);
+    const node = await bed.node();
     const p = uniqueName('ops');
     const keys = Array.from({ length: 100 }, (_, i) => `${p}:${i}`);
     const seed = tier({ servers: [...SERVERS, node.address] });
@@ -98,7 +82,7 @@ describe('memcached failover (real processes, SIGKILL)', () => {
   });
 
   it('after failoverTime the failed node is probed and rejoins the ring when it answers', async () => {
-    const node = await startNode(nodes);
+    const node = await bed.node();
     const clock = new ManualClock();
     const t = tier({ servers: [...SERVERS, node.address], failoverTime: FAILOVER }, clock);
     const p = uniqueName('probe');
@@ -133,11 +117,11 @@ describe('memcached failover (real processes, SIGKILL)', () => {
     expect(t.servers).toEqual([...SERVERS, node.address]);
     expect(t.serverFor(onNode[0])).toBe(node.address);
     await t.set(onNode[0], buf('home again'), 60_000);
-    expect(await raw.get(node.address, onNode[0])).toBe('home again');
+    expect(await bed.raw.get(node.address, onNode[0])).toBe('home again');
   });
 
   it('increment is never retried; timeouts and failoverTime: 0 keep the node on the ring', async () => {
-    const node = await startNode(nodes);
+    const node = await bed.node();
     const p = uniqueName('policy');
     const keys = Array.from({ length: 100 }, (_, i) => `${p}:${i}`);
     const t = tier({ servers: [...SERVERS, node.address] });
@@ -173,7 +157,7 @@ describe('memcached failover (real processes, SIGKILL)', () => {
   });
 
   it('every node down: the tier keeps trying all of them and works again when one returns', async () => {
-    const node = await startNode(nodes);
+    const node = await bed.node();
     const t = tier({ servers: [node.address], timeout: 300 });
     await node.stop('SIGKILL');
     await expect(t.get('k')).rejects.toThrow(node.address);
@@ -185,14 +169,14 @@ describe('memcached failover (real processes, SIGKILL)', () => {
   });
 
   it('kill one of 3 nodes under load: no caller error, its keys served by Cassandra and rewarmed', async () => {
-    const own = [await startNode(nodes), await startNode(nodes), await startNode(nodes)];
+    const own = [await bed.node(), await bed.node(), await bed.node()];
     const victim = own[1];
     const e = await ElastiCacheEndpoint.start({ servers: own.map((n) => n.address) });
-    endpoints.push(e);
+    bed.endpoint(e);
     const discovery = { endpoint: e.address, intervalMs: 200 };
     const namespace = uniqueName('kill');
     const { chain, errors } = await discoveredChain(discovery, namespace);
-    stores.push(chain);
+    bed.store(chain);
 
     const N = 600;
     const keys = Array.from({ length: N }, (_, i) => `k${i}`);
@@ -250,13 +234,13 @@ describe('memcached failover (real processes, SIGKILL)', () => {
     // Rewarmed on the survivors: memcached alone now serves every key.
     await chain.disconnect();
     const nearOnly = new TieredStore({ namespace, tiers: [{ type: 'memcached', discovery }] });
-    stores.push(nearOnly);
+    bed.store(nearOnly);
     await nearOnly.connect({ failFast: true });
     const values = await nearOnly.getMany(keys);
     expect(values.filter((v, i) => v !== value(keys[i]))).toEqual([]);
     await observer.connect(); // its ping to the dead node takes that node off its ring too
     expect(observer.failedServers).toEqual([victim.address]);
-    const survivor = await raw.get(
+    const survivor = await bed.raw.get(
       observer.serverFor(finals.build(onVictim[0])),
       finals.build(onVictim[0]),
     );

@@ -3,38 +3,25 @@ import { jest } from '@jest/globals';
 import { MemcachedTier } from '../../lib/tiers/memcached.tier';
 import type { MemcachedTierOptions } from '../../lib/tiers/tier-options';
 import { testServers, uniqueName } from '../harness/env';
-import { MemcachedNode } from '../harness/memcached';
 import { freePort } from '../harness/ports';
 import { eventually } from '../support/eventually';
-import { freeze, pidOf, RawMemcached, startNode } from '../support/memcached';
+import { buf, freeze, MemcachedTestbed, pidOf, str } from '../support/memcached';
 
 const SERVERS = testServers().memcached;
 const GETKQ = 0x0d;
 const NOOP = 0x0a;
 
-/** Raw memjs clients, one per server, to look at what each server really holds. */
-const raw = new RawMemcached();
-const tiers: MemcachedTier[] = [];
-const nodes: MemcachedNode[] = [];
+const bed = new MemcachedTestbed();
 
 function tier(options: Partial<MemcachedTierOptions> = {}, name?: string): MemcachedTier {
-  const t = new MemcachedTier({ type: 'memcached', servers: SERVERS, ...options }, name);
-  tiers.push(t);
-  return t;
+  return bed.tier(new MemcachedTier({ type: 'memcached', servers: SERVERS, ...options }, name));
 }
-
-const buf = (s: string) => Buffer.from(s);
-const str = (b: Buffer | undefined) => b?.toString();
 
 function tcpHandles(): number {
   return process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
 }
 
-afterAll(async () => {
-  await Promise.all(tiers.map((t) => t.close()));
-  raw.close();
-  await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
-});
+afterAll(() => bed.close());
 
 describe('MemcachedTier on real memcached', () => {
   it('uses the 3 test servers', () => {
@@ -93,7 +80,7 @@ describe('MemcachedTier on real memcached', () => {
     for (const key of keys) {
       const holders: string[] = [];
       for (const server of SERVERS) {
-        if ((await raw.get(server, key)) === key) holders.push(server);
+        if ((await bed.raw.get(server, key)) === key) holders.push(server);
       }
       expect(holders).toEqual([t.serverFor(key)]);
       perServer.set(holders[0], (perServer.get(holders[0]) ?? 0) + 1);
@@ -221,7 +208,7 @@ describe('MemcachedTier on real memcached', () => {
     expect(await a.increment(k, 0, 60_000)).toBe(1000);
     expect(
       str(
-        await raw
+        await bed.raw
           .client(a.serverFor(k))
           .get(k)
           .then((r) => r.value ?? undefined),
@@ -243,7 +230,7 @@ describe('MemcachedTier on real memcached', () => {
   });
 
   it('setServers adds a node: about 1/4 of keys move to it, the rest stay, nothing fails', async () => {
-    const extra = await startNode(nodes);
+    const extra = await bed.node();
     const t = tier();
     const p = uniqueName('reshard');
     const keys = Array.from({ length: 400 }, (_, i) => `${p}:${i}`);
@@ -263,7 +250,7 @@ describe('MemcachedTier on real memcached', () => {
 
     // Writes to moved keys land on the new node.
     await t.set(moved[0], buf('new home'), 60_000);
-    expect(await raw.get(extra.address, moved[0])).toBe('new home');
+    expect(await bed.raw.get(extra.address, moved[0])).toBe('new home');
 
     // Removing it while requests to it are in flight: they complete on it, then its socket closes.
     const handles = tcpHandles();
@@ -281,7 +268,7 @@ describe('MemcachedTier on real memcached', () => {
   });
 
   it('a dead server fails its keys fast while other keys keep working', async () => {
-    const dead = await startNode(nodes);
+    const dead = await bed.node();
     const timeout = 300;
     // Failover off: this is the behaviour without it (see memcached-failover.spec.ts for it on).
     const t = tier({ servers: [...SERVERS, dead.address], timeout, failoverTime: 0 });
@@ -337,7 +324,7 @@ describe('MemcachedTier on real memcached', () => {
   });
 
   it('a hung server (SIGSTOP) costs one timeout per attempt, then recovers', async () => {
-    const hung = await startNode(nodes);
+    const hung = await bed.node();
     const timeout = 300;
     const once = tier({ servers: [...SERVERS, hung.address], timeout, retries: 0 });
     const twice = tier({ servers: [...SERVERS, hung.address], timeout, retries: 1 });

@@ -1,8 +1,10 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import * as memjs from 'memjs';
 import { TieredStore, type MemcachedDiscoveryOptions } from '../../lib';
+import { MemcachedTier } from '../../lib/tiers/memcached.tier';
 import { testServers, uniqueName } from '../harness/env';
 import { MemcachedNode } from '../harness/memcached';
+import type { ElastiCacheEndpoint } from './elasticache-endpoint';
 
 /** Raw memjs clients, one per server, to look at what each server really holds. */
 export class RawMemcached {
@@ -29,12 +31,51 @@ export class RawMemcached {
   }
 }
 
-/** Starts a small extra memcached and adds it to `registry`, which the caller stops afterwards. */
-export async function startNode(registry: MemcachedNode[]): Promise<MemcachedNode> {
-  const node = await MemcachedNode.start({ memoryMb: 16 });
-  registry.push(node);
-  return node;
+/**
+ * What a memcached spec opens, closed by one `afterAll(() => bed.close())`: extra memcached
+ * processes (killed), tiers, stores and configuration endpoints, and raw clients to look at what
+ * each server really holds.
+ */
+export class MemcachedTestbed {
+  readonly raw = new RawMemcached();
+  private readonly nodes: MemcachedNode[] = [];
+  private readonly tiers: MemcachedTier[] = [];
+  private readonly stores: TieredStore[] = [];
+  private readonly endpoints: ElastiCacheEndpoint[] = [];
+
+  /** Starts a small extra memcached. */
+  async node(): Promise<MemcachedNode> {
+    const node = await MemcachedNode.start({ memoryMb: 16 });
+    this.nodes.push(node);
+    return node;
+  }
+
+  tier<T extends MemcachedTier>(tier: T): T {
+    this.tiers.push(tier);
+    return tier;
+  }
+
+  store<T extends TieredStore>(store: T): T {
+    this.stores.push(store);
+    return store;
+  }
+
+  endpoint(endpoint: ElastiCacheEndpoint): ElastiCacheEndpoint {
+    this.endpoints.push(endpoint);
+    return endpoint;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.stores.map((s) => s.disconnect()));
+    await Promise.all(this.tiers.map((t) => t.close()));
+    await Promise.all(this.endpoints.map((e) => e.close()));
+    this.raw.close();
+    await Promise.all(this.nodes.map((n) => n.stop('SIGKILL')));
+  }
 }
+
+export const buf = (s: string): Buffer => Buffer.from(s);
+export const str = (b: Buffer | undefined): string | undefined => b?.toString();
 
 /** The pid of a running harness memcached. */
 export function pidOf(node: MemcachedNode): number {
