@@ -53,18 +53,55 @@ export interface MemcachedConnectionOptions {
   timeoutMs: number;
 }
 
-/** When a request gives up, and how. */
-interface Deadline {
-  at: number;
-  expire: () => void;
-}
-
 /** Marker returned by a response handler that expects more responses to the same request. */
 const MORE: unique symbol = Symbol('more');
-type Handler<T> = (response: Response) => T | typeof MORE;
+/** Reads one answer of `server` (`host:port`): the result, {@link MORE}, or it throws. */
+type Handler<T> = (response: Response, server: string) => T | typeof MORE;
 
 /** A memjs response callback; memjs keeps a `quiet` one registered until an empty-bodied answer. */
 type ResponseCallback = ((response: Response) => void) & { quiet?: boolean };
+
+/** A request waiting for its answer. */
+class Pending<T = unknown> {
+  constructor(
+    readonly opaque: number,
+    readonly handle: Handler<T>,
+    readonly resolve: (value: T) => void,
+    readonly reject: (error: unknown) => void,
+    /** Epoch ms at which it gives up. */
+    readonly at: number,
+  ) {}
+}
+
+/**
+ * One memjs client (one socket's life) and the requests waiting on it, by opaque. memjs wants a
+ * response and an error callback per opaque; every request of a link registers the same three
+ * functions (answer, quiet answer, error), so a request costs one {@link Pending}, not a handful of
+ * closures. memjs reports any socket error to every registered error callback: the first call
+ * fails the whole link, the others find it failed.
+ */
+class Link {
+  readonly pending = new Map<number, Pending>();
+  readonly server: Server;
+  failed = false;
+  /** The socket whose `close` is watched (memjs opens it lazily, inside `Server#write`). */
+  watched: Socket | undefined;
+  readonly onResponse: ResponseCallback;
+  readonly onQuietResponse: ResponseCallback;
+  readonly onError: (cause: unknown) => void;
+
+  constructor(
+    readonly client: Client,
+    respond: (link: Link, response: Response) => void,
+    broken: (link: Link, cause: unknown) => void,
+  ) {
+    this.server = client.servers[0];
+    this.onResponse = (r) => respond(this, r);
+    this.onQuietResponse = (r) => respond(this, r);
+    this.onQuietResponse.quiet = true;
+    this.onError = (cause) => broken(this, cause);
+  }
+}
 
 const NO_LOGGER = { log: (): void => undefined };
 
@@ -89,17 +126,13 @@ const MEMJS_RESPONSE_TIMEOUT = /timed out waiting on response/;
 export class MemcachedConnection {
   /** Socket writes made (one per request or pipeline); exposed for tests and stats. */
   writes = 0;
-  private client: Client | undefined;
+  private link: Link | undefined;
   private inflight = 0;
   private drained: (() => void)[] = [];
   private closed = false;
-  /** Requests waiting for an answer, oldest first, see {@link watch}. */
-  private readonly deadlines = new Set<Deadline>();
   private sweeper: NodeJS.Timeout | undefined;
   /** The socket corked for the current tick, see {@link coalesce}. */
   private corked: Socket | undefined;
-  /** Sockets whose `close` is watched (memjs creates them lazily, inside `Server#write`). */
-  private readonly watched = new WeakSet<Socket>();
 
   constructor(
     readonly server: ServerAddress,
@@ -117,15 +150,7 @@ export class MemcachedConnection {
    * decodes them at once and keeps nothing of them (`Codec` and the memory tier copy what they keep).
    */
   get(key: string): Promise<Buffer | undefined> {
-    return this.send(
-      (opaque) => getRequest(key, opaque),
-      false,
-      (r) => {
-        if (r.header.status === Status.Ok) return r.val;
-        if (r.header.status === Status.KeyNotFound) return undefined;
-        throw this.statusError('get', r.header.status);
-      },
-    );
+    return this.send((opaque) => getRequest(key, opaque), false, readValue);
   }
 
   /** GET with the item's CAS version (for {@link deleteIfUnchanged}). */
@@ -133,11 +158,11 @@ export class MemcachedConnection {
     return this.send(
       (opaque) => getRequest(key, opaque),
       false,
-      (r) => {
+      (r, server) => {
         if (r.header.status === Status.Ok)
           return { value: Buffer.from(r.val), cas: Buffer.from(r.header.cas) };
         if (r.header.status === Status.KeyNotFound) return undefined;
-        throw this.statusError('get', r.header.status);
+        throw statusError(server, 'get', r.header.status);
       },
     );
   }
@@ -147,11 +172,11 @@ export class MemcachedConnection {
     return this.send(
       (opaque) => deleteRequest(key, opaque, cas),
       false,
-      (r) => {
+      (r, server) => {
         if (r.header.status === Status.Ok) return true;
         if (r.header.status === Status.KeyExists || r.header.status === Status.KeyNotFound)
           return false;
-        throw this.statusError('delete', r.header.status);
+        throw statusError(server, 'delete', r.header.status);
       },
     );
   }
@@ -166,14 +191,14 @@ export class MemcachedConnection {
     return this.send(
       (opaque) => getMultiRequest(keys, opaque),
       true,
-      (r) => {
+      (r, server) => {
         if (r.header.opcode === Opcode.Noop) {
           if (failure) throw failure;
           return hits;
         }
         if (r.header.status === Status.Ok) hits.set(r.key.toString('utf8'), r.val);
         else if (r.header.status !== Status.KeyNotFound) {
-          failure ??= this.statusError('get', r.header.status);
+          failure ??= statusError(server, 'get', r.header.status);
         }
         return MORE;
       },
@@ -193,7 +218,7 @@ export class MemcachedConnection {
     return this.send(
       (opaque) => storeRequest(opcode, key, value, expiry, opaque),
       false,
-      (r) => {
+      (r, server) => {
         switch (r.header.status) {
           case Status.Ok:
             return 'stored';
@@ -204,7 +229,7 @@ export class MemcachedConnection {
           case Status.ValueTooLarge:
             return 'too-large';
         }
-        throw this.statusError(opcode === Opcode.Add ? 'add' : 'set', r.header.status);
+        throw statusError(server, opcode === Opcode.Add ? 'add' : 'set', r.header.status);
       },
     );
   }
@@ -214,9 +239,9 @@ export class MemcachedConnection {
     return this.send(
       (opaque) => deleteRequest(key, opaque),
       false,
-      (r) => {
+      (r, server) => {
         if (r.header.status === Status.Ok || r.header.status === Status.KeyNotFound) return;
-        throw this.statusError('delete', r.header.status);
+        throw statusError(server, 'delete', r.header.status);
       },
     );
   }
@@ -226,11 +251,11 @@ export class MemcachedConnection {
     return this.send(
       (opaque) => counterRequest(key, by, expiry, opaque),
       false,
-      (r) => {
+      (r, server) => {
         if (r.header.status === Status.Ok && r.val.length === 8) {
           return Number(r.val.readBigUInt64BE(0));
         }
-        throw this.statusError(by < 0 ? 'decrement' : 'increment', r.header.status);
+        throw statusError(server, by < 0 ? 'decrement' : 'increment', r.header.status);
       },
     );
   }
@@ -247,36 +272,87 @@ export class MemcachedConnection {
   async close(): Promise<void> {
     this.closed = true;
     if (this.inflight > 0) await new Promise<void>((resolve) => this.drained.push(resolve));
-    this.discard(this.client, new MemcachedError('connection closed', this.address, true));
+    this.discard(this.link, new MemcachedError('connection closed', this.address, true));
   }
 
-  private statusError(op: string, status: number): MemcachedError {
-    return new MemcachedError(
-      `memcached ${this.address}: ${op} failed: ${statusText(status)}`,
-      this.address,
-      false,
-      { status },
-    );
-  }
-
-  private current(): Client {
-    if (!this.client) {
+  private current(): Link {
+    if (!this.link) {
       const seconds = this.options.timeoutMs / 1000;
       const server = new Server(this.server.host, this.server.port, undefined, undefined, {
         timeout: seconds,
         conntimeout: seconds,
       });
-      this.client = new Client([server], { retries: 0, logger: NO_LOGGER });
+      this.link = new Link(
+        new Client([server], { retries: 0, logger: NO_LOGGER }),
+        (link, response) => this.respond(link, response),
+        (link, cause) => this.broken(link, cause),
+      );
     }
-    return this.client;
+    return this.link;
   }
 
-  /** Drops `client` if it is the current one and fails its pending requests with `error`. */
-  private discard(client: Client | undefined, error: Error): void {
-    if (!client) return;
-    if (this.client === client) this.client = undefined;
-    // Destroys the socket and calls every pending error callback (ours ignore a second settle).
-    client.servers[0].error(error);
+  /**
+   * Fails every request waiting on `link` with `error`, drops the link if it is the current one
+   * and closes its socket (memjs then reports `error` to the link's error callback, which finds
+   * the link failed already).
+   */
+  private discard(link: Link | undefined, error: Error): void {
+    if (!link || link.failed) return;
+    link.failed = true;
+    if (this.link === link) this.link = undefined;
+    for (const p of link.pending.values()) {
+      this.settle(link, p);
+      p.reject(error);
+    }
+    link.server.error(error);
+  }
+
+  /** memjs's answer to a request of `link`: settles it unless the handler wants more. */
+  private respond(link: Link, response: Response): void {
+    const p = link.pending.get(response.header.opaque);
+    if (p === undefined) return; // a quiet pipeline's tail after its handler failed
+    let out: unknown;
+    try {
+      out = p.handle(response, this.address);
+    } catch (error) {
+      this.settle(link, p);
+      p.reject(error);
+      return;
+    }
+    if (out === MORE) return;
+    this.settle(link, p);
+    p.resolve(out);
+  }
+
+  /** memjs's report of a socket error, a closed socket or its own response deadline. */
+  private broken(link: Link, cause: unknown): void {
+    if (link.failed) return;
+    // memjs's own response deadline (the same timeout) reads like ours.
+    const timedOut = cause instanceof Error && MEMJS_RESPONSE_TIMEOUT.test(cause.message);
+    this.discard(
+      link,
+      cause instanceof MemcachedError
+        ? cause
+        : new MemcachedError(
+            `memcached ${this.address}: ${
+              timedOut
+                ? `no answer within ${this.options.timeoutMs} ms`
+                : cause instanceof Error
+                  ? cause.message
+                  : String(cause)
+            }`,
+            this.address,
+            true,
+            { cause, kind: timedOut ? 'timeout' : 'connection' },
+          ),
+    );
+  }
+
+  private settle(link: Link, p: Pending): void {
+    link.pending.delete(p.opaque);
+    if (--this.inflight > 0) return;
+    this.stopSweeper();
+    for (const done of this.drained.splice(0)) done();
   }
 
   /**
@@ -284,14 +360,14 @@ export class MemcachedConnection {
    * or stopped memcached sends a FIN): they would wait for the timeout. Failing them at once with
    * a connection error lets the tier fail over and retry right away.
    */
-  private watchClose(client: Client): void {
+  private watchClose(link: Link): void {
     // memjs keeps the socket in an undeclared field; it exists once `write` was called.
-    const socket = (client.servers[0] as unknown as { _socket?: Socket })._socket;
-    if (!socket || this.watched.has(socket)) return;
-    this.watched.add(socket);
+    const socket = (link.server as unknown as { _socket?: Socket })._socket;
+    if (!socket || link.watched === socket) return;
+    link.watched = socket;
     socket.once('close', () => {
       this.discard(
-        client,
+        link,
         new MemcachedError(
           `memcached ${this.address}: connection closed by the server`,
           this.address,
@@ -303,18 +379,13 @@ export class MemcachedConnection {
   }
 
   /**
-   * Sends one request (or one quiet pipeline when `quiet`) under a fresh opaque and settles with
-   * the first handler result that is not {@link MORE}, a handler exception, a connection error or
-   * the timeout, whichever comes first.
-   */
-  /**
    * Coalesces the requests issued in one tick into one socket write: the first request of a tick
    * corks the socket and a `nextTick` uncorks it, so Node sends them with a single `writev`. Under
    * concurrency this divides the write system calls (the dominant cost of a memcached hit on
    * loopback) and the packets on the wire; a lone request pays one `nextTick`.
    */
   private coalesce(server: Server): void {
-    const socket = (server as unknown as { _socket?: Socket; connected?: boolean })._socket;
+    const socket = (server as unknown as { _socket?: Socket })._socket;
     if (socket === undefined || this.corked === socket) return;
     this.corked = socket;
     socket.cork();
@@ -327,28 +398,30 @@ export class MemcachedConnection {
   /**
    * Request deadlines share one sweeping timer per connection instead of a timer per request
    * (a timer's creation and cancellation cost about a tenth of a memcached hit). Every request
-   * has the same timeout, so insertion order is deadline order; a deadline fires at most a tenth
-   * of the timeout late.
+   * has the same timeout, so the link's requests, in insertion order, are in deadline order; a
+   * deadline fires at most a tenth of the timeout late. The first one due fails its whole link:
+   * a server that leaves one request unanswered is not trusted with the others.
    */
-  private watch(deadline: Deadline): void {
-    this.deadlines.add(deadline);
+  private startSweeper(): void {
     this.sweeper ??= setInterval(
       () => {
-        const now = Date.now();
-        for (const d of this.deadlines) {
-          if (d.at > now) break;
-          this.deadlines.delete(d);
-          d.expire();
-        }
-        if (this.deadlines.size === 0) this.stopSweeper();
+        const link = this.link;
+        const first = link?.pending.values().next().value;
+        if (link === undefined || first === undefined || first.at > Date.now()) return;
+        // Not even connected: the server is unreachable rather than slow.
+        const connecting = !link.server.connected;
+        this.discard(
+          link,
+          new MemcachedError(
+            `memcached ${this.address}: ${connecting ? 'could not connect' : 'no answer'} within ${this.options.timeoutMs} ms`,
+            this.address,
+            true,
+            { kind: connecting ? 'connection' : 'timeout' },
+          ),
+        );
       },
       Math.max(5, Math.ceil(this.options.timeoutMs / 10)),
     );
-  }
-
-  private unwatch(deadline: Deadline): void {
-    this.deadlines.delete(deadline);
-    if (this.deadlines.size === 0) this.stopSweeper();
   }
 
   private stopSweeper(): void {
@@ -356,6 +429,11 @@ export class MemcachedConnection {
     this.sweeper = undefined;
   }
 
+  /**
+   * Sends one request (or one quiet pipeline when `quiet`) under a fresh opaque and settles with
+   * the first handler result that is not {@link MORE}, a handler exception, a connection error or
+   * the timeout, whichever comes first.
+   */
   private send<T>(
     build: (opaque: number) => Buffer,
     quiet: boolean,
@@ -366,81 +444,37 @@ export class MemcachedConnection {
         new MemcachedError(`memcached ${this.address}: connection closed`, this.address, true),
       );
     }
-    const client = this.current();
-    const server = client.servers[0];
+    const link = this.current();
+    const { client, server } = link;
     client.incrSeq();
     const opaque = client.seq;
     const request = build(opaque);
-    this.inflight++;
     return new Promise<T>((resolve, reject) => {
-      let settled = false;
-      const finish = (): boolean => {
-        if (settled) return false;
-        settled = true;
-        this.unwatch(deadline);
-        if (--this.inflight === 0) for (const done of this.drained.splice(0)) done();
-        return true;
-      };
-      const succeed = (value: T): void => {
-        if (finish()) resolve(value);
-      };
-      const fail = (error: unknown): void => {
-        if (finish()) reject(error);
-      };
-      const deadline: Deadline = {
-        at: Date.now() + this.options.timeoutMs,
-        expire: () => {
-          // Not even connected: the server is unreachable rather than slow.
-          const connecting = !server.connected;
-          const error = new MemcachedError(
-            `memcached ${this.address}: ${connecting ? 'could not connect' : 'no answer'} within ${this.options.timeoutMs} ms`,
-            this.address,
-            true,
-            { kind: connecting ? 'connection' : 'timeout' },
-          );
-          fail(error);
-          this.discard(client, error);
-        },
-      };
-      this.watch(deadline);
-
-      const onResponse: ResponseCallback = (response) => {
-        let out: T | typeof MORE;
-        try {
-          out = handle(response);
-        } catch (error) {
-          fail(error);
-          return;
-        }
-        if (out !== MORE) succeed(out);
-      };
-      onResponse.quiet = quiet;
-      server.onResponse(opaque, onResponse);
-      server.onError(opaque, (cause: unknown) => {
-        // memjs's own response deadline (the same timeout) reads like ours.
-        const timedOut = cause instanceof Error && MEMJS_RESPONSE_TIMEOUT.test(cause.message);
-        const error =
-          cause instanceof MemcachedError
-            ? cause
-            : new MemcachedError(
-                `memcached ${this.address}: ${
-                  timedOut
-                    ? `no answer within ${this.options.timeoutMs} ms`
-                    : cause instanceof Error
-                      ? cause.message
-                      : String(cause)
-                }`,
-                this.address,
-                true,
-                { cause, kind: timedOut ? 'timeout' : 'connection' },
-              );
-        fail(error);
-        this.discard(client, error);
-      });
+      const at = Date.now() + this.options.timeoutMs;
+      link.pending.set(opaque, new Pending<T>(opaque, handle, resolve, reject, at) as Pending);
+      if (this.inflight++ === 0) this.startSweeper();
+      server.onResponse(opaque, quiet ? link.onQuietResponse : link.onResponse);
+      server.onError(opaque, link.onError);
       this.writes++;
       this.coalesce(server);
       server.write(request);
-      this.watchClose(client);
+      this.watchClose(link);
     });
   }
+}
+
+/** A GET's answer: the value, undefined on a miss. */
+function readValue(r: Response, server: string): Buffer | undefined {
+  if (r.header.status === Status.Ok) return r.val;
+  if (r.header.status === Status.KeyNotFound) return undefined;
+  throw statusError(server, 'get', r.header.status);
+}
+
+function statusError(server: string, op: string, status: number): MemcachedError {
+  return new MemcachedError(
+    `memcached ${server}: ${op} failed: ${statusText(status)}`,
+    server,
+    false,
+    { status },
+  );
 }
