@@ -1,5 +1,6 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { join } from 'node:path';
+import { CONTENDERS } from './contenders';
 import type { Contender } from './measure';
 
 /** What a contender factory builds inside its process (see `contender-worker.ts`). */
@@ -20,8 +21,8 @@ type WorkerMessage =
 const WORKER = join(__dirname, 'contender-worker.ts');
 
 /**
- * Starts contender `name`, built by `factory` (an export of `contenders.ts`) from `args` (JSON),
- * in a process of its own. `compare` drives it like any other contender: it runs when told,
+ * Starts contender `name`, built by `factory` (see `contenders.ts`) from `args` (JSON), in a
+ * process of its own. `compare` drives it like any other contender: it runs when told,
  * times its own operations (so the figures hold no IPC) and is otherwise idle.
  *
  * Why remote-hit contenders get their own process: each keeps requests in flight, and whatever a
@@ -35,9 +36,10 @@ const WORKER = join(__dirname, 'contender-worker.ts');
  */
 export async function isolated(
   name: string,
-  factory: string,
+  factory: keyof typeof CONTENDERS,
   args: unknown,
 ): Promise<IsolatedContender> {
+  if (process.env.BENCH_SHARED_HEAP === '1') return inThisProcess(name, factory, args);
   const child = fork(WORKER, [], {
     execArgv: ['-r', 'ts-node/register/transpile-only'],
     env: {
@@ -62,6 +64,19 @@ export async function isolated(
       await exited;
     },
   };
+}
+
+/**
+ * The same contender built in this process (`BENCH_SHARED_HEAP=1`), to see what sharing one heap
+ * does to the figures.
+ */
+async function inThisProcess(
+  name: string,
+  factory: keyof typeof CONTENDERS,
+  args: unknown,
+): Promise<IsolatedContender> {
+  const body = await (CONTENDERS[factory] as (args: unknown) => Promise<ContenderBody>)(args);
+  return { name, run: (ops) => body.run(ops), close: () => body.close() };
 }
 
 /** The worker's next answer; rejects on its `error` answer or its exit. */
