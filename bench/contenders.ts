@@ -6,7 +6,20 @@ import { concurrently } from './measure';
 
 /** The remote-hit contenders, each built in a process of its own (see `isolated.ts`). */
 
-const quiet = { log() {} };
+/** A raw memjs client over `servers`, without retries or logging. */
+export function memjsClient(servers: string[]): memjs.Client {
+  return memjs.Client.create(servers.join(','), { retries: 0, logger: { log() {} } });
+}
+
+/** A raw cassandra-driver client of one `host:port` contact point. */
+export function cassandraClient(contactPoint: string, localDataCenter: string): CassandraClient {
+  const [host, port] = contactPoint.split(':');
+  return new CassandraClient({
+    contactPoints: [host],
+    protocolOptions: { port: Number(port ?? 9042) },
+    localDataCenter,
+  });
+}
 
 /** Keys read round-robin, `concurrency` at a time. */
 interface Reads {
@@ -16,7 +29,7 @@ interface Reads {
 
 /** Raw memjs `get` of keys the parent stored. */
 async function memjsGet(args: Reads & { servers: string[] }): Promise<ContenderBody> {
-  const raw = memjs.Client.create(args.servers.join(','), { retries: 0, logger: quiet });
+  const raw = memjsClient(args.servers);
   const { keys } = args;
   return {
     run: (ops) =>
@@ -32,7 +45,7 @@ async function memjsSequentialGets(args: {
   servers: string[];
   keys: string[];
 }): Promise<ContenderBody> {
-  const raw = memjs.Client.create(args.servers.join(','), { retries: 0, logger: quiet });
+  const raw = memjsClient(args.servers);
   return {
     run: async (ops) => {
       for (let o = 0; o < ops; o++) {
@@ -47,12 +60,7 @@ async function memjsSequentialGets(args: {
 async function cassandraSelect(
   args: Reads & { contactPoint: string; localDataCenter: string; select: string },
 ): Promise<ContenderBody> {
-  const [host, port] = args.contactPoint.split(':');
-  const raw = new CassandraClient({
-    contactPoints: [host],
-    protocolOptions: { port: Number(port ?? 9042) },
-    localDataCenter: args.localDataCenter,
-  });
+  const raw = cassandraClient(args.contactPoint, args.localDataCenter);
   await raw.connect();
   const options = { prepare: true, consistency: types.consistencies.localOne };
   const { keys } = args;
@@ -67,7 +75,10 @@ async function cassandraSelect(
 }
 
 /** A store over `tiers` under `namespace`, connected, as every app builds it. */
-async function connectedStore(tiers: TierOptions[], namespace: string): Promise<TieredStore> {
+export async function connectedStore(
+  tiers: TierOptions[],
+  namespace: string,
+): Promise<TieredStore> {
   const store = new TieredStore({ namespace, tiers });
   await store.connect({ failFast: true });
   return store;

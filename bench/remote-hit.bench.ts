@@ -1,6 +1,5 @@
-import { Client as CassandraClient } from 'cassandra-driver';
-import * as memjs from 'memjs';
-import { Codec, TieredStore, type TierOptions } from '../lib';
+import { Codec, KeyBuilder, type TierOptions } from '../lib';
+import { cassandraClient, connectedStore, memjsClient } from './contenders';
 import { PRODUCT, productKeys } from './fixtures';
 import { isolated, type IsolatedContender } from './isolated';
 import { compare, report, type Target } from './measure';
@@ -9,7 +8,6 @@ import type { BenchServers } from './servers';
 const VALUE = PRODUCT;
 const KEYS = productKeys(2000);
 const CONCURRENCY = 50;
-const quiet = { log() {} };
 
 /**
  * Every contender below runs in a process of its own (see `isolated.ts`) over data this process
@@ -36,10 +34,22 @@ async function compareIsolated(
 
 /** Stores `keys` through a store of `tiers` under `namespace`, as the contenders will read them. */
 async function seed(namespace: string, tiers: TierOptions[], keys: string[]): Promise<void> {
-  const store = new TieredStore({ namespace, tiers });
-  await store.connect({ failFast: true });
+  const store = await connectedStore(tiers, namespace);
   for (const k of keys) await store.set(k, VALUE);
   await store.disconnect();
+}
+
+/**
+ * Stores the bytes the store stores for each key under `prefix` + key with raw memjs, so both
+ * sides move the same payload; returns the raw keys.
+ */
+async function seedRaw(servers: string[], prefix: string, keys: string[]): Promise<string[]> {
+  const raw = memjsClient(servers);
+  const payload = new Codec().encode(VALUE, 0);
+  const rawKeys = keys.map((k) => prefix + k);
+  for (const k of rawKeys) await raw.set(k, payload, {});
+  raw.close();
+  return rawKeys;
 }
 
 /**
@@ -54,18 +64,14 @@ export async function memcachedHit(servers: BenchServers): Promise<boolean> {
     { type: 'memcached', servers: servers.memcached },
   ];
   await seed(namespace, tiers, KEYS);
-  // The raw client stores the very bytes the store stores, so both move the same payload.
-  const raw = memjs.Client.create(servers.memcached.join(','), { retries: 0, logger: quiet });
-  const payload = new Codec().encode(VALUE, 0);
-  for (const k of KEYS) await raw.set(`raw:${k}`, payload, {});
-  raw.close();
+  const rawKeys = await seedRaw(servers.memcached, 'raw:', KEYS);
 
   return compareIsolated(
     `memcached hit, memory tier empty (concurrency ${CONCURRENCY})`,
     [
       isolated('raw memjs get', 'memjsGet', {
         servers: servers.memcached,
-        keys: KEYS.map((k) => `raw:${k}`),
+        keys: rawKeys,
         concurrency: CONCURRENCY,
       }),
       isolated('ours: store get, memcached hit', 'storeGet', {
@@ -95,6 +101,7 @@ export async function cassandraHit(servers: BenchServers): Promise<boolean> {
   const keys = KEYS.slice(0, 500);
   await seed(namespace, tiers, keys);
   const contactPoint = servers.cassandra.contactPoints[0];
+  const rowKeys = new KeyBuilder({ namespace });
   try {
     return await compareIsolated(
       `Cassandra hit (concurrency ${CONCURRENCY})`,
@@ -103,8 +110,8 @@ export async function cassandraHit(servers: BenchServers): Promise<boolean> {
           contactPoint,
           localDataCenter: servers.cassandra.localDataCenter,
           select: `SELECT v FROM ${keyspace}.cache WHERE k = ?`,
-          // The rows' keys as the store writes them: namespace, version 1, generation 0.
-          keys: keys.map((k) => `${namespace}:1:0:${k}`),
+          // The rows' keys as the store writes them (a fresh namespace is at generation 0).
+          keys: keys.map((k) => rowKeys.build(k)),
           concurrency: CONCURRENCY,
         }),
         isolated('ours: store get, Cassandra hit', 'storeGet', {
@@ -125,12 +132,7 @@ export async function cassandraHit(servers: BenchServers): Promise<boolean> {
       ],
     );
   } finally {
-    const [host, port] = contactPoint.split(':');
-    const admin = new CassandraClient({
-      contactPoints: [host],
-      protocolOptions: { port: Number(port ?? 9042) },
-      localDataCenter: servers.cassandra.localDataCenter,
-    });
+    const admin = cassandraClient(contactPoint, servers.cassandra.localDataCenter);
     await admin.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`);
     await admin.shutdown();
   }
@@ -142,17 +144,14 @@ export async function memcachedGetMany(servers: BenchServers): Promise<boolean> 
   const tiers: TierOptions[] = [{ type: 'memcached', servers: servers.memcached }];
   const keys = KEYS.slice(0, 100);
   await seed(namespace, tiers, keys);
-  const raw = memjs.Client.create(servers.memcached.join(','), { retries: 0, logger: quiet });
-  const payload = new Codec().encode(VALUE, 0);
-  for (const k of keys) await raw.set(`rawmany:${k}`, payload, {});
-  raw.close();
+  const rawKeys = await seedRaw(servers.memcached, 'rawmany:', keys);
 
   return compareIsolated(
     'getMany of 100 keys from memcached (3 servers)',
     [
       isolated('100 sequential raw memjs gets', 'memjsSequentialGets', {
         servers: servers.memcached,
-        keys: keys.map((k) => `rawmany:${k}`),
+        keys: rawKeys,
       }),
       isolated('ours: getMany(100 keys)', 'storeGetMany', { tiers, namespace, keys }),
     ],

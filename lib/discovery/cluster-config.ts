@@ -1,3 +1,5 @@
+import { portNumber } from '../tiers/memcached/servers';
+
 /**
  * The ElastiCache (memcached) cluster configuration format, parsed without any I/O.
  *
@@ -154,8 +156,8 @@ function parseNode(entry: string, what: string): ClusterNode {
   for (const name of [host, ip ?? '']) {
     if (/[\s/@[\]]/.test(name)) throw new ClusterConfigError(`${what} has an invalid host or IP`);
   }
-  const port = /^\d{1,5}$/.test(portField) ? Number(portField) : NaN;
-  if (!(port >= 1 && port <= 65535)) {
+  const port = portNumber(portField);
+  if (port === undefined) {
     throw new ClusterConfigError(`${what} has an invalid port ${JSON.stringify(portField)}`);
   }
   const target = ip ?? host;

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
+import { MAX_KEY_BYTES } from '../tiers/memcached/protocol';
 
-/** memcached's key limit, in bytes. */
-export const MAX_KEY_BYTES = 250;
+export { MAX_KEY_BYTES };
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 /** Built keys remembered (the memo is dropped whole when full, or when the generation changes). */
 const MEMO_SIZE = 10_000;

@@ -624,7 +624,6 @@ export class TieredStore extends EventEmitter implements KeyvStoreAdapter {
     this.accepted(results, 'setMany', undefined);
   }
 
-  /** Deletes `key` from every tier. Resolves true when every reachable tier accepted the delete. */
   /**
    * Deletes `key` from every tier, and its read-through lease: a `getOrSet` refresh in flight
    * anywhere then does not write its value back. Resolves true when every reachable tier
@@ -963,7 +962,7 @@ function locate(message: string, at: string, type: string): string {
   return /^[A-Za-z_][\w[\]]*:/.test(message) ? `${at}.${message}` : `${at} (${type}): ${message}`;
 }
 
-/** Whether a record is past its logical expiry (read-through entries only; plain ones have none). */
+/** The value a record holds, `undefined` for none. */
 function valueOf(record: CacheRecord | undefined): unknown {
   return record?.value;
 }
@@ -973,6 +972,7 @@ function keyIn(slot: Slot, key: string, k: string): string {
   return slot.local ? String(key) : k;
 }
 
+/** Whether a record is past its logical expiry (read-through entries only; plain ones have none). */
 function isStale(record: CacheRecord, now: number): boolean {
   const staleAt = record.staleAt;
   return staleAt !== undefined && staleAt !== 0 && staleAt <= now;

@@ -21,13 +21,11 @@ export const DEFAULT_MEMCACHED_FAILOVER_TIME_MS = 30_000;
 
 /** The servers and their connections, swapped as one by {@link MemcachedTier.setServers}. */
 interface Topology {
-  /** Every server configured or discovered, failed ones included. */
-  all: readonly string[];
   connections: Map<string, MemcachedConnection>;
-  /** The ring over {@link all}. */
+  /** The ring over every server configured or discovered, failed ones included. */
   full: HashRing;
   /**
-   * The ring keys are placed on: {@link all} minus the failed servers, or {@link full} when none
+   * The ring keys are placed on: `full`'s servers minus the failed ones, or {@link full} when none
    * failed or all did (with no live server left, the tier keeps trying all of them).
    */
   ring: HashRing;
@@ -377,9 +375,10 @@ export class MemcachedTier implements Tier<Buffer> {
 
   /** `topology` with its live ring rebuilt from {@link failed}. */
   private withLiveRing(topology: Topology): Topology {
-    const live = topology.all.filter((address) => !this.failed.has(address));
+    const all = topology.full.servers;
+    const live = all.filter((address) => !this.failed.has(address));
     const ring =
-      live.length === topology.all.length || live.length === 0 ? topology.full : new HashRing(live);
+      live.length === all.length || live.length === 0 ? topology.full : new HashRing(live);
     return { ...topology, ring };
   }
 
@@ -449,9 +448,8 @@ export class MemcachedTier implements Tier<Buffer> {
         reuse.get(server.address) ?? new MemcachedConnection(server, { timeoutMs: this.timeoutMs }),
       );
     }
-    const all = parsed.map((s) => s.address);
-    const full = new HashRing(all);
-    return { all, connections, full, ring: full };
+    const full = new HashRing(parsed.map((s) => s.address));
+    return { connections, full, ring: full };
   }
 
   private connectionFor(key: string): MemcachedConnection {

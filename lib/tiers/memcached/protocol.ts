@@ -67,18 +67,18 @@ export const MAX_KEY_BYTES = 250;
  * - otherwise whole seconds, rounded up (a sub-second TTL becomes 1 s), so an entry never
  *   expires before its TTL;
  * - memcached reads anything above 30 days (2,592,000 s) as an absolute Unix time, so longer TTLs
- *   are sent as `ceil((nowMs + ttlMs) / 1000)`.
+ *   are sent as `ceil((nowMs + ttlMs) / 1000)` (`nowMs` defaults to the clock, read only then).
  *
  * @throws RangeError when `ttlMs` is negative or not a finite number.
  */
-export function toMemcachedExpiry(ttlMs: number, nowMs: number = Date.now()): number {
+export function toMemcachedExpiry(ttlMs: number, nowMs?: number): number {
   if (!Number.isFinite(ttlMs) || ttlMs < 0) {
     throw new RangeError(`ttl must be a finite number of milliseconds >= 0, got ${ttlMs}`);
   }
   if (ttlMs === 0) return 0;
   const seconds = Math.ceil(ttlMs / 1000);
   if (seconds <= MAX_RELATIVE_EXPIRY_SECONDS) return seconds;
-  return Math.ceil((nowMs + ttlMs) / 1000);
+  return Math.ceil(((nowMs ?? Date.now()) + ttlMs) / 1000);
 }
 
 const EMPTY = Buffer.alloc(0);

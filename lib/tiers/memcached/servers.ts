@@ -50,9 +50,15 @@ function parseServer(address: string, what: string): ServerAddress {
   }
   if (host === '' || /[\s/@]/.test(host)) throw new TypeError(`${what} has no valid host`);
   if (port === '') throw new TypeError(`${what} has no port`);
-  const n = /^\d{1,5}$/.test(port) ? Number(port) : NaN;
-  if (!(n >= 1 && n <= 65535)) {
+  const n = portNumber(port);
+  if (n === undefined) {
     throw new TypeError(`${what} has an invalid port ${JSON.stringify(port)} (expected 1-65535)`);
   }
   return { host, port: n, address };
+}
+
+/** The TCP port written in `text` (decimal, 1-65535), else undefined. */
+export function portNumber(text: string): number | undefined {
+  const n = /^\d{1,5}$/.test(text) ? Number(text) : NaN;
+  return n >= 1 && n <= 65535 ? n : undefined;
 }
