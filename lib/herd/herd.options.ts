@@ -1,3 +1,5 @@
+import { at, invalid, milliseconds } from '../options';
+
 /**
  * Herd protection settings of `getOrSet` and `@Cached()`: per call, per decorator, and as module
  * defaults (`TieredCacheModule.forRoot({ herd })`).
@@ -8,7 +10,8 @@ export interface HerdOptions {
    * entry gets it at once (`X-Cache: STALE`, see `timeout`) while one caller in the whole cluster
    * refreshes it; if that refresh fails, the stale value keeps being served until `grace` ends
    * (fail-safe). Every tier keeps the entry for `ttl + grace`. Plain `get` never sees stale
-   * values. Default 0: no stale serving.
+   * values. `0`: no stale serving.
+   * @default 0
    */
   grace?: number;
   /**
@@ -17,26 +20,30 @@ export interface HerdOptions {
    * delays the others by at most this. Choose it above the factory's usual duration. A refresh
    * slower than `lockTimeout` minus 1 s (the tiers count lease TTLs in whole seconds) may have
    * lost its lease, and with it the guarantee that a delete made meanwhile in another process
-   * wins (deletes made through the same process always win). Default 5000.
+   * wins (deletes made through the same process always win).
+   * @default 5000
    */
   lockTimeout?: number;
   /**
    * Refresh hot entries before they expire, probabilistically (XFetch): a hit triggers a
    * background refresh when `now - delta * beta * ln(random()) >= expiry`, where `delta` is how
    * long the value took to compute. `true` means `beta = 1`; a number sets `beta` (above 1
-   * refreshes earlier). Default false.
+   * refreshes earlier).
+   * @default false
    */
   earlyRefresh?: boolean | number;
   /**
    * Soft timeout (ms) for a caller holding a stale value: how long it waits for the refresh
    * before it is answered with the stale value (the refresh goes on in the background and stores
-   * its result). Default 0: stale values are served at once (stale-while-revalidate).
+   * its result). `0`: stale values are served at once (stale-while-revalidate).
+   * @default 0
    */
   timeout?: number;
   /**
    * Hard timeout (ms) for a caller with no stale value: it rejects with a
    * {@link CacheTimeoutError} after this long; the factory goes on and stores its result.
-   * Default 0: wait as long as the factory takes.
+   * `0`: wait as long as the factory takes.
+   * @default 0
    */
   hardTimeout?: number;
 }
@@ -68,14 +75,9 @@ export function resolveHerdOptions(
   where = 'herd',
 ): ResolvedHerdOptions {
   if (options === undefined) return base;
-  if (options === null || typeof options !== 'object')
-    throw new TypeError(`${where}: must be an object`);
+  if (options === null || typeof options !== 'object') throw invalid(where, 'must be an object');
   const ms = (field: keyof HerdOptions & keyof ResolvedHerdOptions): number => {
-    const v = options[field];
-    if (v === undefined) return base[field];
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0)
-      throw new TypeError(`${where}.${field}: ${String(v)} is not a number of milliseconds >= 0`);
-    return v;
+    return milliseconds(at(where, field), options[field], base[field]);
   };
   let beta = base.beta;
   const early = options.earlyRefresh;
@@ -83,8 +85,9 @@ export function resolveHerdOptions(
     if (typeof early === 'boolean') beta = early ? 1 : 0;
     else if (typeof early === 'number' && Number.isFinite(early) && early >= 0) beta = early;
     else
-      throw new TypeError(
-        `${where}.earlyRefresh: ${String(early)} is not true, false or a beta number >= 0`,
+      throw invalid(
+        at(where, 'earlyRefresh'),
+        `${String(early)} is not true, false or a beta number >= 0`,
       );
   }
   return {

@@ -1,11 +1,12 @@
-import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Clock } from '../clock';
-import type { StoredEntry, TieredStore } from '../store/tiered-store';
+import { CacheTimeoutError } from '../errors';
+import { isStale, type StoredEntry } from '../store/stored-entry';
 import { shouldRefreshEarly } from './early-refresh';
+import type { EntryStore } from './entry-store';
 import type { ResolvedHerdOptions } from './herd.options';
+import { Lease } from './lease';
 import { SingleFlight } from './single-flight';
 
 /** What a read-through call answered with. */
@@ -33,19 +34,6 @@ export interface ReadThroughCall<T> extends ResolvedHerdOptions {
   condition: ((value: T) => boolean) | undefined;
 }
 
-/** Rejection of a caller that waited longer than `hardTimeout` without a stale value to fall back on. */
-export class CacheTimeoutError extends Error {
-  override readonly name = 'CacheTimeoutError';
-  constructor(
-    readonly key: string,
-    readonly timeoutMs: number,
-  ) {
-    super(
-      `getOrSet(${JSON.stringify(key)}): no value within hardTimeout ${timeoutMs} ms (the factory goes on and stores its result)`,
-    );
-  }
-}
-
 export interface ReadThroughHooks {
   clock: Clock;
   /** Called for every failure nobody awaits: background refreshes, lease releases. */
@@ -54,24 +42,6 @@ export interface ReadThroughHooks {
   random?: () => number;
 }
 
-/** A lease this process asked for: its token (naming the holder) and what happened. */
-interface LeaseTicket {
-  token: Buffer;
-  outcome: 'acquired' | 'held' | 'local';
-  /** `performance.now()` when it was acquired. */
-  at: number;
-}
-
-/** Polling a key another process is computing: first pause, growth, and longest pause (ms). */
-const POLL_FIRST_MS = 5;
-const POLL_GROWTH = 1.5;
-const POLL_MAX_MS = 100;
-/**
- * memcached and Cassandra count TTLs in whole seconds (rounded up here): an item may go up to a
- * second before its TTL. A lease lives `lockTimeout` (at least 1 s), so at least this much less.
- */
-const TTL_RESOLUTION_MS = 1000;
-
 /**
  * Read-through with thundering-herd protection, the engine of `TieredCache.getOrSet` and
  * `@Cached()`:
@@ -79,7 +49,7 @@ const TTL_RESOLUTION_MS = 1000;
  * - one factory call per key per process (single flight, re-checking the cache inside it), and
  *   one read of the remote tiers for concurrent callers that miss the memory tier (they share
  *   the decoded value, as callers joining one factory call share its result);
- * - one per key across processes: a lease on the shared tiers (see `TieredStore.acquireLease`);
+ * - one per key across processes: a lease on the shared tiers (see {@link Lease});
  *   other processes poll for the value with backoff, up to `lockTimeout`, then compute
  *   themselves;
  * - stale-while-revalidate within `grace`, early refresh (XFetch), fail-safe on factory errors,
@@ -96,7 +66,7 @@ export class ReadThrough {
   private readonly random: () => number;
 
   constructor(
-    private readonly store: TieredStore,
+    private readonly store: EntryStore,
     private readonly hooks: ReadThroughHooks,
   ) {
     this.clock = hooks.clock;
@@ -172,22 +142,21 @@ export class ReadThrough {
   ): Promise<CacheLookup<T>> {
     return this.flights.do(key, async (): Promise<CacheLookup<T>> => {
       const mark = this.store.mutationMark();
-      const ticket = await this.lease(key, call);
-      if (ticket.outcome === 'held') {
-        const waited = await this.waitForOther(key, call, ticket, stale);
+      const lease = new Lease(this.store, key, call, this.holder);
+      await lease.acquire();
+      if (lease.outcome === 'held') {
+        const waited = await lease.waitForOther<T>((e) => this.replaces(e, stale));
         if (waited !== undefined) return { value: waited.value, status: 'HIT', stored: true };
-        if (stale !== undefined && ticket.outcome === 'held') {
+        if (stale !== undefined && lease.outcome === 'held') {
           // Still held by a live holder: keep serving stale, leave the refresh to it.
           return { value: stale.value, status: 'STALE', stored: true };
         }
       }
       try {
-        return await this.compute(key, factory, call, mark, ticket, stale);
+        return await this.compute(key, factory, call, mark, lease, stale);
       } finally {
-        if (ticket.outcome === 'acquired')
-          await this.store
-            .releaseLease(key, ticket.token)
-            .catch((err) => this.hooks.onBackgroundError(key, err));
+        if (lease.outcome === 'acquired')
+          await lease.release().catch((err) => this.hooks.onBackgroundError(key, err));
       }
     });
   }
@@ -208,68 +177,20 @@ export class ReadThrough {
     );
   }
 
-  private async lease(key: string, call: ResolvedHerdOptions): Promise<LeaseTicket> {
-    const ticket: LeaseTicket = {
-      token: Buffer.from(`${this.holder}:${randomUUID()}`),
-      outcome: 'held',
-      at: 0,
-    };
-    await this.tryLease(key, call, ticket);
-    return ticket;
-  }
-
-  /** Asks for the lease with `ticket`'s token; records the outcome and when it was asked. */
-  private async tryLease(
-    key: string,
-    call: ResolvedHerdOptions,
-    ticket: LeaseTicket,
-  ): Promise<void> {
-    // Timed from before the request: the lease may have been created any time after this.
-    const at = performance.now();
-    ticket.outcome = await this.store.acquireLease(key, ticket.token, leaseTtl(call));
-    ticket.at = at;
-  }
-
-  /**
-   * Another process holds the lease: poll the shared tiers with backoff until its value appears
-   * (returned), the lease frees up (then `ticket` becomes ours and this resolves undefined), or
-   * `lockTimeout` passes (undefined, `ticket` still `held`).
-   */
-  private async waitForOther<T>(
-    key: string,
-    call: ReadThroughCall<T>,
-    ticket: LeaseTicket,
-    trigger: StoredEntry<T> | undefined,
-  ): Promise<StoredEntry<T> | undefined> {
-    const deadline = performance.now() + call.lockTimeout;
-    let pause = POLL_FIRST_MS;
-    for (;;) {
-      const left = deadline - performance.now();
-      if (left <= 0) return undefined;
-      await sleep(Math.min(pause, left));
-      pause = Math.min(pause * POLL_GROWTH, POLL_MAX_MS);
-      const entry = await this.store.getEntry<T>(key, { scope: 'shared' });
-      if (this.replaces(entry, trigger)) return entry;
-      // A holder that crashed: its lease runs out and one waiter takes it over.
-      await this.tryLease(key, call, ticket);
-      if (ticket.outcome !== 'held') return undefined;
-    }
-  }
-
   private async compute<T>(
     key: string,
     factory: () => T | Promise<T>,
     call: ReadThroughCall<T>,
     mark: number,
-    ticket: LeaseTicket,
+    lease: Lease,
     trigger: StoredEntry<T> | undefined,
   ): Promise<CacheLookup<T>> {
-    if (ticket.outcome !== 'held') {
+    if (lease.outcome !== 'held') {
       // A flight that just ended here, or the previous lease holder, may have stored it just
       // before this flight began or the lease freed up. (Waiters that timed out have looked.)
       // Holders write every tier, so the lease tier alone tells.
       const fresh = await this.store.getEntry<T>(key, {
-        scope: ticket.outcome === 'acquired' ? 'lease' : trigger ? 'shared' : 'all',
+        scope: lease.outcome === 'acquired' ? 'lease' : trigger ? 'shared' : 'all',
       });
       if (this.replaces(fresh, trigger)) return { value: fresh.value, status: 'HIT', stored: true };
     }
@@ -277,7 +198,7 @@ export class ReadThrough {
     const value = await factory();
     const delta = Math.max(0, this.clock.now() - started);
     let stored = value !== undefined && (call.condition?.(value) ?? true);
-    if (stored) stored = await this.write(key, value, call, delta, mark, ticket);
+    if (stored) stored = await this.write(key, value, call, delta, mark, lease);
     return { value, status: 'MISS', stored };
   }
 
@@ -292,46 +213,21 @@ export class ReadThrough {
     call: ReadThroughCall<T>,
     delta: number,
     mark: number,
-    ticket: LeaseTicket,
+    lease: Lease,
   ): Promise<boolean> {
-    if (ticket.outcome === 'acquired' && (await this.leaseLost(key, call, ticket))) return false;
+    if (lease.outcome === 'acquired' && (await lease.lost())) return false;
     const written = await this.store.setEntry(key, value, {
       ttl: call.ttl,
       grace: call.grace,
       delta,
       unchangedSince: mark,
     });
-    if (written && ticket.outcome === 'acquired' && (await this.leaseLost(key, call, ticket))) {
+    if (written && lease.outcome === 'acquired' && (await lease.lost())) {
       await this.store.delete(key);
       return false;
     }
     return written;
   }
-
-  /**
-   * Whether our lease was taken from us by a delete. A lease lives at least `lockTimeout` less
-   * the tiers' one-second TTL resolution, so one missing before that was invalidated; after it,
-   * it may just have run out, and the value is written as computed. A tier that cannot answer
-   * does not stop the write.
-   */
-  private async leaseLost(
-    key: string,
-    call: ResolvedHerdOptions,
-    ticket: LeaseTicket,
-  ): Promise<boolean> {
-    if (performance.now() - ticket.at >= leaseTtl(call) - TTL_RESOLUTION_MS) return false;
-    const holder = await this.store.leaseHolder(key);
-    return holder !== null && !(holder !== undefined && holder.equals(ticket.token));
-  }
-}
-
-/** A lease lives `lockTimeout`, and never less than the tiers' resolution (0 would mean forever). */
-function leaseTtl(call: ResolvedHerdOptions): number {
-  return Math.max(call.lockTimeout, TTL_RESOLUTION_MS);
-}
-
-function isStale(entry: StoredEntry<unknown>, now: number): boolean {
-  return entry.staleAt !== 0 && entry.staleAt <= now;
 }
 
 function withHardTimeout<T>(work: Promise<T>, key: string, ms: number): Promise<T> {

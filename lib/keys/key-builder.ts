@@ -1,15 +1,22 @@
 import { createHash } from 'node:crypto';
-import { MAX_KEY_BYTES } from '../tiers/memcached/protocol';
+import { InvalidKeyError } from '../errors';
+import { invalid } from '../options';
+import { MAX_KEY_BYTES } from '../tiers/tier.interface';
 
-export { MAX_KEY_BYTES };
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 /** Built keys remembered (the memo is dropped whole when full, or when the generation changes). */
 const MEMO_SIZE = 10_000;
 
 export interface KeyBuilderOptions {
-  /** Keeps apps and environments apart on shared servers. Default `app`. */
+  /**
+   * Keeps apps and environments apart on shared servers (1-64 of `[A-Za-z0-9_.-]`).
+   * @default 'app'
+   */
   namespace?: string;
-  /** Bumping it invalidates every key of this namespace at once. Default `1`. */
+  /**
+   * Bumping it invalidates every key of this namespace at once.
+   * @default 1
+   */
   version?: string | number;
   /**
    * Custom transform applied to every caller key before it is namespaced. Must be pure (the same
@@ -45,24 +52,32 @@ export class KeyBuilder {
   private gen = 0;
   private readonly memo = new Map<unknown, string>();
 
-  constructor(options: KeyBuilderOptions = {}) {
+  /**
+   * @param maxKeyBytes the longest key every tier accepts, in bytes of UTF-8 (the store passes
+   *   its tiers' smallest `maxKeyBytes`); longer keys are hashed.
+   */
+  constructor(
+    options: KeyBuilderOptions = {},
+    private readonly maxKeyBytes: number = MAX_KEY_BYTES,
+  ) {
     this.namespace = options.namespace ?? 'app';
     this.version = String(options.version ?? '1');
-    if (!NAME.test(this.namespace)) {
-      throw new TypeError(
-        `namespace: ${JSON.stringify(options.namespace)} must be 1-64 characters of letters, digits, "_", "." or "-"`,
-      );
-    }
-    if (!NAME.test(this.version)) {
-      throw new TypeError(
-        `version: ${JSON.stringify(options.version)} must be 1-64 characters of letters, digits, "_", "." or "-"`,
-      );
-    }
-    if (options.keyFn !== undefined && typeof options.keyFn !== 'function') {
-      throw new TypeError('keyFn: must be a function (key: string) => string');
-    }
+    const rule = 'must be 1-64 characters of letters, digits, "_", "." or "-"';
+    if (!NAME.test(this.namespace))
+      throw invalid('namespace', `${JSON.stringify(options.namespace)} ${rule}`);
+    if (!NAME.test(this.version))
+      throw invalid('version', `${JSON.stringify(options.version)} ${rule}`);
+    if (options.keyFn !== undefined && typeof options.keyFn !== 'function')
+      throw invalid('keyFn', 'must be a function (key: string) => string');
     this.keyFn = options.keyFn;
     this.generation = 0;
+    // A hashed key is the prefix, a generation of up to 16 digits and 43 characters of SHA-256.
+    const longest = `${this.namespace}:${this.version}:`.length + 16 + 1 + 43;
+    if (longest > maxKeyBytes)
+      throw invalid(
+        'namespace',
+        `with version ${JSON.stringify(this.version)}, hashed keys would reach ${longest} bytes, over the ${maxKeyBytes} bytes a tier of this store accepts`,
+      );
   }
 
   get generation(): number {
@@ -76,7 +91,7 @@ export class KeyBuilder {
     this.plainPrefix = `${base}:`;
     this.hashPrefix = `${base}#`;
     // A JS string of n UTF-16 units is at most 3n UTF-8 bytes: keys under this length need no count.
-    this.plainBudget = Math.floor((MAX_KEY_BYTES - this.plainPrefix.length) / 3);
+    this.plainBudget = Math.floor((this.maxKeyBytes - this.plainPrefix.length) / 3);
   }
 
   /** Key under which this namespace's generation counter lives (outside any generation). */
@@ -107,17 +122,17 @@ export class KeyBuilder {
     if (typeof key !== 'string') {
       if (typeof key === 'number' && Number.isFinite(key)) key = String(key);
       else
-        throw new TypeError(
+        throw new InvalidKeyError(
           `cache key must be a string, got ${key === null ? 'null' : typeof key}`,
         );
     }
     if (this.keyFn) {
       key = this.keyFn(key);
       if (typeof key !== 'string')
-        throw new TypeError(`keyFn returned ${typeof key}, not a string`);
+        throw new InvalidKeyError(`keyFn returned ${typeof key}, not a string`);
     }
     const length = key.length;
-    if (length === 0) throw new TypeError('cache key must not be empty');
+    if (length === 0) throw new InvalidKeyError('cache key must not be empty');
     // One pass over the key (a regular expression costs more on the hot path of short keys).
     let unsafe = false;
     let surrogates = false;
@@ -128,11 +143,13 @@ export class KeyBuilder {
     }
     if (surrogates && !key.isWellFormed()) {
       // A lone surrogate encodes to U+FFFD, so two different keys would share bytes (and a hash).
-      throw new TypeError('cache key holds a lone UTF-16 surrogate and has no exact UTF-8 form');
+      throw new InvalidKeyError(
+        'cache key holds a lone UTF-16 surrogate and has no exact UTF-8 form',
+      );
     }
     if (
       !unsafe &&
-      (length <= this.plainBudget || Buffer.byteLength(this.plainPrefix + key) <= MAX_KEY_BYTES)
+      (length <= this.plainBudget || Buffer.byteLength(this.plainPrefix + key) <= this.maxKeyBytes)
     ) {
       return this.plainPrefix + key;
     }

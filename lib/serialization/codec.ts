@@ -1,5 +1,7 @@
 import { deserialize, serialize } from 'node:v8';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import { CacheDecodeError } from '../errors';
+import { at, integer, invalid } from '../options';
 
 /**
  * The one codec at the store boundary: turns a value plus its expiry into bytes that every tier
@@ -41,10 +43,14 @@ const META_BYTES = 16;
 export interface CodecOptions {
   /**
    * Bodies at least this many bytes long are compressed with raw deflate (kept only when that
-   * makes them smaller). `0` turns compression off. Default 8192.
+   * makes them smaller). `0` turns compression off.
+   * @default 8192
    */
   compressThreshold?: number;
-  /** zlib level, 1 (fastest) to 9 (smallest). Default 1: caches want speed over ratio. */
+  /**
+   * zlib level, 1 (fastest) to 9 (smallest): caches want speed over ratio.
+   * @default 1
+   */
   compressLevel?: number;
 }
 
@@ -68,28 +74,17 @@ export interface EntryMeta {
   delta: number;
 }
 
-/** Raised (as an `error` event, never to a caller of `get`) when stored bytes cannot be decoded. */
-export class CacheDecodeError extends Error {
-  override readonly name = 'CacheDecodeError';
-}
-
 export class Codec {
   private readonly threshold: number;
   private readonly level: number;
 
-  constructor(options: CodecOptions = {}) {
-    this.threshold = options.compressThreshold ?? 8192;
-    this.level = options.compressLevel ?? 1;
-    if (!Number.isInteger(this.threshold) || this.threshold < 0) {
-      throw new TypeError(
-        `compressThreshold: ${String(options.compressThreshold)} is not a whole number of bytes >= 0`,
-      );
-    }
-    if (!Number.isInteger(this.level) || this.level < 1 || this.level > 9) {
-      throw new TypeError(
-        `compressLevel: ${String(options.compressLevel)} is not an integer from 1 to 9`,
-      );
-    }
+  /** @param path where `options` sit, for error messages (the store's is `serializer`). */
+  constructor(options: CodecOptions = {}, path = '') {
+    this.threshold = integer(at(path, 'compressThreshold'), options.compressThreshold, 8192, 0);
+    const level = options.compressLevel ?? 1;
+    if (!Number.isInteger(level) || level < 1 || level > 9)
+      throw invalid(at(path, 'compressLevel'), `${String(level)} is not an integer from 1 to 9`);
+    this.level = level;
   }
 
   /**

@@ -1,9 +1,16 @@
 import type { Clock } from '../clock';
+import { integer, milliseconds } from '../options';
 
 export interface CircuitBreakerOptions {
-  /** Consecutive failures that open the circuit. Default 5. */
+  /**
+   * Consecutive failures that open the circuit.
+   * @default 5
+   */
   failures?: number;
-  /** How long an open circuit skips the tier before one probe request is let through. Default 10000 ms. */
+  /**
+   * How long an open circuit skips the tier before one probe request is let through, ms.
+   * @default 10000
+   */
   cooldownMs?: number;
 }
 
@@ -27,18 +34,8 @@ export class CircuitBreaker {
     options: CircuitBreakerOptions,
     private readonly clock: Clock,
   ) {
-    this.threshold = options.failures ?? 5;
-    this.cooldownMs = options.cooldownMs ?? 10_000;
-    if (!Number.isInteger(this.threshold) || this.threshold < 1) {
-      throw new TypeError(
-        `circuitBreaker.failures: ${String(options.failures)} is not a whole number >= 1`,
-      );
-    }
-    if (!(this.cooldownMs >= 0)) {
-      throw new TypeError(
-        `circuitBreaker.cooldownMs: ${String(options.cooldownMs)} is not a number of ms >= 0`,
-      );
-    }
+    this.threshold = integer('circuitBreaker.failures', options.failures, 5, 1);
+    this.cooldownMs = milliseconds('circuitBreaker.cooldownMs', options.cooldownMs, 10_000);
   }
 
   get state(): CircuitState {

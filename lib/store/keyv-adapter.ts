@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { Keyv, type KeyvStoreAdapter, type StoredData } from 'keyv';
-import type { TieredStore } from './tiered-store';
+import { TieredStore } from './tiered-store';
+import type { TieredStoreOptions } from './tiered-store.options';
 
 /** Keyv's stored-data shape (what Keyv passes to a store when its own serializer is off). */
 interface KeyvEnvelope {
@@ -81,12 +82,13 @@ export class TieredKeyvAdapter extends EventEmitter implements KeyvStoreAdapter 
 }
 
 /**
- * A Keyv over a tiered store, set up so that values keep their exact types and share entries
- * with direct store calls: `createCache({ stores: [createTieredKeyv(store)] })`.
+ * The one Keyv path: a Keyv over a tiered store (or over a new one built from `options`), set up
+ * so that values keep their exact types and every entry is shared with direct store calls and
+ * `TieredCache` under the same key: `createCache({ stores: [createTieredKeyv(store)] })`.
  */
-export function createTieredKeyv(store: TieredStore): Keyv {
+export function createTieredKeyv(store: TieredStore | TieredStoreOptions = {}): Keyv {
   return new Keyv({
-    store: new TieredKeyvAdapter(store),
+    store: new TieredKeyvAdapter(store instanceof TieredStore ? store : new TieredStore(store)),
     serialize: undefined,
     deserialize: undefined,
     namespace: undefined,

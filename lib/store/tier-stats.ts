@@ -1,10 +1,10 @@
 import type { CircuitState } from './circuit-breaker';
-import type { TierKind } from '../tiers/tier.interface';
 
 /** Counters of one tier, as returned by `TieredStore.stats()`. */
 export interface TierStats {
   name: string;
-  kind: TierKind;
+  /** The tier's `kind`: `memory`, `memcached`, `cassandra` or a custom tier's own. */
+  kind: string;
   /** Reads answered by this tier. */
   hits: number;
   /** Reads this tier did not have (expired or undecodable entries count here too). */

@@ -1,18 +1,24 @@
 import type { Clock } from '../clock';
 import type { KeyBuilderOptions } from '../keys/key-builder';
 import type { CodecOptions } from '../serialization/codec';
+import type { Tier } from '../tiers/tier.interface';
 import type { TierOptions } from '../tiers/tier-options';
 import type { CircuitBreakerOptions } from './circuit-breaker';
 
 /** Options of {@link createTieredStore}. */
 export interface TieredStoreOptions extends KeyBuilderOptions {
   /**
-   * The tiers, nearest first. Any subset works: memory only, memcached only, memory + Cassandra…
-   * The same type may appear more than once (e.g. a memcached on localhost with a 1 s cap in
-   * front of the shared memcached cluster). Default: `[{ type: 'memory' }]`.
+   * The tiers, nearest first: options of a built-in tier, or objects of your own implementing
+   * {@link Tier} (see the README's "Writing a tier"). Any subset works: memory only, memcached
+   * only, memory + Cassandra… The same type may appear more than once (e.g. a memcached on
+   * localhost with a 1 s cap in front of the shared memcached cluster); at most one local tier.
+   * @default [{ type: 'memory' }]
    */
-  tiers?: TierOptions[];
-  /** Default time to live in ms for `set` calls that give none. `0` (default) = never expire. */
+  tiers?: Array<TierOptions | Tier<unknown>>;
+  /**
+   * Time to live in ms for `set` calls that give none. `0` = never expire.
+   * @default 0
+   */
   ttl?: number;
   /** Serialization: compression threshold and level. */
   serializer?: CodecOptions;
@@ -20,9 +26,13 @@ export interface TieredStoreOptions extends KeyBuilderOptions {
   circuitBreaker?: CircuitBreakerOptions;
   /**
    * How often (ms) the namespace generation is re-read from the shared tiers, so that a `clear()`
-   * made by another instance reaches this one. Default 5000.
+   * made by another instance reaches this one.
+   * @default 5000
    */
   generationRefreshMs?: number;
-  /** Time source; inject one in tests to advance time instead of sleeping. */
+  /**
+   * Time source; inject one in tests to advance time instead of sleeping.
+   * @default systemClock (`Date.now()`, read at most once per millisecond)
+   */
   clock?: Clock;
 }

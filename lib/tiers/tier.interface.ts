@@ -1,22 +1,28 @@
 /**
  * One cache backend, as the tier chain sees it.
  *
- * Tiers are deliberately dumb: they move opaque payloads (bytes, for every remote tier) under
- * final keys with a time to live. Envelopes, TTL caps, backfill, namespaces, circuit breaking and
- * stats live once, in the store above them (`store/tiered-store.ts`).
+ * Tiers are deliberately dumb: they move payloads under final keys with a time to live.
+ * Envelopes, TTL caps, backfill, namespaces, circuit breaking and stats live once, in the store
+ * above them. A tier says what it can do in {@link Tier.capabilities}; the store picks each
+ * tier's role from those (which one holds leases, which one counts), never from what it is.
  *
  * Conventions every tier follows:
- * - `key` is the final key, already namespaced and hashed by the store: at most 250 bytes of
- *   UTF-8, no spaces, no control characters.
- * - `ttlMs` is milliseconds; `0` means "no expiry". A tier rounds it to its own resolution
- *   (memcached and Cassandra: whole seconds, rounded up).
+ * - `key` is the final key, already namespaced and hashed by the store to fit every tier's
+ *   {@link TierCapabilities.maxKeyBytes}.
+ * - `ttlMs` is milliseconds; `0` means "no expiry". A tier rounds it up to its own
+ *   {@link TierCapabilities.ttlResolutionMs}.
  * - A miss is `undefined`, never an exception. An exception means the backend failed.
+ *
+ * Remote tiers hold `Buffer`s (the codec's bytes). A {@link LocalTier} holds
+ * {@link LocalRecord}s, built by the store.
  */
 export interface Tier<P = Buffer> {
-  /** `memory`, `memcached` or `cassandra`. */
-  readonly kind: TierKind;
-  /** Human-readable name used in stats, logs and error events, e.g. `memcached[1]`. */
+  /** Name used in stats, logs and error events, e.g. `memcached[1]`. */
   readonly name: string;
+  /** What the backend is (`memory`, `memcached`, `cassandra`, or your own), for stats and logs. */
+  readonly kind: string;
+  /** What this tier can do; read once, when the store is built. */
+  readonly capabilities: TierCapabilities;
 
   /** Opens connections (and creates schema where configured). Throws when the backend is unreachable. */
   connect(): Promise<void>;
@@ -25,28 +31,124 @@ export interface Tier<P = Buffer> {
   getMany(keys: readonly string[]): Promise<(P | undefined)[]>;
   set(key: string, value: P, ttlMs: number): Promise<void>;
   setMany(entries: readonly TierWrite<P>[]): Promise<void>;
-  /** Adds only when absent; resolves true when this call stored the value. */
-  add(key: string, value: P, ttlMs: number): Promise<boolean>;
+  /** Deletes `key`; resolves whether it held something. */
+  delete(key: string): Promise<boolean>;
+  /** Deletes every key; resolves whether any of them held something. */
+  deleteMany(keys: readonly string[]): Promise<boolean>;
+  /**
+   * Adds only when absent, atomically for every process sharing the tier; resolves true when
+   * this call stored the value. Required when {@link TierCapabilities.leases} is set.
+   */
+  add?(key: string, value: P, ttlMs: number): Promise<boolean>;
   /**
    * Deletes `key` only while it holds `expected` (compare-and-delete, atomic on the server);
-   * resolves true when this call deleted it. Leases use it: only their holder releases them.
+   * resolves true when this call deleted it. Required when {@link TierCapabilities.leases} is set.
    */
-  deleteIf(key: string, expected: P): Promise<boolean>;
-  delete(key: string): Promise<void>;
-  deleteMany(keys: readonly string[]): Promise<void>;
+  deleteIf?(key: string, expected: P): Promise<boolean>;
   /**
-   * Adds `by` (may be negative) to the counter at `key`, creating it at `by` when absent
-   * (memcached cannot go below zero: it floors at 0). Never retried in a way that could count twice.
+   * Adds `by` (may be negative) to the counter at `key`, creating it at `by` when absent, and
+   * resolves the new value. Never retried in a way that could count twice. Required when
+   * {@link TierCapabilities.counters} is set.
    */
-  increment(key: string, by: number, ttlMs: number): Promise<number>;
+  increment?(key: string, by: number, ttlMs: number): Promise<number>;
   /** Closes every socket; the tier is unusable afterwards. */
   close(): Promise<void>;
 }
 
-export type TierKind = 'memory' | 'memcached' | 'cassandra';
+/** What a tier can do. */
+export interface TierCapabilities {
+  /**
+   * `true`: process-private and synchronous (a {@link LocalTier}): it holds {@link LocalRecord}s,
+   * answers `peek`/`put` at once and may be emptied whenever this process likes. At most one
+   * local tier per chain. `false`: shared with other processes (it holds bytes).
+   */
+  readonly local: boolean;
+  /**
+   * How this tier can hold read-through leases, which every process sharing it must see:
+   * `'atomic'` (one server's atomic add, e.g. memcached, cheap), `'consensus'` (a consensus
+   * round, e.g. a Cassandra lightweight transaction, slower), or `false`. The store takes the
+   * farthest tier of the cheapest kind.
+   */
+  readonly leases: 'atomic' | 'consensus' | false;
+  /**
+   * Whether it keeps counters every process sees (`increment`), so that it can be the counter
+   * authority and hold the namespace generation. The store takes the farthest shared one.
+   */
+  readonly counters: boolean;
+  /** The unit its TTLs are kept in, ms: expiries are rounded up to it (e.g. 1000 for seconds). */
+  readonly ttlResolutionMs: number;
+  /** The longest key it accepts, in bytes of UTF-8 (`Infinity`: no limit). */
+  readonly maxKeyBytes: number;
+}
+
+/**
+ * The longest memcached key, in bytes: the one rule of the built-in remote tiers that shapes
+ * final keys (longer ones are hashed).
+ */
+export const MAX_KEY_BYTES = 250;
 
 export interface TierWrite<P = Buffer> {
   key: string;
   value: P;
   ttlMs: number;
+}
+
+/**
+ * What a local tier keeps for an entry. Every field is always present (one object shape keeps
+ * the read path monomorphic). The store builds records (see `store/local-records.ts`); a local
+ * tier only stores them and counts their `size`.
+ *
+ * How a reader gets the value depends on the store's payload mode:
+ * - shared (`serialize: false`): `value` is the very object that was set, handed out as it is;
+ * - copies (the default): either `tree` is true and `value` is a private JSON tree that every
+ *   reader gets a copy of, or `value` is undefined and `encoded` holds the entry's bytes, decoded
+ *   for every reader (values a JSON body cannot carry: Date, Map, BigInt…). Primitives are
+ *   immutable and kept as they are in both modes.
+ */
+export interface LocalRecord {
+  value: unknown;
+  /** Epoch ms after which the entry is gone; `0` = never. */
+  expiresAt: number;
+  /** The entry's encoded size in bytes: what counts against a byte budget. */
+  size: number;
+  /** Read-through entries only: epoch ms after which the value is stale (`0` = never). */
+  staleAt: number | undefined;
+  /** Read-through entries only: ms the value took to compute. */
+  delta: number | undefined;
+  /** `value` is a private JSON tree: copy it for each reader. */
+  tree: boolean;
+  /** With `tree`: the tree's `nestedKeys`, which speed up its copies. */
+  nested: readonly string[] | undefined;
+  /** The encoded entry, decoded for each reader, when `value` is not kept. */
+  encoded: Buffer | undefined;
+}
+
+/** A record holding `value` as it is, with no expiry or metadata (counters, leases, tests). */
+export function localRecord(value: unknown, size = 16, expiresAt = 0): LocalRecord {
+  return {
+    value,
+    expiresAt,
+    size,
+    staleAt: undefined,
+    delta: undefined,
+    tree: false,
+    nested: undefined,
+    encoded: undefined,
+  };
+}
+
+/** A process-private tier with synchronous access, for the store's fast paths. */
+export interface LocalTier extends Tier<LocalRecord> {
+  readonly capabilities: TierCapabilities & { readonly local: true };
+  /** Synchronous read. */
+  peek(key: string): LocalRecord | undefined;
+  /** Synchronous write. */
+  put(key: string, record: LocalRecord, ttlMs: number): void;
+  /** Drops everything (it is private to this process, so that is always safe). */
+  clear(): void;
+}
+
+/** Whether `tier` is a {@link LocalTier}. */
+export function isLocalTier(tier: Tier<unknown>): tier is LocalTier {
+  return tier.capabilities.local;
 }

@@ -12,7 +12,7 @@ import {
 } from '@nestjs/common';
 import { CACHE_MANAGER, CacheInterceptor, CacheKey, CacheTTL } from '@nestjs/cache-manager';
 import type { Cache } from 'cache-manager';
-import { CacheEvict, Cached } from '../../lib';
+import { CacheEvict, Cached, type CacheableRequest } from '../../lib';
 
 /** Counts calls to the "origin" (the slow database the cache protects). */
 export class Origin {
@@ -89,14 +89,14 @@ export class ProductsController {
   }
 
   @Get(':id')
-  @Cached({ key: (req: { params: { id: string } }) => `product:${req.params.id}` })
+  @Cached({ key: (req: CacheableRequest) => `product:${req.params.id}` })
   one(@Param('id') id: string) {
     return this.products.findOne(Number(id));
   }
 
   @Post(':id')
   @HttpCode(204)
-  @CacheEvict({ keys: (req: { params: { id: string } }) => `product:${req.params.id}` })
+  @CacheEvict({ keys: (req: CacheableRequest) => `product:${req.params.id}` })
   async touch() {}
 }
 

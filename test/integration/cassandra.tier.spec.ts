@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Client, types } from 'cassandra-driver';
-import { CassandraTier } from '../../lib/tiers/cassandra.tier';
-import type { CassandraTierOptions } from '../../lib/tiers/tier-options';
+import type { CassandraTierOptions } from '../../lib/tiers/cassandra/cassandra.options';
+import { CassandraTier } from '../../lib/tiers/cassandra/cassandra.tier';
 import { testServers, uniqueName } from '../harness/env';
 import { freePort } from '../harness/ports';
 
@@ -28,7 +28,7 @@ let second: CassandraTier;
 
 beforeAll(async () => {
   tier = new CassandraTier(options);
-  second = new CassandraTier(options, 'cassandra[2]');
+  second = new CassandraTier(options, { name: 'cassandra[2]' });
   // Schema creation is idempotent: both tiers create the same keyspace and tables.
   await tier.connect();
   await second.connect();
@@ -53,7 +53,7 @@ async function rawTtl(key: string): Promise<number | null> {
 
 describe('CassandraTier on a real Cassandra', () => {
   it('creates the schema idempotently: a second tier connected to the same keyspace', async () => {
-    const third = new CassandraTier(options, 'cassandra[3]');
+    const third = new CassandraTier(options, { name: 'cassandra[3]' });
     await third.connect();
     await third.connect(); // connect() again while connected is a no-op
     await third.set('schema-check', Buffer.from('x'), 60_000);
@@ -81,9 +81,44 @@ describe('CassandraTier on a real Cassandra', () => {
     expect(await second.get(key)).toEqual(Buffer.from('hello'));
     await tier.set(key, Buffer.from('again'), 60_000);
     expect(await tier.get(key)).toEqual(Buffer.from('again'));
-    await tier.delete(key);
+    expect(await tier.delete(key)).toBe(true);
     expect(await tier.get(key)).toBeUndefined();
-    await tier.delete(key); // deleting a missing key is fine
+    expect(await tier.delete(key)).toBe(false); // deleting a missing key is fine
+  });
+
+  it('delete and deleteMany resolve whether something was deleted', async () => {
+    const value = uniqueName('del-value');
+    const missing = uniqueName('del-missing');
+    const counter = uniqueName('del-counter');
+    const zero = uniqueName('del-zero');
+    // An existing value: true, then false once it is gone.
+    await tier.set(value, Buffer.from('v'), 60_000);
+    expect(await tier.delete(value)).toBe(true);
+    expect(await tier.delete(value)).toBe(false);
+    // A key that never existed.
+    expect(await tier.delete(missing)).toBe(false);
+    // A key that only has a counter: true while it is non-zero, false once reset.
+    expect(await tier.increment(counter, 5, 0)).toBe(5);
+    expect(await second.delete(counter)).toBe(true);
+    expect(await tier.delete(counter)).toBe(false);
+    // A counter at zero holds nothing.
+    expect(await tier.increment(zero, 0, 0)).toBe(0);
+    expect(await tier.delete(zero)).toBe(false);
+    // A value and a counter under one key.
+    await tier.set(counter, Buffer.from('both'), 60_000);
+    expect(await tier.increment(counter, 1, 0)).toBe(1);
+    expect(await tier.delete(counter)).toBe(true);
+    expect(await tier.get(counter)).toBeUndefined();
+    expect(await tier.increment(counter, 1, 0)).toBe(1);
+
+    // deleteMany: true when any key held something.
+    await tier.set(value, Buffer.from('v'), 60_000);
+    expect(await tier.deleteMany([missing, value, missing])).toBe(true);
+    expect(await tier.get(value)).toBeUndefined();
+    expect(await tier.deleteMany([missing, value])).toBe(false);
+    expect(await tier.deleteMany([missing, counter])).toBe(true); // counter-only, at 1
+    expect(await tier.deleteMany([counter, zero])).toBe(false);
+    expect(await tier.deleteMany([])).toBe(false);
   });
 
   it('round-trips Buffer payloads byte-exact: empty, every byte value and 100 KB', async () => {
@@ -117,7 +152,7 @@ describe('CassandraTier on a real Cassandra', () => {
     });
     expect(await tier.getMany([])).toEqual([]);
 
-    await tier.deleteMany(present.slice(0, 100));
+    expect(await tier.deleteMany(present.slice(0, 100))).toBe(true);
     const after = await tier.getMany(present);
     expect(after.slice(0, 100).every((v) => v === undefined)).toBe(true);
     expect(after.slice(100).every((v) => Buffer.isBuffer(v))).toBe(true);
@@ -200,27 +235,33 @@ describe('CassandraTier on a real Cassandra', () => {
   it('delete resets a counter, and later increments start again from `by`', async () => {
     const key = uniqueName('reset');
     expect(await tier.increment(key, 41, 0)).toBe(41);
-    await Promise.all([tier.delete(key), tier.delete(key)]); // coalesced: subtracts once
+    // Coalesced: subtracts once, and both report the counter they reset.
+    expect(await Promise.all([tier.delete(key), tier.delete(key)])).toEqual([true, true]);
     expect(await tier.increment(key, 1, 0)).toBe(1);
-    await tier.deleteMany([key, key]);
+    expect(await tier.deleteMany([key, key])).toBe(true);
     expect(await second.increment(key, 3, 0)).toBe(3);
     // A key that never had a counter is deleted without creating trouble for a later one.
     const fresh = uniqueName('fresh');
-    await tier.delete(fresh);
+    expect(await tier.delete(fresh)).toBe(false);
     expect(await tier.increment(fresh, 2, 0)).toBe(2);
   });
 
   it('rejects operations before connect and after close', async () => {
-    const idle = new CassandraTier(options, 'idle');
-    await expect(idle.get('x')).rejects.toThrow('cassandra tier "idle" is not connected');
+    const idle = new CassandraTier(options, { name: 'idle' });
+    await expect(idle.get('x')).rejects.toThrow(
+      'cassandra tier "idle" is not connected: call connect() first',
+    );
+    await expect(idle.get('x')).rejects.toMatchObject({ code: 'E_NOT_CONNECTED' });
     await idle.close();
     await expect(idle.connect()).rejects.toThrow('cassandra tier "idle" is closed');
+    await expect(idle.connect()).rejects.toMatchObject({ code: 'E_CLOSED' });
 
-    const closing = new CassandraTier(options, 'closing');
+    const closing = new CassandraTier(options, { name: 'closing' });
     await closing.connect();
     await closing.close();
     await closing.close(); // idempotent
     await expect(closing.set('x', Buffer.from('x'), 0)).rejects.toThrow('is closed');
+    await expect(closing.delete('x')).rejects.toMatchObject({ code: 'E_CLOSED' });
   });
 });
 
@@ -233,7 +274,7 @@ describe('CassandraTier close', () => {
 
   it('close() releases every socket and timer the tier opened', async () => {
     const before = resources();
-    const t = new CassandraTier(options, 'handles');
+    const t = new CassandraTier(options, { name: 'handles' });
     await t.connect();
     await t.set('handles', Buffer.from('x'), 60_000);
     expect(resources().TCPSocketWrap ?? 0).toBeGreaterThan(before.TCPSocketWrap ?? 0);
@@ -263,11 +304,15 @@ describe('CassandraTier failures', () => {
     await expect(t.connect()).rejects.toThrow(
       `keyspace "${missing}" does not exist and createSchema is false`,
     );
+    await expect(t.connect()).rejects.toMatchObject({ code: 'E_SCHEMA' });
     await t.close();
   });
 
   it('with createSchema false, fails at connect naming a missing table, and works once it exists', async () => {
-    const t = new CassandraTier({ ...options, table: 'other', createSchema: false }, 'noschema');
+    const t = new CassandraTier(
+      { ...options, table: 'other', createSchema: false },
+      { name: 'noschema' },
+    );
     await expect(t.connect()).rejects.toThrow(
       `cassandra tier "noschema": table "${keyspace}"."other" does not exist and createSchema is false`,
     );
@@ -290,6 +335,7 @@ describe('CassandraTier failures', () => {
       `cassandra tier "cassandra": cannot connect to 127.0.0.1:${port}`,
     );
     expect(Date.now() - started).toBeLessThan(5000);
+    await expect(t.connect()).rejects.toMatchObject({ code: 'E_UNREACHABLE' });
     await t.close();
   });
 

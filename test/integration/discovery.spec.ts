@@ -1,7 +1,7 @@
 import { Socket } from 'node:net';
 import { KeyBuilder, TieredStore } from '../../lib';
-import { MemcachedTier } from '../../lib/tiers/memcached.tier';
-import type { MemcachedTierOptions } from '../../lib/tiers/tier-options';
+import type { MemcachedTierOptions } from '../../lib/tiers/memcached/memcached.options';
+import { MemcachedTier } from '../../lib/tiers/memcached/memcached.tier';
 import { testServers, uniqueName } from '../harness/env';
 import { freePort } from '../harness/ports';
 import { ElastiCacheEndpoint } from '../support/elasticache-endpoint';

@@ -1,7 +1,8 @@
 import { Socket } from 'node:net';
 import { jest } from '@jest/globals';
-import { MemcachedTier } from '../../lib/tiers/memcached.tier';
-import type { MemcachedTierOptions } from '../../lib/tiers/tier-options';
+import { parseHostPort } from '../../lib/tiers/host-port';
+import type { MemcachedTierOptions } from '../../lib/tiers/memcached/memcached.options';
+import { MemcachedTier } from '../../lib/tiers/memcached/memcached.tier';
 import { testServers, uniqueName } from '../harness/env';
 import { freePort } from '../harness/ports';
 import { eventually } from '../support/eventually';
@@ -14,7 +15,7 @@ const NOOP = 0x0a;
 const bed = new MemcachedTestbed();
 
 function tier(options: Partial<MemcachedTierOptions> = {}, name?: string): MemcachedTier {
-  return bed.tier(new MemcachedTier({ type: 'memcached', servers: SERVERS, ...options }, name));
+  return bed.tier(new MemcachedTier({ type: 'memcached', servers: SERVERS, ...options }, { name }));
 }
 
 function tcpHandles(): number {
@@ -42,9 +43,9 @@ describe('MemcachedTier on real memcached', () => {
     expect(await t.add(k, buf('three'), 60_000)).toBe(false);
     expect(str(await t.get(k))).toBe('two');
 
-    await t.delete(k);
+    expect(await t.delete(k)).toBe(true);
     expect(await t.get(k)).toBeUndefined();
-    await expect(t.delete(k)).resolves.toBeUndefined();
+    await expect(t.delete(k)).resolves.toBe(false);
 
     expect(await t.add(k, buf('four'), 60_000)).toBe(true);
     expect(await t.add(k, buf('five'), 60_000)).toBe(false);
@@ -56,6 +57,25 @@ describe('MemcachedTier on real memcached', () => {
     expect(await t.get(`${k}:bin`)).toEqual(bytes);
     await t.set(`${k}:empty`, Buffer.alloc(0), 60_000);
     expect(await t.get(`${k}:empty`)).toEqual(Buffer.alloc(0));
+  });
+
+  it('delete and deleteMany resolve whether the server held a key', async () => {
+    const t = tier();
+    const p = uniqueName('deleted');
+    const keys = Array.from({ length: 30 }, (_, i) => `${p}:${i}`);
+    await t.setMany(keys.map((key) => ({ key, value: buf(key), ttlMs: 60_000 })));
+
+    await expect(t.delete(`${p}:missing`)).resolves.toBe(false);
+    await expect(t.delete(keys[0])).resolves.toBe(true);
+    await expect(t.delete(keys[0])).resolves.toBe(false);
+
+    // Mixed (on several servers): true when any one was held.
+    await expect(t.deleteMany([`${p}:missing`, keys[1], `${p}:missing2`])).resolves.toBe(true);
+    await expect(t.deleteMany([keys[0], keys[1], `${p}:missing`])).resolves.toBe(false);
+    await expect(t.deleteMany(keys.slice(2))).resolves.toBe(true);
+    expect((await t.getMany(keys)).every((v) => v === undefined)).toBe(true);
+    await expect(t.deleteMany(keys)).resolves.toBe(false);
+    await expect(t.deleteMany([])).resolves.toBe(false);
   });
 
   it('setMany and deleteMany', async () => {
@@ -113,7 +133,7 @@ describe('MemcachedTier on real memcached', () => {
     const keys = Array.from({ length: 300 }, (_, i) => `${p}:${i}`);
     await t.setMany(keys.map((key) => ({ key, value: buf(key), ttlMs: 60_000 })));
 
-    const ports = new Map(SERVERS.map((s) => [Number(s.split(':').pop()), s]));
+    const ports = new Map(SERVERS.map((s) => [(parseHostPort(s) as { port: number }).port, s]));
     const writes: { server: string; opcodes: number[] }[] = [];
     const write = Socket.prototype.write;
     const spy = jest.spyOn(Socket.prototype, 'write');
@@ -379,6 +399,7 @@ describe('MemcachedTier on real memcached', () => {
       (e: Error) => e,
     );
     expect(error).toBeInstanceOf(Error);
+    expect(error).toMatchObject({ code: 'E_UNREACHABLE' });
     expect(error?.message).toMatch(/no memcached server is reachable/);
     for (const address of down) expect(error?.message).toContain(address);
 
@@ -397,6 +418,7 @@ describe('MemcachedTier on real memcached', () => {
     await expect(pending).resolves.toBeUndefined(); // in flight: completed, not cut off
     expect(await eventually(() => tcpHandles() <= open - 3, 1000)).toBe(true);
     await expect(t.get(`${p}:0`)).rejects.toThrow(/closed/);
+    await expect(t.get(`${p}:0`)).rejects.toMatchObject({ code: 'E_CLOSED' });
     await expect(t.getMany([`${p}:0`])).rejects.toThrow(/closed/);
     await expect(t.close()).resolves.toBeUndefined();
   });

@@ -1,4 +1,5 @@
 import { createServer, type Server, type Socket } from 'node:net';
+import { parseHostPort } from '../../lib/tiers/host-port';
 
 /** One node as an ElastiCache configuration lists it. */
 export interface EndpointNode {
@@ -65,11 +66,12 @@ export class ElastiCacheEndpoint {
     this.setNodes(
       version,
       servers.map((s, i) => {
-        const colon = s.lastIndexOf(':');
+        const server = parseHostPort(s);
+        if (typeof server === 'string') throw new Error(`${JSON.stringify(s)} ${server}`);
         return {
           host: `node${i + 1}.test.cfg.use1.cache.amazonaws.com`,
-          ip: s.slice(0, colon),
-          port: Number(s.slice(colon + 1)),
+          ip: server.host,
+          port: server.port,
         };
       }),
     );

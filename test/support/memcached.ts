@@ -1,7 +1,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import * as memjs from 'memjs';
-import { TieredStore, type MemcachedDiscoveryOptions } from '../../lib';
-import { MemcachedTier } from '../../lib/tiers/memcached.tier';
+import { TieredStore } from '../../lib';
+import type { MemcachedDiscoveryOptions } from '../../lib/tiers/memcached/memcached.options';
+import { MemcachedTier } from '../../lib/tiers/memcached/memcached.tier';
 import { testServers, uniqueName } from '../harness/env';
 import { MemcachedNode } from '../harness/memcached';
 import type { ElastiCacheEndpoint } from './elasticache-endpoint';

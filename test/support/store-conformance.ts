@@ -1,6 +1,11 @@
 import { createCache } from 'cache-manager';
 import { Keyv } from 'keyv';
-import { TieredStore, type TieredStoreOptions, type TierOptions } from '../../lib';
+import {
+  TieredStore,
+  createTieredKeyv,
+  type TieredStoreOptions,
+  type TierOptions,
+} from '../../lib';
 import { uniqueName } from '../harness/env';
 import { ManualClock } from './manual-clock';
 import { ROUND_TRIP_VALUES, expectSameValue } from './values';
@@ -217,14 +222,49 @@ export function describeStoreConformance(name: string, target: ConformanceTarget
 
     it('works behind Keyv and cache-manager, Dates and Maps intact', async () => {
       const store = await makeStore();
-      const keyv = new Keyv({ store, serialize: undefined, deserialize: undefined });
-      const cache = createCache({ stores: [keyv] });
+      const cache = createCache({ stores: [createTieredKeyv(store)] });
       const value = { at: new Date(5), m: new Map([['k', 1n]]) };
       await cache.set('cm', value, 60_000);
       expectSameValue(await cache.get('cm'), value);
       expect(await cache.mget(['cm', 'none'])).toEqual([value, undefined]);
       await cache.del('cm');
       expect(await cache.get('cm')).toBeUndefined();
+    });
+
+    it('shares every entry between Keyv and the store under the same key, both ways', async () => {
+      const store = await makeStore();
+      const keyv = createTieredKeyv(store);
+      await keyv.set('from-keyv', { n: 1 }, 60_000);
+      expect(await store.get('from-keyv')).toEqual({ n: 1 });
+      await store.set('from-store', { at: new Date(7) });
+      expectSameValue(await keyv.get('from-store'), { at: new Date(7) });
+      await store.delete('from-keyv');
+      expect(await keyv.get('from-keyv')).toBeUndefined();
+      await keyv.delete('from-store');
+      expect(await store.get('from-store')).toBeUndefined();
+    });
+
+    it('refuses to sit inside Keyv bare, where it would share nothing', async () => {
+      const store = await makeStore();
+      expect(() => new Keyv({ store })).toThrow(/use createTieredKeyv\(store\)/);
+      expect(() => new Keyv({ store, serialize: undefined, deserialize: undefined })).toThrow(
+        expect.objectContaining({ code: 'E_INVALID_OPTION' }),
+      );
+    });
+
+    it("keeps Keyv's delete contract: true only when something was deleted", async () => {
+      const store = await makeStore();
+      const keyv = createTieredKeyv(store);
+      expect(await keyv.delete('never-set')).toBe(false);
+      expect(await store.delete('never-set')).toBe(false);
+      await keyv.set('d1', 1);
+      expect(await keyv.delete('d1')).toBe(true);
+      expect(await keyv.delete('d1')).toBe(false);
+      expect(await store.deleteMany(['none-1', 'none-2'])).toBe(false);
+      await store.set('d2', 2);
+      expect(await keyv.deleteMany(['d2', 'none-3'])).toBe(true);
+      expect(await store.has('d2')).toBe(false);
+      expect(await keyv.deleteMany(['d2', 'none-3'])).toBe(false);
     });
 
     it('counts with increment and decrement', async () => {

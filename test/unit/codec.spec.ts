@@ -1,5 +1,6 @@
 import { deflateRawSync } from 'node:zlib';
-import { CacheDecodeError, Codec, FORMAT_V1 } from '../../lib/serialization/codec';
+import { CacheDecodeError } from '../../lib/errors';
+import { Codec, FORMAT_V1 } from '../../lib/serialization/codec';
 import { ROUND_TRIP_VALUES, expectSameValue } from '../support/values';
 
 const FLAG_DEFLATED = 0b1;

@@ -1,11 +1,11 @@
+import { ClusterConfigError } from '../../lib/errors';
 import {
-  ClusterConfigError,
   parseClusterConfig,
   scanClusterReply,
-} from '../../lib/discovery/cluster-config';
-import { ElastiCacheDiscovery } from '../../lib/discovery/elasticache-discovery';
-import { MemcachedTier } from '../../lib/tiers/memcached.tier';
-import type { MemcachedTierOptions } from '../../lib/tiers/tier-options';
+} from '../../lib/tiers/memcached/discovery/cluster-config';
+import { ElastiCacheDiscovery } from '../../lib/tiers/memcached/discovery/elasticache-discovery';
+import { MemcachedTier } from '../../lib/tiers/memcached/memcached.tier';
+import type { MemcachedTierOptions } from '../../lib/tiers/memcached/memcached.options';
 
 // Replies in the exact shape AWS documents for a 1.4.14+ configuration endpoint and for older
 // engines (`get AmazonElastiCache:cluster`).
@@ -122,7 +122,7 @@ describe('discovery options', () => {
   it('requires exactly one of servers and discovery, naming the fields', () => {
     expect(() => new MemcachedTier({ ...base })).toThrow(TypeError);
     expect(() => new MemcachedTier({ ...base })).toThrow(
-      /^memcached servers: required .*, unless "discovery" .* is set$/,
+      /^memcached\.servers: required .*, unless "discovery" .* is set$/,
     );
     expect(
       () =>
@@ -131,17 +131,20 @@ describe('discovery options', () => {
           servers: ['127.0.0.1:11211'],
           discovery: { endpoint: '127.0.0.1:11211' },
         }),
-    ).toThrow(/^memcached discovery: not allowed together with "servers"/);
+    ).toThrow(/^memcached\.discovery: not allowed together with "servers"/);
   });
 
   it.each<[MemcachedTierOptions['discovery'], RegExp]>([
-    [{ endpoint: 'cfg.example' }, /memcached discovery.endpoint.*"cfg.example" has no port/],
-    [{ endpoint: 'cfg.example:11211', intervalMs: 0 }, /discovery.intervalMs: .* got 0/],
-    [{ endpoint: 'cfg.example:11211', intervalMs: 1.5 }, /discovery.intervalMs/],
-    [{ endpoint: 'cfg.example:11211', timeoutMs: -1 }, /discovery.timeoutMs/],
+    [{ endpoint: 'cfg.example' }, /^memcached\.discovery\.endpoint: "cfg\.example" has no port$/],
+    [
+      { endpoint: 'cfg.example:11211', intervalMs: 0 },
+      /^memcached\.discovery\.intervalMs: 0 is not an integer >= 1$/,
+    ],
+    [{ endpoint: 'cfg.example:11211', intervalMs: 1.5 }, /^memcached\.discovery\.intervalMs: /],
+    [{ endpoint: 'cfg.example:11211', timeoutMs: -1 }, /^memcached\.discovery\.timeoutMs: /],
     [
       { endpoint: 'cfg.example:11211', ignoreErrors: 'yes' as unknown as boolean },
-      /discovery.ignoreErrors: expected a boolean/,
+      /^memcached\.discovery\.ignoreErrors: yes is not true or false$/,
     ],
   ])('rejects invalid discovery %j', (discovery, message) => {
     expect(() => new MemcachedTier({ ...base, discovery })).toThrow(message);
@@ -150,7 +153,7 @@ describe('discovery options', () => {
   it('rejects an invalid failoverTime', () => {
     const servers = ['127.0.0.1:11211'];
     expect(() => new MemcachedTier({ ...base, servers, failoverTime: -1 })).toThrow(
-      /failoverTime must be an integer >= 0/,
+      /^memcached\.failoverTime: -1 is not an integer >= 0$/,
     );
     expect(() => new MemcachedTier({ ...base, servers, failoverTime: 0 })).not.toThrow();
   });
@@ -162,11 +165,13 @@ describe('discovery options', () => {
     expect(tier.clusterDiscovery?.intervalMs).toBe(60_000);
     expect(tier.clusterDiscovery?.ignoreErrors).toBe(false);
     expect(() => tier.serverFor('k')).toThrow(/no servers yet/);
+    expect(() => tier.serverFor('k')).toThrow(expect.objectContaining({ code: 'E_NOT_CONNECTED' }));
   });
 
   it('a stopped discovery refuses to start', async () => {
     const discovery = new ElastiCacheDiscovery({ endpoint: 'cfg.example:11211' }, () => undefined);
     await discovery.stop();
     await expect(discovery.start()).rejects.toThrow(/cfg.example:11211: stopped/);
+    await expect(discovery.start()).rejects.toMatchObject({ code: 'E_CLOSED' });
   });
 });

@@ -1,11 +1,6 @@
-import {
-  Cached,
-  Codec,
-  HERD_DEFAULTS,
-  KeyBuilder,
-  resolveHerdOptions,
-  shouldRefreshEarly,
-} from '../../lib';
+import { Cached, Codec, KeyBuilder } from '../../lib';
+import { shouldRefreshEarly } from '../../lib/herd/early-refresh';
+import { HERD_DEFAULTS, resolveHerdOptions } from '../../lib/herd/herd.options';
 
 describe('herd options', () => {
   it('applies call options over module defaults over the built-in ones', () => {

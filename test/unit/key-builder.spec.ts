@@ -1,4 +1,5 @@
-import { KeyBuilder, MAX_KEY_BYTES } from '../../lib/keys/key-builder';
+import { KeyBuilder } from '../../lib/keys/key-builder';
+import { MAX_KEY_BYTES } from '../../lib/tiers/tier.interface';
 
 describe('KeyBuilder', () => {
   it('namespaces, versions and generations plain keys', () => {

@@ -1,4 +1,6 @@
-import { MemcachedTier, toMemcachedExpiry } from '../../lib/tiers/memcached.tier';
+import { InvalidOptionError } from '../../lib/errors';
+import { MemcachedTier } from '../../lib/tiers/memcached/memcached.tier';
+import { toMemcachedExpiry } from '../../lib/tiers/memcached/protocol';
 import { HashRing, ketamaHash } from '../../lib/tiers/memcached/ring';
 import { parseServers } from '../../lib/tiers/memcached/servers';
 
@@ -111,9 +113,9 @@ describe('memcached server validation', () => {
 
   it.each([
     [[], /non-empty array/],
-    [undefined, /^memcached servers: required \(a "host:port" list\), unless "discovery"/],
-    [['localhost'], /memcached servers\[0\]: "localhost" has no port/],
-    [['a:1', 'localhost:'], /memcached servers\[1\]: "localhost:" has no port/],
+    [undefined, /^memcached\.servers: required \(a "host:port" list\), unless "discovery"/],
+    [['localhost'], /memcached\.servers\[0\]: "localhost" has no port/],
+    [['a:1', 'localhost:'], /memcached\.servers\[1\]: "localhost:" has no port/],
     [['a:0'], /servers\[0\]: "a:0" has an invalid port "0"/],
     [['a:65536'], /servers\[0\]: "a:65536" has an invalid port/],
     [['a:http'], /servers\[0\]: "a:http" has an invalid port/],
@@ -123,6 +125,13 @@ describe('memcached server validation', () => {
   ])('rejects %j with a TypeError naming the entry', (servers, message) => {
     expect(() => make(servers)).toThrow(TypeError);
     expect(() => make(servers)).toThrow(message);
+  });
+
+  it('names the entry under the path the tier was built at', () => {
+    const build = () =>
+      new MemcachedTier({ type: 'memcached', servers: ['localhost'] }, { path: 'tiers[1]' });
+    expect(build).toThrow(InvalidOptionError);
+    expect(build).toThrow(/^tiers\[1\]\.servers\[0\]: "localhost" has no port$/);
   });
 
   it('rejects invalid numeric options', () => {

@@ -1,5 +1,7 @@
 import type { Socket } from 'node:net';
 import { Client, Server, type Response } from 'memjs';
+import { MemcachedError, messageOf } from '../../errors';
+import type { HostPort } from '../host-port';
 import {
   Opcode,
   Status,
@@ -11,41 +13,6 @@ import {
   statusText,
   storeRequest,
 } from './protocol';
-import type { ServerAddress } from './servers';
-
-/**
- * What went wrong talking to a server:
- * - `connection`: the socket could not be opened (refused, unreachable, connect timeout) or was
- *   closed or reset under a request: the server is probably gone;
- * - `timeout`: a connected server did not answer in time (hung, overloaded, or a huge value);
- * - `server`: the server answered with an error status.
- */
-export type MemcachedErrorKind = 'connection' | 'timeout' | 'server';
-
-/** An error talking to one memcached server. */
-export class MemcachedError extends Error {
-  override readonly name: string = 'MemcachedError';
-  /** See {@link MemcachedErrorKind}. */
-  readonly kind: MemcachedErrorKind;
-  /** The binary protocol status the server answered with, for `server` errors. */
-  readonly status: number | undefined;
-
-  constructor(
-    message: string,
-    /** `host:port` of the server. */
-    readonly server: string,
-    /**
-     * True for connection errors and timeouts (the request may be sent again, possibly to another
-     * server); false when the server answered with an error status.
-     */
-    readonly retryable: boolean,
-    options?: { cause?: unknown; kind?: MemcachedErrorKind; status?: number },
-  ) {
-    super(message, options);
-    this.kind = retryable ? (options?.kind ?? 'connection') : 'server';
-    this.status = options?.status;
-  }
-}
 
 /** Options of a {@link MemcachedConnection}. */
 export interface MemcachedConnectionOptions {
@@ -135,7 +102,7 @@ export class MemcachedConnection {
   private corked: Socket | undefined;
 
   constructor(
-    readonly server: ServerAddress,
+    readonly server: HostPort,
     private readonly options: MemcachedConnectionOptions,
   ) {}
 
@@ -234,13 +201,14 @@ export class MemcachedConnection {
     );
   }
 
-  /** DELETE; a missing key is not an error. */
-  delete(key: string): Promise<void> {
+  /** DELETE: true when the server held the key, false when it did not (not an error). */
+  delete(key: string): Promise<boolean> {
     return this.send(
       (opaque) => deleteRequest(key, opaque),
       false,
       (r, server) => {
-        if (r.header.status === Status.Ok || r.header.status === Status.KeyNotFound) return;
+        if (r.header.status === Status.Ok) return true;
+        if (r.header.status === Status.KeyNotFound) return false;
         throw statusError(server, 'delete', r.header.status);
       },
     );
@@ -335,11 +303,7 @@ export class MemcachedConnection {
         ? cause
         : new MemcachedError(
             `memcached ${this.address}: ${
-              timedOut
-                ? `no answer within ${this.options.timeoutMs} ms`
-                : cause instanceof Error
-                  ? cause.message
-                  : String(cause)
+              timedOut ? `no answer within ${this.options.timeoutMs} ms` : messageOf(cause)
             }`,
             this.address,
             true,

@@ -57,9 +57,6 @@ export function statusText(status: number): string {
 /** memcached treats an expiry above this many seconds as an absolute Unix time. */
 export const MAX_RELATIVE_EXPIRY_SECONDS = 60 * 60 * 24 * 30;
 
-/** Longest key memcached accepts, in bytes. */
-export const MAX_KEY_BYTES = 250;
-
 /**
  * Converts a TTL in milliseconds to memcached's expiry field.
  *

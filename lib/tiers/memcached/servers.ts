@@ -1,64 +1,39 @@
-/** A validated memcached server address. */
-export interface ServerAddress {
-  /** Host name or IP address (IPv6 without brackets). */
-  host: string;
-  port: number;
-  /** The entry as given (trimmed), e.g. `10.0.0.1:11211` or `[::1]:11211`: the ring identifier. */
-  address: string;
-}
+import { at, describeValue, invalid } from '../../options';
+import { parseHostPort, type HostPort } from '../host-port';
 
 /**
- * Validates a list of `host:port` entries (IPv6 as `[addr]:port`).
+ * Validates a list of `host:port` entries (IPv6 as `[addr]:port`): the servers of a memcached
+ * tier, given or discovered.
  *
- * @throws TypeError naming the bad entry, e.g. `memcached servers[0]: "localhost" has no port`.
+ * @param path where the list sits, for messages, e.g. `tiers[1].servers`.
+ * @throws InvalidOptionError naming the bad entry, e.g. `tiers[1].servers[0]: "localhost" has no
+ *   port`.
  */
-export function parseServers(servers: unknown, label = 'memcached servers'): ServerAddress[] {
+export function parseServers(servers: unknown, path = 'servers'): HostPort[] {
   if (!Array.isArray(servers) || servers.length === 0) {
-    throw new TypeError(`${label}: expected a non-empty array of "host:port" strings`);
+    throw invalid(path, 'expected a non-empty array of "host:port" strings');
   }
   const seen = new Set<string>();
   return servers.map((entry: unknown, i) => {
-    const where = `${label}[${i}]`;
-    if (typeof entry !== 'string') {
-      throw new TypeError(`${where}: expected a "host:port" string, got ${typeof entry}`);
-    }
-    const parsed = parseServer(entry.trim(), `${where}: ${JSON.stringify(entry)}`);
+    const parsed = parseServer(entry, at(path, i));
     if (seen.has(parsed.address)) {
-      throw new TypeError(`${where}: ${JSON.stringify(entry)} is listed twice`);
+      throw invalid(at(path, i), `${JSON.stringify(entry)} is listed twice`);
     }
     seen.add(parsed.address);
     return parsed;
   });
 }
 
-function parseServer(address: string, what: string): ServerAddress {
-  let host: string;
-  let port: string;
-  const bracketed = /^\[([^\]]*)\](?::(.*))?$/.exec(address);
-  if (bracketed) {
-    host = bracketed[1];
-    if (bracketed[2] === undefined) throw new TypeError(`${what} has no port`);
-    port = bracketed[2];
-  } else {
-    const colon = address.lastIndexOf(':');
-    if (colon < 0) throw new TypeError(`${what} has no port`);
-    host = address.slice(0, colon);
-    port = address.slice(colon + 1);
-    if (host.includes(':')) {
-      throw new TypeError(`${what} is ambiguous: write an IPv6 address as "[addr]:port"`);
-    }
+/**
+ * Validates one `host:port` (a server, or a configuration endpoint).
+ *
+ * @throws InvalidOptionError at `path`, e.g. `memcached.discovery.endpoint: "cfg" has no port`.
+ */
+export function parseServer(entry: unknown, path: string): HostPort {
+  if (typeof entry !== 'string') {
+    throw invalid(path, `expected a "host:port" string, got ${describeValue(entry)}`);
   }
-  if (host === '' || /[\s/@]/.test(host)) throw new TypeError(`${what} has no valid host`);
-  if (port === '') throw new TypeError(`${what} has no port`);
-  const n = portNumber(port);
-  if (n === undefined) {
-    throw new TypeError(`${what} has an invalid port ${JSON.stringify(port)} (expected 1-65535)`);
-  }
-  return { host, port: n, address };
-}
-
-/** The TCP port written in `text` (decimal, 1-65535), else undefined. */
-export function portNumber(text: string): number | undefined {
-  const n = /^\d{1,5}$/.test(text) ? Number(text) : NaN;
-  return n >= 1 && n <= 65535 ? n : undefined;
+  const parsed = parseHostPort(entry);
+  if (typeof parsed === 'string') throw invalid(path, `${JSON.stringify(entry)} ${parsed}`);
+  return parsed;
 }

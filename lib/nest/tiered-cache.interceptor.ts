@@ -9,17 +9,11 @@ import {
 import { HttpAdapterHost, Reflector } from '@nestjs/core';
 import { type Observable, from, lastValueFrom, mergeMap } from 'rxjs';
 import { Readable } from 'node:stream';
-import { type CacheEvictOptions, evictKeys } from '../decorators/cache-evict.decorator';
-import type { CachedOptions } from '../decorators/cached.decorator';
-import { herdOf } from '../herd/herd.options';
-import { CACHE_EVICT_METADATA, CACHED_METADATA, X_CACHE_HEADER } from '../tiered-cache.constants';
-import { TieredCache } from '../tiered-cache.service';
-
-/** The parts of Express and Fastify requests this interceptor reads. */
-interface HttpRequest {
-  method?: string;
-  headers: Record<string, string | string[] | undefined>;
-}
+import { cachedKey, evictKeys, getOrSetOptions, readCachedCall } from './cached-call';
+import type { CachedOptions } from './cached.decorator';
+import type { CacheableRequest } from './decorated-method';
+import { X_CACHE_HEADER } from './tiered-cache.constants';
+import { TieredCache } from './tiered-cache.service';
 
 /** The parts of Express responses and Fastify replies this interceptor reads. */
 interface HttpResponse {
@@ -49,11 +43,10 @@ export class TieredCacheInterceptor implements NestInterceptor {
   ) {}
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    const handler = context.getHandler();
-    const cached = this.reflector.get<CachedOptions | undefined>(CACHED_METADATA, handler);
-    const evict = this.reflector.get<CacheEvictOptions | undefined>(CACHE_EVICT_METADATA, handler);
-    if ((!cached && !evict) || context.getType() !== 'http') return next.handle();
-    const request = context.switchToHttp().getRequest<HttpRequest>();
+    const call = readCachedCall(this.reflector, context.getHandler());
+    if (!call || context.getType() !== 'http') return next.handle();
+    const { cached, evict } = call;
+    const request = context.switchToHttp().getRequest<CacheableRequest>();
     let result$ = cached ? this.cached(context, next, request, cached) : next.handle();
     if (evict) {
       result$ = result$.pipe(
@@ -69,7 +62,7 @@ export class TieredCacheInterceptor implements NestInterceptor {
   private cached(
     context: ExecutionContext,
     next: CallHandler,
-    request: HttpRequest,
+    request: CacheableRequest,
     options: CachedOptions,
   ): Observable<unknown> {
     if (!this.isRequestCacheable(context, options)) return next.handle();
@@ -86,13 +79,9 @@ export class TieredCacheInterceptor implements NestInterceptor {
             ranHere = true;
             return handle();
           },
-          {
-            ...herdOf(options),
-            ttl: options.ttl,
-            condition: (result) =>
-              this.isResponseCacheable(context, result) &&
-              (options.condition?.(result, request) ?? true),
-          },
+          getOrSetOptions(options, [request], (result) =>
+            this.isResponseCacheable(context, result),
+          ),
         );
         if (outcome.status === 'MISS' && !ranHere && !outcome.stored) {
           // Joined a call whose response was not cacheable (it may belong to that caller alone):
@@ -108,7 +97,7 @@ export class TieredCacheInterceptor implements NestInterceptor {
 
   /** Whether this request may be answered from, or stored into, the cache. */
   protected isRequestCacheable(context: ExecutionContext, options: CachedOptions): boolean {
-    const request = context.switchToHttp().getRequest<HttpRequest>();
+    const request = context.switchToHttp().getRequest<CacheableRequest>();
     const method = (request.method ?? 'GET').toUpperCase();
     if (!(options.methods ?? DEFAULT_METHODS).includes(method)) return false;
     if (!options.authorized && (request.headers.authorization || request.headers.cookie))
@@ -125,26 +114,28 @@ export class TieredCacheInterceptor implements NestInterceptor {
     return !response.getHeader?.('set-cookie');
   }
 
-  /** The cache key of a request: `@Cached({ key })`, else method + path + sorted query + vary headers. */
+  /**
+   * The cache key of a request: `@Cached({ key })`, else method + path + sorted query + `vary`
+   * headers; `undefined` when the adapter gives no URL (the request is then not cached).
+   */
   protected trackBy(context: ExecutionContext, options: CachedOptions): string | undefined {
-    const request = context.switchToHttp().getRequest<HttpRequest>();
-    let key: string;
-    if (typeof options.key === 'function') key = options.key(request, context);
-    else if (typeof options.key === 'string') key = options.key;
-    else {
-      const adapter = this.adapterHost?.httpAdapter;
-      const rawUrl: string | undefined = adapter?.getRequestUrl?.(request);
-      if (!rawUrl) return undefined;
-      const url = new URL(rawUrl, 'http://localhost');
-      url.searchParams.sort();
-      const query = url.searchParams.toString();
-      key = `${(request.method ?? 'GET').toUpperCase()} ${url.pathname}${query ? `?${query}` : ''}`;
-      for (const header of options.vary ?? []) {
-        const value = request.headers[header.toLowerCase()];
-        key += ` ${header.toLowerCase()}=${Array.isArray(value) ? value.join(',') : (value ?? '')}`;
-      }
+    const request = context.switchToHttp().getRequest<CacheableRequest>();
+    return cachedKey(options, [request, context], () => this.defaultKey(request, options));
+  }
+
+  /** Method + path + sorted query + `vary` headers, or `undefined` without a request URL. */
+  private defaultKey(request: CacheableRequest, options: CachedOptions): string | undefined {
+    const rawUrl: string | undefined = this.adapterHost?.httpAdapter?.getRequestUrl?.(request);
+    if (!rawUrl) return undefined;
+    const url = new URL(rawUrl, 'http://localhost');
+    url.searchParams.sort();
+    const query = url.searchParams.toString();
+    let key = `${(request.method ?? 'GET').toUpperCase()} ${url.pathname}${query ? `?${query}` : ''}`;
+    for (const header of options.vary ?? []) {
+      const value = request.headers[header.toLowerCase()];
+      key += ` ${header.toLowerCase()}=${Array.isArray(value) ? value.join(',') : (value ?? '')}`;
     }
-    return options.namespace ? `${options.namespace}:${key}` : key;
+    return key;
   }
 
   private setXCache(response: HttpResponse, status: string): void {

@@ -1,22 +1,25 @@
-import type { HerdOptions } from './herd/herd.options';
-import type { TieredStoreOptions } from './store/tiered-store.options';
+import type { HerdOptions } from '../herd/herd.options';
+import type { TieredStoreOptions } from '../store/tiered-store.options';
 
 /** Options of `TieredCacheModule.forRoot()` / `forRootAsync()`: the tier engine's, plus module settings. */
 export interface TieredCacheModuleOptions extends TieredStoreOptions {
   /**
-   * `false` (default): an unreachable remote tier does not stop the app; it is logged once (Nest
-   * `Logger`, warning), marked down and retried by its circuit breaker. `true`: bootstrap fails
-   * with the first tier that cannot connect.
+   * `false`: an unreachable remote tier does not stop the app; it is logged once (Nest `Logger`,
+   * warning), marked down and retried by its circuit breaker. `true`: bootstrap fails with the
+   * first tier that cannot connect.
+   * @default false
    */
   failFast?: boolean;
   /**
    * Log tier errors through Nest's `Logger` (warning level, at most one line per tier every
-   * 10 s, with the count of errors since the last line). Default true.
+   * 10 s, with the count of errors since the last line).
+   * @default true
    */
   logErrors?: boolean;
   /**
    * Defaults of the herd settings of `getOrSet` and `@Cached()` (`grace`, `lockTimeout`,
    * `earlyRefresh`, `timeout`, `hardTimeout`); each call or decorator may override them.
+   * @default the defaults of each `HerdOptions` field
    */
   herd?: HerdOptions;
 }

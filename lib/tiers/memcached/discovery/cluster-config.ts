@@ -1,4 +1,5 @@
-import { portNumber } from '../tiers/memcached/servers';
+import { ClusterConfigError } from '../../../errors';
+import { formatHostPort, portNumber } from '../../host-port';
 
 /**
  * The ElastiCache (memcached) cluster configuration format, parsed without any I/O.
@@ -37,11 +38,6 @@ export interface ClusterConfig {
   version: number;
   /** The nodes, in the order published. */
   nodes: ClusterNode[];
-}
-
-/** A reply that is not a valid cluster configuration. */
-export class ClusterConfigError extends Error {
-  override readonly name = 'ClusterConfigError';
 }
 
 /** The outcome of reading one reply line-by-line from a configuration endpoint. */
@@ -161,7 +157,7 @@ function parseNode(entry: string, what: string): ClusterNode {
     throw new ClusterConfigError(`${what} has an invalid port ${JSON.stringify(portField)}`);
   }
   const target = ip ?? host;
-  const address = target.includes(':') ? `[${target}]:${port}` : `${target}:${port}`;
+  const address = formatHostPort(target, port);
   return { host: host === '' ? target : host, ip, port, address };
 }
 

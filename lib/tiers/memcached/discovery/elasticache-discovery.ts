@@ -1,36 +1,19 @@
 import { Socket } from 'node:net';
-import { parseServers, type ServerAddress } from '../tiers/memcached/servers';
+import { DiscoveryError, TieredCacheError, messageOf } from '../../../errors';
+import {
+  DISCOVERY_DEFAULTS,
+  resolveDiscoveryOptions,
+  type MemcachedDiscoveryOptions,
+} from '../memcached.options';
+import { parseServer } from '../servers';
 import { parseClusterConfig, scanClusterReply, type ClusterConfig } from './cluster-config';
 
-/** Default poll interval of the configuration endpoint, ms. */
-export const DEFAULT_DISCOVERY_INTERVAL_MS = 60_000;
-/** Default timeout of one question to the configuration endpoint (connecting included), ms. */
-export const DEFAULT_DISCOVERY_TIMEOUT_MS = 2_000;
 /** Polls asked for by connection errors are at least this far apart (or `intervalMs`, if less). */
-export const DISCOVERY_ERROR_POLL_GAP_MS = 1_000;
+const ERROR_POLL_GAP_MS = 1_000;
 
 const CONFIG_COMMAND = 'config get cluster\r\n';
 const LEGACY_COMMAND = 'get AmazonElastiCache:cluster\r\n';
 const MAX_REPLY_BYTES = 1024 * 1024;
-
-/** A configuration endpoint could not be asked, or did not answer with a cluster configuration. */
-export class DiscoveryError extends Error {
-  override readonly name = 'DiscoveryError';
-
-  constructor(
-    message: string,
-    /** `host:port` of the configuration endpoint. */
-    readonly endpoint: string,
-    /**
-     * True when the endpoint answered, but as a plain memcached: `ERROR` to `config get cluster`
-     * and `END` (or `ERROR`) to `get AmazonElastiCache:cluster`.
-     */
-    readonly notElastiCache: boolean,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
-}
 
 /**
  * Asks an ElastiCache configuration endpoint for the cluster's node list, once, on a fresh socket:
@@ -47,8 +30,8 @@ export function fetchClusterConfig(
   endpoint: string,
   options: { timeoutMs?: number; signal?: AbortSignal } = {},
 ): Promise<ClusterConfig> {
-  const target = parseEndpoint(endpoint);
-  const timeoutMs = options.timeoutMs ?? DEFAULT_DISCOVERY_TIMEOUT_MS;
+  const target = parseServer(endpoint, 'endpoint');
+  const timeoutMs = options.timeoutMs ?? DISCOVERY_DEFAULTS.timeoutMs;
   return new Promise<ClusterConfig>((resolve, reject) => {
     const socket = new Socket();
     let text = '';
@@ -87,7 +70,7 @@ export function fetchClusterConfig(
       try {
         reply = scanClusterReply(text);
       } catch (error) {
-        return fail(describe(error), false, error);
+        return fail(messageOf(error), false, error);
       }
       switch (reply.kind) {
         case 'incomplete':
@@ -96,7 +79,7 @@ export function fetchClusterConfig(
           try {
             return finish(undefined, parseClusterConfig(reply.payload));
           } catch (error) {
-            return fail(`malformed configuration: ${describe(error)}`, false, error);
+            return fail(`malformed configuration: ${messageOf(error)}`, false, error);
           }
         case 'error':
         case 'miss':
@@ -119,18 +102,6 @@ export function fetchClusterConfig(
     });
     socket.connect(target.port, target.host, () => socket.write(CONFIG_COMMAND));
   });
-}
-
-/** Options of {@link ElastiCacheDiscovery}; see `MemcachedTierOptions.discovery`. */
-export interface ElastiCacheDiscoveryOptions {
-  /** `host:port` of the configuration endpoint. */
-  endpoint: string;
-  /** Poll interval, ms. Default 60000. */
-  intervalMs?: number;
-  /** Use the endpoint as the only node when the first discovery fails. Default false. */
-  ignoreErrors?: boolean;
-  /** Timeout of one question, ms. Default 2000. */
-  timeoutMs?: number;
 }
 
 /**
@@ -167,39 +138,22 @@ export class ElastiCacheDiscovery {
   private stopped = false;
 
   /**
-   * @param options validated here.
+   * @param options validated here (see {@link MemcachedDiscoveryOptions}).
    * @param apply receives the node addresses (`ip:port`, else `host:port`) of each newer
    *   configuration; when it throws, the configuration is not applied (and is retried next poll).
-   * @param label prefix of option errors, e.g. `memcached discovery`.
-   * @throws TypeError on an invalid endpoint, interval or flag.
+   * @param path where the options sit, for messages, e.g. `tiers[1].discovery`.
+   * @throws InvalidOptionError on an invalid endpoint, interval or flag, naming it under `path`.
    */
   constructor(
-    options: ElastiCacheDiscoveryOptions,
+    options: MemcachedDiscoveryOptions,
     private readonly apply: (servers: string[], version: number) => void,
-    label = 'discovery',
+    path = 'discovery',
   ) {
-    if (options === null || typeof options !== 'object') {
-      throw new TypeError(
-        `${label}: expected { endpoint: "host:port", intervalMs?, ignoreErrors? }`,
-      );
-    }
-    this.endpoint = parseEndpoint(options.endpoint, `${label}.endpoint`).address;
-    this.intervalMs = positive(
-      options.intervalMs,
-      DEFAULT_DISCOVERY_INTERVAL_MS,
-      `${label}.intervalMs`,
-    );
-    this.timeoutMs = positive(
-      options.timeoutMs,
-      DEFAULT_DISCOVERY_TIMEOUT_MS,
-      `${label}.timeoutMs`,
-    );
-    if (options.ignoreErrors !== undefined && typeof options.ignoreErrors !== 'boolean') {
-      throw new TypeError(
-        `${label}.ignoreErrors: expected a boolean, got ${JSON.stringify(options.ignoreErrors)}`,
-      );
-    }
-    this.ignoreErrors = options.ignoreErrors ?? false;
+    const resolved = resolveDiscoveryOptions(options, path);
+    this.endpoint = resolved.endpoint.address;
+    this.intervalMs = resolved.intervalMs;
+    this.timeoutMs = resolved.timeoutMs;
+    this.ignoreErrors = resolved.ignoreErrors;
   }
 
   /**
@@ -251,7 +205,7 @@ export class ElastiCacheDiscovery {
    */
   requestRefresh(): void {
     if (this.stopped || this.inFlight || this.version === undefined) return;
-    const gap = Math.min(DISCOVERY_ERROR_POLL_GAP_MS, this.intervalMs);
+    const gap = Math.min(ERROR_POLL_GAP_MS, this.intervalMs);
     const delay = Math.max(0, this.lastPollAt + gap - Date.now());
     if (Date.now() + delay < this.timerDueAt) this.schedule(delay);
   }
@@ -275,7 +229,7 @@ export class ElastiCacheDiscovery {
         false,
       );
     } catch (error) {
-      this.lastError = error instanceof Error ? error : new Error(String(error));
+      this.lastError = asError(error, this.endpoint);
     }
   }
 
@@ -295,7 +249,7 @@ export class ElastiCacheDiscovery {
       this.apply(servers, version);
     } catch (error) {
       if (first) throw error;
-      this.lastError = error instanceof Error ? error : new Error(String(error));
+      this.lastError = asError(error, this.endpoint);
       return;
     }
     this.version = version;
@@ -314,25 +268,14 @@ export class ElastiCacheDiscovery {
   }
 
   private assertRunning(): void {
-    if (this.stopped) throw new Error(`ElastiCache discovery at ${this.endpoint}: stopped`);
+    if (this.stopped)
+      throw new TieredCacheError('E_CLOSED', `ElastiCache discovery at ${this.endpoint}: stopped`);
   }
 }
 
-function parseEndpoint(endpoint: unknown, label = 'ElastiCache endpoint'): ServerAddress {
-  if (typeof endpoint !== 'string') {
-    throw new TypeError(`${label}: expected a "host:port" string, got ${typeof endpoint}`);
-  }
-  return parseServers([endpoint], label)[0];
-}
-
-function positive(value: number | undefined, fallback: number, what: string): number {
-  if (value === undefined) return fallback;
-  if (!Number.isInteger(value) || value <= 0) {
-    throw new TypeError(`${what}: expected a positive integer of ms, got ${String(value)}`);
-  }
-  return value;
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+/** `error` itself when it is an `Error`, else a {@link DiscoveryError} carrying it. */
+function asError(error: unknown, endpoint: string): Error {
+  if (error instanceof Error) return error;
+  const message = `ElastiCache discovery at ${endpoint}: ${messageOf(error)}`;
+  return new DiscoveryError(message, endpoint, false, { cause: error });
 }

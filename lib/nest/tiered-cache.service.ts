@@ -5,15 +5,16 @@ import {
   type OnApplicationShutdown,
   type OnModuleInit,
 } from '@nestjs/common';
-import { systemClock } from './clock';
+import { systemClock } from '../clock';
+import { messageOf, type TierError } from '../errors';
 import {
   resolveHerdOptions,
   type HerdOptions,
   type ResolvedHerdOptions,
-} from './herd/herd.options';
-import { ReadThrough, type CacheLookup } from './herd/read-through';
-import type { TierStats } from './store/tier-stats';
-import { TieredStore, type TierError } from './store/tiered-store';
+} from '../herd/herd.options';
+import { ReadThrough, type CacheLookup } from '../herd/read-through';
+import type { TierStats } from '../store/tier-stats';
+import { TieredStore } from '../store/tiered-store';
 import { TIERED_CACHE_OPTIONS } from './tiered-cache.module-definition';
 import type { TieredCacheModuleOptions } from './tiered-cache.options';
 
@@ -22,9 +23,15 @@ import type { TieredCacheModuleOptions } from './tiered-cache.options';
  * option) plus the entry's own.
  */
 export interface GetOrSetOptions<T = unknown> extends HerdOptions {
-  /** TTL in ms for the computed value (default: the module's `ttl`). */
+  /**
+   * TTL in ms for the computed value (`0` = no expiry).
+   * @default the module's `ttl`
+   */
   ttl?: number;
-  /** Store the computed value only when this returns true (it is returned either way). */
+  /**
+   * Store the computed value only when this returns true (it is returned either way).
+   * @default every value is stored
+   */
   condition?: (value: T) => boolean;
 }
 
@@ -54,11 +61,12 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
           'refresh',
           `background refresh of ${JSON.stringify(key)} failed${
             this.herd.grace > 0 ? ' (stale value kept within grace)' : ''
-          }: ${err instanceof Error ? err.message : String(err)}`,
+          }: ${messageOf(err)}`,
         ),
     });
   }
 
+  /** Connects the tiers (see `failFast`) and logs the chain. */
   async onModuleInit(): Promise<void> {
     if (this.options.logErrors !== false)
       this.store.on('error', (err: TierError) => this.logError(err));
@@ -69,10 +77,12 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
     );
   }
 
+  /** Disconnects the tiers. */
   async onApplicationShutdown(): Promise<void> {
     await this.store.disconnect();
   }
 
+  /** The value of `key`, or `undefined` when no tier has it (or it has expired). */
   get<T>(key: string): Promise<T | undefined> {
     return this.store.get<T>(key);
   }
@@ -88,18 +98,22 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
     else await this.store.delete(key);
   }
 
+  /** The values of `keys`, in order (`undefined` for those no tier has). */
   mget<T>(keys: string[]): Promise<Array<T | undefined>> {
     return this.store.getMany<T>(keys);
   }
 
+  /** Stores several entries, each with its own `ttl` in ms (default: the module's `ttl`). */
   mset(entries: Array<{ key: string; value: unknown; ttl?: number }>): Promise<void> {
     return this.store.setMany(entries);
   }
 
+  /** Adds `by` to the counter `key` and returns its new value (see `TieredStore.increment`). */
   increment(key: string, by = 1, ttl?: number): Promise<number> {
     return this.store.increment(key, by, ttl);
   }
 
+  /** Subtracts `by` from the counter `key` and returns its new value (see `TieredStore.increment`). */
   decrement(key: string, by = 1, ttl?: number): Promise<number> {
     return this.store.decrement(key, by, ttl);
   }
@@ -109,6 +123,7 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
     return this.store.clear();
   }
 
+  /** Counters of each tier, nearest first. */
   stats(): TierStats[] {
     return this.store.stats();
   }

@@ -2,12 +2,12 @@ import { Module } from '@nestjs/common';
 import { APP_INTERCEPTOR, DiscoveryModule } from '@nestjs/core';
 import { CACHE_MANAGER } from '@nestjs/cache-manager';
 import { createCache } from 'cache-manager';
-import { CachedMethodsExplorer } from './explorer/cached-methods.explorer';
-import { TieredCacheInterceptor } from './interceptors/tiered-cache.interceptor';
-import { createTieredKeyv } from './store/keyv-adapter';
-import { TieredStore } from './store/tiered-store';
+import { createTieredKeyv } from '../store/keyv-adapter';
+import { TieredStore } from '../store/tiered-store';
+import { CachedMethodsExplorer } from './cached-methods.explorer';
 import { ConfigurableModuleClass, TIERED_CACHE_OPTIONS } from './tiered-cache.module-definition';
 import type { TieredCacheModuleOptions } from './tiered-cache.options';
+import { TieredCacheInterceptor } from './tiered-cache.interceptor';
 import { TieredCache } from './tiered-cache.service';
 
 /**

@@ -1,13 +1,13 @@
 import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
-import { type CacheEvictOptions, evictKeys } from '../decorators/cache-evict.decorator';
-import type { CachedOptions } from '../decorators/cached.decorator';
-import { herdOf } from '../herd/herd.options';
 import { stableKey } from '../keys/stable-key';
-import { CACHE_EVICT_METADATA, CACHED_METADATA } from '../tiered-cache.constants';
-import { TieredCache } from '../tiered-cache.service';
+import { cachedKey, evictKeys, getOrSetOptions, readCachedCall } from './cached-call';
+import type { CacheEvictOptions } from './cache-evict.decorator';
+import type { CachedOptions } from './cached.decorator';
+import { TieredCache } from './tiered-cache.service';
 
-type AnyMethod = (...args: unknown[]) => unknown;
+/** A provider method, called with its instance as `this`. */
+type ProviderMethod = (this: unknown, ...args: unknown[]) => unknown;
 
 /**
  * Finds `@Cached()` and `@CacheEvict()` on provider methods at bootstrap (the way
@@ -25,6 +25,7 @@ export class CachedMethodsExplorer implements OnModuleInit {
     private readonly cache: TieredCache,
   ) {}
 
+  /** Wraps the decorated methods of every singleton provider. */
   onModuleInit(): void {
     for (const wrapper of this.discovery.getProviders()) {
       const instance: unknown = wrapper.instance;
@@ -34,13 +35,9 @@ export class CachedMethodsExplorer implements OnModuleInit {
       for (const name of this.scanner.getAllMethodNames(prototype)) {
         const method = prototype[name];
         if (typeof method !== 'function') continue;
-        const cached = this.reflector.get<CachedOptions | undefined>(CACHED_METADATA, method);
-        const evict = this.reflector.get<CacheEvictOptions | undefined>(
-          CACHE_EVICT_METADATA,
-          method,
-        );
-        if (!cached && !evict) continue;
-        const className = (instance as object).constructor.name;
+        const call = readCachedCall(this.reflector, method);
+        if (!call) continue;
+        const className = instance.constructor.name;
         if (!wrapper.isDependencyTreeStatic()) {
           this.logger.warn(
             `${className}.${name}: @Cached/@CacheEvict need a singleton provider; request-scoped ones are not wrapped`,
@@ -49,9 +46,9 @@ export class CachedMethodsExplorer implements OnModuleInit {
         }
         (instance as Record<string, unknown>)[name] = this.wrap(
           `${className}.${name}`,
-          method as AnyMethod,
-          cached,
-          evict,
+          method as ProviderMethod,
+          call.cached,
+          call.evict,
         );
       }
     }
@@ -60,19 +57,19 @@ export class CachedMethodsExplorer implements OnModuleInit {
   /** The wrapper that applies the metadata: read-through with one origin call per key, then evictions. */
   protected wrap(
     id: string,
-    method: AnyMethod,
+    method: ProviderMethod,
     cached: CachedOptions | undefined,
     evict: CacheEvictOptions | undefined,
-  ): AnyMethod {
+  ): ProviderMethod {
     const cache = this.cache;
-    const keyOf = (args: unknown[]) => this.keyFor(id, cached!, args);
+    const keyFor = (options: CachedOptions, args: unknown[]) => this.keyFor(id, options, args);
     const wrapped = async function (this: unknown, ...args: unknown[]): Promise<unknown> {
       const result = cached
-        ? await cache.getOrSet(keyOf(args), () => method.apply(this, args), {
-            ...herdOf(cached),
-            ttl: cached.ttl,
-            condition: cached.condition && ((value) => cached.condition!(value, ...args)),
-          })
+        ? await cache.getOrSet(
+            keyFor(cached, args),
+            () => method.apply(this, args),
+            getOrSetOptions(cached, args),
+          )
         : await method.apply(this, args);
       if (evict) await cache.del(evictKeys(evict, args));
       return result;
@@ -83,10 +80,6 @@ export class CachedMethodsExplorer implements OnModuleInit {
 
   /** `@Cached({ key })`, else `Class.method:` plus a stable form of the arguments. */
   protected keyFor(id: string, options: CachedOptions, args: unknown[]): string {
-    const key =
-      typeof options.key === 'function'
-        ? options.key(...args)
-        : (options.key ?? `${id}:${stableKey(args)}`);
-    return options.namespace ? `${options.namespace}:${key}` : key;
+    return cachedKey(options, args, () => `${id}:${stableKey(args)}`);
   }
 }

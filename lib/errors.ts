@@ -1,0 +1,169 @@
+/**
+ * Every error this library raises carries a stable `code`, so callers can branch on it without
+ * matching messages. Option and key errors are `TypeError`s (they are programming errors, and
+ * `instanceof TypeError` keeps working); the rest are `Error`s.
+ */
+export type ErrorCode =
+  /** An option is missing, of the wrong type or out of range; `path` names it. */
+  | 'E_INVALID_OPTION'
+  /** A cache key cannot be used (empty, not a string, a lone surrogate). */
+  | 'E_INVALID_KEY'
+  /** One tier operation failed (emitted as an `error` event, never thrown at readers). */
+  | 'E_TIER_FAILED'
+  /** No tier accepted a write or delete (every one failed or had its circuit open). */
+  | 'E_NOT_ACCEPTED'
+  /** A tier or discovery could not reach its servers. */
+  | 'E_UNREACHABLE'
+  /** A tier was used before `connect()` or after `close()`. */
+  | 'E_NOT_CONNECTED'
+  | 'E_CLOSED'
+  /** The Cassandra keyspace or tables are missing, or could not be created. */
+  | 'E_SCHEMA'
+  /** Stored bytes could not be decoded. */
+  | 'E_DECODE'
+  /** A read-through caller waited longer than `hardTimeout`. */
+  | 'E_CACHE_TIMEOUT'
+  /** An ElastiCache configuration endpoint could not be asked or gave no configuration. */
+  | 'E_DISCOVERY'
+  /** An ElastiCache configuration reply is malformed. */
+  | 'E_CLUSTER_CONFIG'
+  /** One memcached server failed a request (see {@link MemcachedError.kind}). */
+  | 'E_MEMCACHED';
+
+/** A lifecycle or protocol failure; `code` says which. */
+export class TieredCacheError extends Error {
+  override readonly name: string = 'TieredCacheError';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** An invalid option. `path` is where it sits, e.g. `tiers[1].servers[0]`. */
+export class InvalidOptionError extends TypeError {
+  override readonly name = 'InvalidOptionError';
+  readonly code = 'E_INVALID_OPTION' as const;
+  constructor(
+    readonly path: string,
+    problem: string,
+  ) {
+    super(`${path}: ${problem}`);
+  }
+}
+
+/** A cache key that cannot be used. */
+export class InvalidKeyError extends TypeError {
+  override readonly name = 'InvalidKeyError';
+  readonly code = 'E_INVALID_KEY' as const;
+}
+
+/** Emitted as `error` (when someone listens) for every tier failure; never thrown at readers. */
+export class TierError extends TieredCacheError {
+  override readonly name = 'TierError';
+  constructor(
+    readonly tier: string,
+    readonly operation: string,
+    readonly key: string | undefined,
+    cause: unknown,
+  ) {
+    super('E_TIER_FAILED', `${tier}: ${operation}${quoteKey(key)} failed: ${messageOf(cause)}`, {
+      cause,
+    });
+  }
+}
+
+/** Rejection of a caller that waited longer than `hardTimeout` without a stale value to fall back on. */
+export class CacheTimeoutError extends TieredCacheError {
+  override readonly name = 'CacheTimeoutError';
+  constructor(
+    readonly key: string,
+    readonly timeoutMs: number,
+  ) {
+    super(
+      'E_CACHE_TIMEOUT',
+      `getOrSet(${JSON.stringify(key)}): no value within hardTimeout ${timeoutMs} ms (the factory goes on and stores its result)`,
+    );
+  }
+}
+
+/** Raised (as an `error` event, never to a caller of `get`) when stored bytes cannot be decoded. */
+export class CacheDecodeError extends TieredCacheError {
+  override readonly name = 'CacheDecodeError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('E_DECODE', message, options);
+  }
+}
+
+/** A configuration endpoint could not be asked, or did not answer with a cluster configuration. */
+export class DiscoveryError extends TieredCacheError {
+  override readonly name = 'DiscoveryError';
+
+  constructor(
+    message: string,
+    /** `host:port` of the configuration endpoint. */
+    readonly endpoint: string,
+    /**
+     * True when the endpoint answered, but as a plain memcached: `ERROR` to `config get cluster`
+     * and `END` (or `ERROR`) to `get AmazonElastiCache:cluster`.
+     */
+    readonly notElastiCache: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super('E_DISCOVERY', message, options);
+  }
+}
+
+/** A configuration reply that is not a valid ElastiCache cluster configuration. */
+export class ClusterConfigError extends TieredCacheError {
+  override readonly name = 'ClusterConfigError';
+  constructor(message: string) {
+    super('E_CLUSTER_CONFIG', message);
+  }
+}
+
+/**
+ * What went wrong talking to a memcached server:
+ * - `connection`: the socket could not be opened (refused, unreachable, connect timeout) or was
+ *   closed or reset under a request: the server is probably gone;
+ * - `timeout`: a connected server did not answer in time (hung, overloaded, or a huge value);
+ * - `server`: the server answered with an error status.
+ */
+export type MemcachedErrorKind = 'connection' | 'timeout' | 'server';
+
+/** An error talking to one memcached server. */
+export class MemcachedError extends TieredCacheError {
+  override readonly name: string = 'MemcachedError';
+  /** See {@link MemcachedErrorKind}. */
+  readonly kind: MemcachedErrorKind;
+  /** The binary protocol status the server answered with, for `server` errors. */
+  readonly status: number | undefined;
+
+  constructor(
+    message: string,
+    /** `host:port` of the server. */
+    readonly server: string,
+    /**
+     * True for connection errors and timeouts (the request may be sent again, possibly to another
+     * server); false when the server answered with an error status.
+     */
+    readonly retryable: boolean,
+    options?: { cause?: unknown; kind?: MemcachedErrorKind; status?: number },
+  ) {
+    super('E_MEMCACHED', message, options);
+    this.kind = retryable ? (options?.kind ?? 'connection') : 'server';
+    this.status = options?.status;
+  }
+}
+
+/** The message of anything thrown: an `Error`'s own, else its string form. */
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** ` "key"` for messages, or nothing without a key. */
+export function quoteKey(key: string | undefined): string {
+  return key === undefined ? '' : ` ${JSON.stringify(key)}`;
+}

@@ -1,0 +1,72 @@
+import type { Clock } from '../clock';
+import type { CacheRecord, Codec } from '../serialization/codec';
+import { isLocalTier, type TierWrite } from '../tiers/tier.interface';
+import type { BackgroundWork } from './background';
+import { recordFor } from './local-records';
+import type { MutationLog } from './mutation-log';
+import { metaOf } from './stored-entry';
+import type { TierSlot } from './tier-slot';
+
+/** A hit to backfill: the caller's key, the final key, the decoded record and what the tier held. */
+export interface Found {
+  key: string;
+  k: string;
+  record: CacheRecord;
+  payload: unknown;
+}
+
+/**
+ * Copies hits found in a far tier into the nearer ones, with the entry's remaining TTL capped
+ * per tier, without delaying the reader: a local tier is written at once, shared ones in the
+ * background (one batch per tier). A read that began before a local mutation of the key (or a
+ * new generation) copies nothing: the newer write or delete wins.
+ */
+export class Backfill {
+  constructor(
+    private readonly slots: readonly TierSlot[],
+    private readonly mutations: MutationLog,
+    private readonly codec: Codec,
+    private readonly clock: Clock,
+    private readonly background: BackgroundWork,
+  ) {}
+
+  /** Backfills `found`, read from tier `from` by a read that took mutation mark `mark`. */
+  run(from: number, found: readonly Found[], mark: number): void {
+    if (this.mutations.startedOverSince(mark)) return;
+    const now = this.clock.now();
+    const source = this.slots[from];
+    for (let t = 0; t < from; t++) {
+      const slot = this.slots[t];
+      let writes: TierWrite<unknown>[] | undefined;
+      for (const { key, k, record, payload } of found) {
+        if (this.mutations.changedSince(k, mark)) continue;
+        const remaining = record.expiresAt === 0 ? 0 : record.expiresAt - now;
+        if (record.expiresAt !== 0 && remaining <= 0) continue;
+        const ttlMs = slot.ttlFor(remaining);
+        slot.counters.backfills++;
+        const tier = slot.tier;
+        if (isLocalTier(tier)) {
+          // The local tier, filled from a farther tier, which holds bytes: written at once.
+          const meta = metaOf(record);
+          const r = recordFor(slot.mode, record.value, payload as Buffer, record.expiresAt, meta);
+          tier.put(slot.keyFor(key, k), r, ttlMs);
+          continue;
+        }
+        const p =
+          source.mode === 'encoded'
+            ? payload
+            : this.codec.encode(record.value, record.expiresAt, metaOf(record));
+        (writes ??= []).push({ key: k, value: p, ttlMs });
+      }
+      if (writes === undefined) continue;
+      const batch = writes;
+      this.background.track(
+        slot.call('backfill', batch.length === 1 ? batch[0].key : undefined, () =>
+          batch.length === 1
+            ? slot.tier.set(batch[0].key, batch[0].value, batch[0].ttlMs)
+            : slot.tier.setMany(batch),
+        ),
+      );
+    }
+  }
+}

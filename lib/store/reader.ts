@@ -1,0 +1,122 @@
+import type { CacheRecord } from '../serialization/codec';
+import type { LocalRecord } from '../tiers/tier.interface';
+import type { Found } from './backfill';
+import { readRecord } from './local-records';
+import { isStale } from './stored-entry';
+import type { StoreParts } from './store-parts';
+import { FAILED, type TierSlot } from './tier-slot';
+
+/**
+ * Reads through the tiers nearest first (the store's own fast path, a hit in the nearest local
+ * tier, comes before this): decodes what each tier holds, counts hits and misses, skips failed
+ * tiers, and backfills nearer tiers after a far hit.
+ */
+export class Reader {
+  constructor(private readonly parts: StoreParts) {}
+
+  /** First live record from tier `from` on; stale ones count only when `graced`. */
+  async readTiers(
+    key: string,
+    k: string,
+    now: number,
+    from: number,
+    graced: boolean,
+    to = this.parts.slots.length,
+  ): Promise<CacheRecord | undefined> {
+    this.parts.generation.checkDue(now);
+    const mark = this.parts.mutations.mark();
+    for (let i = from; i < to; i++) {
+      const slot = this.parts.slots[i];
+      const at = slot.keyFor(key, k);
+      const payload = await slot.call('get', key, () => slot.tier.get(at));
+      if (payload === FAILED) continue;
+      const record = payload === undefined ? undefined : this.decode(slot, payload, key, now);
+      if (record === undefined || (!graced && isStale(record, now))) {
+        slot.counters.misses++;
+        continue;
+      }
+      slot.counters.hits++;
+      if (i > 0) this.parts.backfill.run(i, [{ key, k, record, payload }], mark);
+      return record;
+    }
+    return undefined;
+  }
+
+  async getMany<T>(keys: string[]): Promise<Array<T | undefined>> {
+    const finals = keys.map((key) => this.parts.keys.build(key));
+    const now = this.parts.clock.now();
+    this.parts.generation.checkDue(now);
+    const mark = this.parts.mutations.mark();
+    const out: Array<T | undefined> = new Array(keys.length).fill(undefined);
+    // Keys still missing, deduplicated by final key, with the positions that asked for each.
+    const positions = new Map<string, { key: string; at: number[] }>();
+    finals.forEach((k, i) => {
+      const seen = positions.get(k);
+      if (seen === undefined) positions.set(k, { key: String(keys[i]), at: [i] });
+      else seen.at.push(i);
+    });
+    let missing = [...positions.keys()];
+    for (let t = 0; t < this.parts.slots.length && missing.length > 0; t++) {
+      const slot = this.parts.slots[t];
+      const asked = slot.byCallerKey ? missing.map((k) => positions.get(k)!.key) : missing;
+      const payloads = await slot.call('getMany', undefined, () => slot.tier.getMany(asked));
+      if (payloads === FAILED) continue;
+      const stillMissing: string[] = [];
+      const found: Found[] = [];
+      missing.forEach((k, j) => {
+        const payload = payloads[j];
+        const { key, at } = positions.get(k)!;
+        const record = payload === undefined ? undefined : this.decode(slot, payload, key, now);
+        if (record === undefined || isStale(record, now)) {
+          slot.counters.misses++;
+          stillMissing.push(k);
+          return;
+        }
+        slot.counters.hits++;
+        found.push({ key, k, record, payload });
+        out[at[0]] = record.value as T;
+        // A key asked for twice: each position gets its own copy unless the tier shares objects.
+        for (let p = 1; p < at.length; p++)
+          out[at[p]] = (
+            slot.mode === 'shared' ? record.value : this.decode(slot, payload, key, now)?.value
+          ) as T;
+      });
+      if (t > 0 && found.length > 0) this.parts.backfill.run(t, found, mark);
+      missing = stillMissing;
+    }
+    return out;
+  }
+
+  decode(slot: TierSlot, payload: unknown, key: string, now: number): CacheRecord | undefined {
+    if (slot.mode !== 'encoded') {
+      const r = payload as LocalRecord;
+      if (r.expiresAt !== 0 && r.expiresAt <= now) return undefined;
+      if (slot.mode === 'shared') return r;
+      return {
+        value: this.readLocal(slot, r, key),
+        expiresAt: r.expiresAt,
+        staleAt: r.staleAt,
+        delta: r.delta,
+      };
+    }
+    let record: CacheRecord;
+    try {
+      record = this.parts.codec.decode(payload as Buffer);
+    } catch (err) {
+      slot.fail('decode', key, err, false);
+      return undefined;
+    }
+    return record.expiresAt !== 0 && record.expiresAt <= now ? undefined : record;
+  }
+
+  /** What a reader of a local record gets (see `readRecord`); bytes that fail are a miss. */
+  readLocal(slot: TierSlot, record: LocalRecord, key: string): unknown {
+    try {
+      return readRecord(record, this.parts.codec);
+    } catch (err) {
+      // Bytes that decoded once when they were stored: only a fault in memory gets here.
+      slot.fail('decode', key, err, false);
+      return undefined;
+    }
+  }
+}

@@ -1,0 +1,66 @@
+import type { CacheRecord, EntryMeta } from '../serialization/codec';
+
+/**
+ * An entry as read-through sees it (see `TieredStore.getEntry`): the value with its logical
+ * expiry (`staleAt`), its physical one (`expiresAt`, grace included) and its compute time.
+ * Entries written by plain `set` have `staleAt === expiresAt` and `delta` 0.
+ */
+export interface StoredEntry<T = unknown> {
+  value: T;
+  /** Epoch ms after which the value is stale; `0` = never. */
+  staleAt: number;
+  /** Epoch ms after which the entry is gone from every tier; `0` = never. */
+  expiresAt: number;
+  /** How long the value took to compute, in ms (0 when unknown). */
+  delta: number;
+}
+
+/** Options of `TieredStore.setEntry`. */
+export interface SetEntryOptions {
+  /** Logical TTL in ms (default: the store's `ttl`; 0 = never stale). */
+  ttl?: number;
+  /** Extra ms the entry stays readable as stale after `ttl` (the physical TTL is `ttl + grace`). */
+  grace?: number;
+  /** How long the value took to compute, in ms (XFetch's delta). */
+  delta?: number;
+  /**
+   * A `TieredStore.mutationMark()`: when this store wrote or deleted the key since that mark,
+   * nothing is written (that newer mutation wins) and `setEntry` resolves false.
+   */
+  unchangedSince?: number;
+}
+
+/** What `TieredStore.acquireLease` did. */
+export type LeaseOutcome =
+  /** This caller holds the lease, on a shared tier. */
+  | 'acquired'
+  /** Another holder has it. */
+  | 'held'
+  /** No shared tier can hold leases (none configured, or it failed): coordinate in-process only. */
+  | 'local';
+
+/**
+ * Whether an entry or record is past its logical expiry. Plain entries (no `staleAt`) and
+ * `staleAt` 0 never are.
+ */
+export function isStale(entry: { staleAt?: number }, now: number): boolean {
+  const staleAt = entry.staleAt;
+  return staleAt !== undefined && staleAt !== 0 && staleAt <= now;
+}
+
+/** The read-through view of a decoded record. */
+export function toEntry<T>(record: CacheRecord): StoredEntry<T> {
+  return {
+    value: record.value as T,
+    expiresAt: record.expiresAt,
+    staleAt: record.staleAt ?? record.expiresAt,
+    delta: record.delta ?? 0,
+  };
+}
+
+/** The read-through metadata a record carries, to store it again (backfill). */
+export function metaOf(record: CacheRecord): EntryMeta | undefined {
+  return record.staleAt === undefined
+    ? undefined
+    : { staleAt: record.staleAt, delta: record.delta ?? 0 };
+}

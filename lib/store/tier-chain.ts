@@ -1,0 +1,80 @@
+import type { Clock } from '../clock';
+import { at, invalid } from '../options';
+import { createTier } from '../tiers/create-tier';
+import type { LocalTier, Tier } from '../tiers/tier.interface';
+import type { TierOptions } from '../tiers/tier-options';
+import type { CircuitBreakerOptions } from './circuit-breaker';
+import { TierSlot, type FailureReport } from './tier-slot';
+
+/** What the chain is built from. */
+export interface ChainSetup {
+  tiers: ReadonlyArray<TierOptions | Tier<unknown>> | undefined;
+  /** Whether the store has a `keyFn` (then even the local tier holds final keys). */
+  keyFn: boolean;
+  circuitBreaker: CircuitBreakerOptions | undefined;
+  clock: Clock;
+  report: FailureReport;
+}
+
+/**
+ * The tiers of one store, nearest first, each in its guarded slot, and the role each plays,
+ * read from its capabilities alone:
+ * - the local tier (at most one); when it is the nearest, the synchronous fast path;
+ * - the counter authority, which also holds the namespace generation: the farthest shared tier
+ *   that counts;
+ * - the lease tier: the farthest tier with the cheapest leases (`atomic` before `consensus`);
+ * - the key limit: the smallest `maxKeyBytes` of all.
+ */
+export class TierChain {
+  readonly slots: readonly TierSlot[];
+  readonly local: TierSlot | undefined;
+  /** The local tier when it is the nearest one. */
+  readonly near: LocalTier | undefined;
+  readonly authority: TierSlot | undefined;
+  readonly lease: TierSlot | undefined;
+  readonly leaseIndex: number;
+  readonly maxKeyBytes: number;
+
+  constructor(setup: ChainSetup) {
+    const tiers = setup.tiers ?? [{ type: 'memory' }];
+    if (!Array.isArray(tiers) || tiers.length === 0)
+      throw invalid(
+        'tiers',
+        'must be a non-empty array of tier options ({ type: "memory" | "memcached" | "cassandra", … }) or tier objects',
+      );
+    const seen = new Map<string, number>();
+    this.slots = tiers.map((spec, i) => {
+      const type = (spec as { type?: unknown } | null)?.type;
+      const count = (seen.get(String(type)) ?? 0) + 1;
+      seen.set(String(type), count);
+      const name = typeof type === 'string' && count > 1 ? `${type}[${count - 1}]` : type;
+      const built = createTier(spec, {
+        path: at('tiers', i),
+        name: (spec as { name?: string }).name ?? (name as string | undefined),
+        clock: setup.clock,
+      });
+      const local = built.tier.capabilities.local;
+      return new TierSlot({
+        tier: built.tier,
+        ttlCap: built.ttlCap,
+        mode: !local ? 'encoded' : built.shareObjects ? 'shared' : 'copies',
+        byCallerKey: local && !setup.keyFn,
+        circuitBreaker: setup.circuitBreaker,
+        clock: setup.clock,
+        report: setup.report,
+      });
+    });
+    const locals = this.slots.filter((s) => s.local);
+    if (locals.length > 1) throw invalid('tiers', 'at most one local (memory) tier');
+    this.local = locals[0];
+    this.near = this.slots[0].local ? (this.slots[0].tier as LocalTier) : undefined;
+    this.authority = this.slots.findLast((s) => !s.local && s.tier.capabilities.counters);
+    this.leaseIndex = -1;
+    for (const kind of ['atomic', 'consensus'] as const) {
+      this.leaseIndex = this.slots.findLastIndex((s) => s.tier.capabilities.leases === kind);
+      if (this.leaseIndex >= 0) break;
+    }
+    this.lease = this.slots[this.leaseIndex];
+    this.maxKeyBytes = Math.min(...this.slots.map((s) => s.tier.capabilities.maxKeyBytes));
+  }
+}

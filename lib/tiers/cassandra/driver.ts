@@ -1,0 +1,89 @@
+import { policies, type Client, type ClientOptions } from 'cassandra-driver';
+import { messageOf } from '../../errors';
+import type { ResolvedCassandraOptions } from './cassandra.options';
+
+/**
+ * What this tier needs of cassandra-driver 4.10 beyond its plain API: the client options, a
+ * retry policy that never retries, the clean-up of a failed connect, a readable connect error,
+ * and the concurrency bound of bulk calls.
+ */
+
+/** Statements of one bulk call in flight at once (the driver allows 2048 per connection). */
+export const BULK_CONCURRENCY = 256;
+
+/** Longest connect attempt per contact point, in ms. */
+const MAX_CONNECT_TIMEOUT_MS = 5000;
+
+/**
+ * For non-idempotent statements (counter updates, lightweight transactions): a retry could
+ * apply them twice.
+ */
+export const NEVER_RETRY = new policies.retry.FallthroughRetryPolicy();
+
+/** The driver's client options for validated tier options. */
+export function clientOptions(
+  options: ResolvedCassandraOptions,
+  consistency: number,
+): ClientOptions {
+  return {
+    contactPoints: [...options.contactPoints],
+    localDataCenter: options.localDataCenter,
+    credentials: options.credentials,
+    protocolOptions: { port: options.port },
+    socketOptions: {
+      connectTimeout: Math.min(Math.max(options.timeout, 1000), MAX_CONNECT_TIMEOUT_MS),
+      readTimeout: options.timeout,
+    },
+    queryOptions: { consistency, prepare: true },
+  };
+}
+
+/** The private parts of cassandra-driver 4.10's Client that {@link releaseFailedClient} needs. */
+interface ClientInternals {
+  controlConnection?: { connection?: { closeAsync?: () => Promise<void> } | null };
+}
+
+/**
+ * Frees what a failed `client.connect()` left open. cassandra-driver 4.10 keeps the control
+ * connection's socket (and its heartbeat timer) when connecting fails after that socket opened,
+ * e.g. on a wrong `localDataCenter`; `shutdown()` does not close it, so the process would not exit.
+ */
+export async function releaseFailedClient(client: Client): Promise<void> {
+  await client.shutdown().catch(() => undefined);
+  const connection = (client as unknown as ClientInternals).controlConnection?.connection;
+  await connection?.closeAsync?.().catch(() => undefined);
+}
+
+/**
+ * One line per host tried, from the driver's `NoHostAvailableError.innerErrors` (its own message
+ * embeds whole stack traces), or the plain message of any other error.
+ */
+export function describeConnectError(err: unknown): string {
+  const inner = (err as { innerErrors?: unknown } | null)?.innerErrors;
+  if (inner && typeof inner === 'object' && Object.keys(inner).length > 0) {
+    return Object.entries(inner)
+      .map(([host, e]) => `${host}: ${messageOf(e)}`)
+      .join('; ');
+  }
+  return messageOf(err);
+}
+
+/**
+ * Runs `fn` over `items` with at most {@link BULK_CONCURRENCY} calls in flight (the driver
+ * pipelines them on its connections); results in input order. Rejects with the first failure.
+ */
+export async function mapBounded<T, R>(
+  items: readonly T[],
+  fn: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(BULK_CONCURRENCY, items.length) }, worker));
+  return results;
+}
