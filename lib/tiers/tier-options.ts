@@ -16,9 +16,13 @@ export interface BaseTierOptions {
    * Upper bound, in milliseconds, on how long an entry lives in this tier, whatever TTL the caller
    * asked for. Backfills use the entry's remaining TTL capped by this. `0` or absent: no cap
    * (the memory tier has a default cap, see {@link MemoryTierOptions.ttl}).
+   * @default 0 (5000 for the memory tier)
    */
   ttl?: number;
-  /** Name used in stats, logs and error events. Default: the type, suffixed `[i]` when repeated. */
+  /**
+   * Name used in stats, logs and error events.
+   * @default the type, suffixed `[i]` when the type repeats: `memcached`, `memcached[1]`
+   */
   name?: string;
 }
 
