@@ -61,10 +61,14 @@ export class Backfill {
       if (writes === undefined) continue;
       const batch = writes;
       this.background.track(
-        slot.call('backfill', batch.length === 1 ? batch[0].key : undefined, () =>
-          batch.length === 1
-            ? slot.tier.set(batch[0].key, batch[0].value, batch[0].ttlMs)
-            : slot.tier.setMany(batch),
+        slot.callInOrder(
+          'backfill',
+          batch.length === 1 ? batch[0].key : undefined,
+          batch.map((w) => w.key),
+          () =>
+            batch.length === 1
+              ? slot.tier.set(batch[0].key, batch[0].value, batch[0].ttlMs)
+              : slot.tier.setMany(batch),
         ),
       );
     }

@@ -1,6 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { Keyv, type KeyvStoreAdapter, type StoredData } from 'keyv';
 import { TieredStore } from './tiered-store';
+import { systemClock, type Clock } from '../clock';
+import type { CacheRecord } from '../serialization/codec';
 import type { TieredStoreOptions } from './tiered-store.options';
 
 /** Keyv's stored-data shape (what Keyv passes to a store when its own serializer is off). */
@@ -16,6 +18,23 @@ function unwrap(data: unknown): unknown {
 }
 
 /**
+ * Keyv's view of a record: the value and when it expires for a plain read, as a `Date.now()`
+ * epoch (Keyv and cache-manager compare with it; the store may run on an injected clock), or
+ * `undefined` for never. So cache-manager's `ttl()`, `wrap(…, refreshThreshold)` and `raw` work.
+ */
+function toStoredData<Value>(
+  record: CacheRecord<Value> | undefined,
+  clock: Clock,
+): StoredData<Value> | undefined {
+  if (record === undefined) return undefined;
+  const expiry = record.staleAt || record.expiresAt;
+  return {
+    value: record.value,
+    expires: expiry === 0 ? undefined : Date.now() + (expiry - clock.now()),
+  };
+}
+
+/**
  * The Keyv face of a {@link TieredStore}: Keyv hands stores `{ value, expires }` envelopes; this
  * adapter stores the bare value (the tiers keep their own expiry) and wraps it again on the way
  * out. So a Keyv / cache-manager on top of it and direct `TieredStore` / `TieredCache` calls read
@@ -25,8 +44,11 @@ function unwrap(data: unknown): unknown {
 export class TieredKeyvAdapter extends EventEmitter implements KeyvStoreAdapter {
   namespace?: string;
 
+  private readonly clock: Clock;
+
   constructor(readonly store: TieredStore) {
     super();
+    this.clock = store.opts.clock ?? systemClock;
     store.on('error', (err) => {
       if (this.listenerCount('error') > 0) this.emit('error', err);
     });
@@ -37,13 +59,12 @@ export class TieredKeyvAdapter extends EventEmitter implements KeyvStoreAdapter 
   }
 
   async get<Value>(key: string): Promise<StoredData<Value> | undefined> {
-    const value = await this.store.get<Value>(key);
-    return value === undefined ? undefined : { value, expires: undefined };
+    return toStoredData(await this.store.getRecord<Value>(key), this.clock);
   }
 
   async getMany<Value>(keys: string[]): Promise<Array<StoredData<Value | undefined>>> {
-    const values = await this.store.getMany<Value>(keys);
-    return values.map((value) => (value === undefined ? undefined : { value, expires: undefined }));
+    const records = await this.store.getManyRecords<Value>(keys);
+    return records.map((record) => toStoredData(record, this.clock));
   }
 
   async set(key: string, data: unknown, ttl?: number): Promise<boolean> {

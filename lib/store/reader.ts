@@ -42,12 +42,13 @@ export class Reader {
     return undefined;
   }
 
-  async getMany<T>(keys: string[]): Promise<Array<T | undefined>> {
+  /** Live records of `keys`, in order (`undefined` for misses), batched per tier. */
+  async getMany(keys: string[]): Promise<Array<CacheRecord | undefined>> {
     const finals = keys.map((key) => this.parts.keys.build(key));
     const now = this.parts.clock.now();
     this.parts.generation.checkDue(now);
     const mark = this.parts.mutations.mark();
-    const out: Array<T | undefined> = new Array(keys.length).fill(undefined);
+    const out: Array<CacheRecord | undefined> = new Array(keys.length).fill(undefined);
     // Keys still missing, deduplicated by final key, with the positions that asked for each.
     const positions = new Map<string, { key: string; at: number[] }>();
     finals.forEach((k, i) => {
@@ -74,12 +75,10 @@ export class Reader {
         }
         slot.counters.hits++;
         found.push({ key, k, record, payload });
-        out[at[0]] = record.value as T;
+        out[at[0]] = record;
         // A key asked for twice: each position gets its own copy unless the tier shares objects.
         for (let p = 1; p < at.length; p++)
-          out[at[p]] = (
-            slot.mode === 'shared' ? record.value : this.decode(slot, payload, key, now)?.value
-          ) as T;
+          out[at[p]] = slot.mode === 'shared' ? record : this.decode(slot, payload, key, now);
       });
       if (t > 0 && found.length > 0) this.parts.backfill.run(t, found, mark);
       missing = stillMissing;

@@ -4,6 +4,7 @@ import type { Tier } from '../tiers/tier.interface';
 import { CircuitBreaker, type CircuitBreakerOptions } from './circuit-breaker';
 import type { PayloadMode } from './local-records';
 import { TierCounters, type TierStats } from './tier-stats';
+import { WriteOrder } from './write-order';
 
 /** What a guarded call resolves when the tier failed or its circuit was open. */
 export const FAILED = Symbol('failed');
@@ -53,6 +54,7 @@ export class TierSlot {
   readonly byCallerKey: boolean;
   readonly breaker: CircuitBreaker;
   readonly counters = new TierCounters();
+  private readonly order = new WriteOrder();
   /** False until `connect()` succeeded; a tier that failed to connect is connected again on use. */
   connected: boolean;
   private connecting: Promise<void> | undefined;
@@ -107,9 +109,35 @@ export class TierSlot {
     return this.run(op, key, fn, true) as Promise<T>;
   }
 
-  /** {@link call} for writes: whether the tier accepted it. */
-  async write(op: string, key: string | undefined, fn: () => Promise<unknown>): Promise<boolean> {
-    return (await this.call(op, key, fn)) !== FAILED;
+  /**
+   * {@link call} for a write or delete of the tier keys `at`: it starts once the earlier writes of
+   * those keys on this tier have settled (see {@link WriteOrder}; a local tier's writes land
+   * synchronously, in order already). Resolves what the tier answered, or {@link FAILED}.
+   */
+  callInOrder<T>(
+    op: string,
+    key: string | undefined,
+    at: readonly string[],
+    fn: () => Promise<T>,
+  ): Promise<T | Failed> {
+    if (this.local) return this.call(op, key, fn);
+    return this.order.run(at, () => this.call(op, key, fn));
+  }
+
+  /** {@link callInOrder} for writes: whether the tier accepted it. */
+  async write(
+    op: string,
+    key: string | undefined,
+    at: readonly string[],
+    fn: () => Promise<unknown>,
+  ): Promise<boolean> {
+    return (await this.callInOrder(op, key, at, fn)) !== FAILED;
+  }
+
+  /** {@link attempt} in write order (see {@link callInOrder}): counters. */
+  attemptInOrder<T>(op: string, key: string, at: string, fn: () => Promise<T>): Promise<T> {
+    if (this.local) return this.attempt(op, key, fn);
+    return this.order.run([at], () => this.attempt(op, key, fn));
   }
 
   /**

@@ -10,7 +10,13 @@ import { Generation } from './generation';
 import { isFresh } from './local-records';
 import { MutationLog } from './mutation-log';
 import { Reader } from './reader';
-import { toEntry, type LeaseOutcome, type SetEntryOptions, type StoredEntry } from './stored-entry';
+import {
+  isStale,
+  toEntry,
+  type LeaseOutcome,
+  type SetEntryOptions,
+  type StoredEntry,
+} from './stored-entry';
 import { TierChain } from './tier-chain';
 import { FAILED, type TierSlot } from './tier-slot';
 import type { StoreParts } from './store-parts';
@@ -222,8 +228,36 @@ export class TieredStore extends EventEmitter {
     return toEntry<T>(record);
   }
 
-  getMany<T>(keys: string[]): Promise<Array<T | undefined>> {
-    return this.reader.getMany<T>(keys);
+  async getMany<T>(keys: string[]): Promise<Array<T | undefined>> {
+    return (await this.reader.getMany(keys)).map(valueOf) as Array<T | undefined>;
+  }
+
+  /**
+   * Reads `key` like {@link get}, with its expiry: the record's `expiresAt` (epoch ms, `0` =
+   * never) and, for read-through entries, `staleAt`, when a plain read stops seeing it.
+   */
+  async getRecord<T>(key: string): Promise<CacheRecord<T> | undefined> {
+    const k = this.keys.build(key);
+    const now = this.clock.now();
+    if (this.near !== undefined) {
+      const slot = this.slots[0];
+      const payload = this.near.peek(slot.keyFor(key, k));
+      const record = payload && this.reader.decode(slot, payload, key, now);
+      if (record !== undefined && !isStale(record, now)) {
+        slot.counters.hits++;
+        return record as CacheRecord<T>;
+      }
+      slot.counters.misses++;
+      if (this.slots.length === 1) return undefined;
+    }
+    return this.reader.readTiers(key, k, now, this.near ? 1 : 0, false) as Promise<
+      CacheRecord<T> | undefined
+    >;
+  }
+
+  /** {@link getRecord} of several keys, in order, batched per tier like {@link getMany}. */
+  getManyRecords<T>(keys: string[]): Promise<Array<CacheRecord<T> | undefined>> {
+    return this.reader.getMany(keys) as Promise<Array<CacheRecord<T> | undefined>>;
   }
 
   async has(key: string): Promise<boolean> {

@@ -53,11 +53,12 @@ export class Writer {
   ): Promise<boolean> {
     this.parts.mutations.mutated(k);
     const results = await Promise.all(
-      this.parts.slots.map((slot) =>
-        slot.write('set', key, () =>
-          slot.tier.set(slot.keyFor(key, k), outgoing.payloadFor(slot.mode), slot.ttlFor(ttlMs)),
-        ),
-      ),
+      this.parts.slots.map((slot) => {
+        const at = slot.keyFor(key, k);
+        return slot.write('set', key, [at], () =>
+          slot.tier.set(at, outgoing.payloadFor(slot.mode), slot.ttlFor(ttlMs)),
+        );
+      }),
     );
     return this.accepted(results, 'set', key);
   }
@@ -70,27 +71,27 @@ export class Writer {
     });
     for (const p of prepared) this.parts.mutations.mutated(p.k);
     const results = await Promise.all(
-      this.parts.slots.map((slot) =>
-        slot.write('setMany', undefined, () =>
-          slot.tier.setMany(
-            prepared.map((p) => ({
-              key: slot.keyFor(p.key, p.k),
-              value: p.outgoing.payloadFor(slot.mode),
-              ttlMs: slot.ttlFor(p.ttlMs),
-            })),
-          ),
-        ),
-      ),
+      this.parts.slots.map((slot) => {
+        const writes = prepared.map((p) => ({
+          key: slot.keyFor(p.key, p.k),
+          value: p.outgoing.payloadFor(slot.mode),
+          ttlMs: slot.ttlFor(p.ttlMs),
+        }));
+        return slot.write(
+          'setMany',
+          undefined,
+          writes.map((w) => w.key),
+          () => slot.tier.setMany(writes),
+        );
+      }),
     );
     this.accepted(results, 'setMany', undefined);
   }
 
   /**
-   * Deletes `key` from every tier, and its read-through lease: a `getOrSet` refresh in flight
-   * anywhere then does not write its value back. Resolves true when the key held something and
-   * every reachable tier confirmed the delete; false for a key that held nothing.
+   * Deletes `keys` from every tier, and their read-through leases. Resolves true when a key held
+   * something and every reachable tier confirmed the delete.
    */
-
   async deleteKeys(keys: string[], op: 'delete' | 'deleteMany'): Promise<boolean> {
     const finals = keys.map((key) => this.parts.keys.build(key));
     for (const k of finals) this.parts.mutations.mutated(k);
@@ -99,7 +100,7 @@ export class Writer {
       this.invalidateLeases(keys),
       ...this.parts.slots.map((slot) => {
         const at = keys.map((key, i) => slot.keyFor(key, finals[i]));
-        return slot.call(op, one, () =>
+        return slot.callInOrder(op, one, at, () =>
           at.length === 1 ? slot.tier.delete(at[0]) : slot.tier.deleteMany(at),
         );
       }),
@@ -141,21 +142,21 @@ export class Writer {
     this.parts.mutations.mutated(k);
     const mark = this.parts.mutations.mark();
     // Counters go around the circuit breaker: a skipped increment would be a lost count.
-    const value = await authority.attempt('increment', key, () =>
-      authority.tier.increment!(authority.keyFor(key, k), by, authority.ttlFor(ttlMs)),
+    const at = authority.keyFor(key, k);
+    const value = await authority.attemptInOrder('increment', key, at, () =>
+      authority.tier.increment!(at, by, authority.ttlFor(ttlMs)),
     );
     // A newer write, delete or increment of the key, or a new generation, wins over this copy.
     if (this.parts.mutations.changedSince(k, mark)) return value;
     // Copies for the nearer tiers (a counter copy is the plain decimal, readable by `get`).
     const copy = new Outgoing(value, 0, Buffer.from(String(value), 'latin1'));
     await Promise.all(
-      this.parts.slots
-        .slice(0, this.parts.slots.indexOf(authority))
-        .map((slot) =>
-          slot.write('increment copy', key, () =>
-            slot.tier.set(slot.keyFor(key, k), copy.payloadFor(slot.mode), slot.ttlFor(ttlMs)),
-          ),
-        ),
+      this.parts.slots.slice(0, this.parts.slots.indexOf(authority)).map((slot) => {
+        const at = slot.keyFor(key, k);
+        return slot.write('increment copy', key, [at], () =>
+          slot.tier.set(at, copy.payloadFor(slot.mode), slot.ttlFor(ttlMs)),
+        );
+      }),
     );
     return value;
   }

@@ -63,6 +63,8 @@ export class CassandraTier implements Tier<Buffer> {
   private connecting: Promise<void> | undefined;
   private connected = false;
   private closed = false;
+  /** The last write timestamp handed out (see {@link writeTimestamp}), µs. */
+  private lastTimestamp = 0;
   /** Counter resets in flight per key, so concurrent deletes of one key subtract once. */
   private readonly resets = new Map<string, Promise<boolean>>();
 
@@ -174,8 +176,9 @@ export class CassandraTier implements Tier<Buffer> {
    */
   async set(key: string, value: Buffer, ttlMs: number): Promise<void> {
     const ttl = toCassandraTtl(ttlMs);
-    if (ttl === undefined) await this.execute(this.statements.insert, [key, value], true);
-    else await this.execute(this.statements.insertTtl, [key, value, ttl], true);
+    const at = this.writeTimestamp();
+    if (ttl === undefined) await this.execute(this.statements.insert, [key, value], true, at);
+    else await this.execute(this.statements.insertTtl, [key, value, ttl], true, at);
   }
 
   /** Concurrent {@link set}s; rejects with the first failure. */
@@ -225,7 +228,8 @@ export class CassandraTier implements Tier<Buffer> {
    * @returns true when `key` held a value or a non-zero counter.
    */
   async delete(key: string): Promise<boolean> {
-    const [row, counter] = await Promise.all([this.deleteRow(key), this.resetCounter(key)]);
+    const at = this.writeTimestamp();
+    const [row, counter] = await Promise.all([this.deleteRow(key, at), this.resetCounter(key)]);
     return row || counter;
   }
 
@@ -278,9 +282,9 @@ export class CassandraTier implements Tier<Buffer> {
   }
 
   /** Deletes the value row; resolves whether it existed just before. */
-  private async deleteRow(key: string): Promise<boolean> {
+  private async deleteRow(key: string, at: types.Long): Promise<boolean> {
     const rs = await this.execute(this.statements.exists, [key], true);
-    await this.execute(this.statements.delete, [key], true);
+    await this.execute(this.statements.delete, [key], true, at);
     return rs.rowLength > 0;
   }
 
@@ -309,7 +313,19 @@ export class CassandraTier implements Tier<Buffer> {
    * Runs a prepared data statement at the configured consistency and timeout.
    * Non-idempotent statements (counter updates, lightweight transactions) are never retried.
    */
-  private execute(query: string, params: unknown[], idempotent: boolean) {
+  /**
+   * The write timestamp of a write or delete, taken when it is called (microseconds, strictly
+   * increasing in this tier): Cassandra keeps the write with the latest timestamp, so writes
+   * made one after the other take effect in that order even when a later one reaches the
+   * server first (the earlier one waited for a connection, a prepare or a retry).
+   */
+  private writeTimestamp(): types.Long {
+    const now = Date.now() * 1000;
+    this.lastTimestamp = now > this.lastTimestamp ? now : this.lastTimestamp + 1;
+    return types.Long.fromNumber(this.lastTimestamp);
+  }
+
+  private execute(query: string, params: unknown[], idempotent: boolean, timestamp?: types.Long) {
     const client = this.client;
     if (!client || !this.connected) {
       return Promise.reject(this.closed ? this.closedError() : this.notConnectedError());
@@ -322,6 +338,7 @@ export class CassandraTier implements Tier<Buffer> {
       isIdempotent: idempotent,
     };
     if (!idempotent) options.retry = NEVER_RETRY;
+    if (timestamp !== undefined) options.timestamp = timestamp;
     return client.execute(query, params, options);
   }
 

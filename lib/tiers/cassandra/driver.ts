@@ -20,6 +20,9 @@ const MAX_CONNECT_TIMEOUT_MS = 5000;
  */
 export const NEVER_RETRY = new policies.retry.FallthroughRetryPolicy();
 
+/** Streams of one native-protocol (v3+) connection. */
+const MAX_REQUESTS_PER_CONNECTION = 32_768;
+
 /** The driver's client options for validated tier options. */
 export function clientOptions(
   options: ResolvedCassandraOptions,
@@ -35,6 +38,10 @@ export function clientOptions(
       readTimeout: options.timeout,
     },
     queryOptions: { consistency, prepare: true },
+    // Native protocol v3 and later carry 32,768 requests per connection; the driver's default
+    // of 2,048 made a burst of unawaited writes (a cache's normal load) fail with
+    // BusyConnectionError instead of queueing on the server.
+    pooling: { maxRequestsPerConnection: MAX_REQUESTS_PER_CONNECTION },
   };
 }
 
