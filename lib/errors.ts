@@ -28,7 +28,9 @@ export type ErrorCode =
   /** An ElastiCache configuration reply is malformed. */
   | 'E_CLUSTER_CONFIG'
   /** One memcached server failed a request (see {@link MemcachedError.kind}). */
-  | 'E_MEMCACHED';
+  | 'E_MEMCACHED'
+  /** The chain cannot do what was asked, e.g. `iterate()` when its farthest tier cannot list its keys. */
+  | 'E_NOT_SUPPORTED';
 
 /** A lifecycle or protocol failure; `code` says which. */
 export class TieredCacheError extends Error {

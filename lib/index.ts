@@ -53,12 +53,9 @@ export {
 export type { ErrorCode, MemcachedErrorKind } from './errors';
 
 // Keys, serialization, time
-export { KeyBuilder } from './keys/key-builder';
-export type { KeyBuilderOptions } from './keys/key-builder';
-export { Codec } from './serialization/codec';
-export type { CacheRecord, CodecOptions } from './serialization/codec';
-export { systemClock } from './clock';
-export type { Clock } from './clock';
+export { KeyBuilder, type KeyBuilderOptions } from './keys/key-builder';
+export { Codec, type CacheRecord, type CodecOptions } from './serialization/codec';
+export { systemClock, type Clock } from './clock';
 
 // Herd protection
 export type { HerdOptions } from './herd/herd.options';
@@ -67,18 +64,24 @@ export type { CacheLookup, CacheStatus } from './herd/read-through';
 // NestJS module
 export { TieredCacheModule } from './nest/tiered-cache.module';
 export { TIERED_CACHE_OPTIONS } from './nest/tiered-cache.module-definition';
-export type { TieredCacheModuleOptions } from './nest/tiered-cache.options';
-export { TieredCache } from './nest/tiered-cache.service';
-export type { GetOrSetOptions } from './nest/tiered-cache.service';
+export type {
+  TieredCacheModuleOptions,
+  TieredCacheModuleRootOptions,
+} from './nest/tiered-cache.options';
+export type {
+  CacheOptionsFactoryLike,
+  TieredCacheModuleAsyncOptions,
+  TieredCacheOptionsClass,
+  TieredCacheOptionsFactory,
+} from './nest/tiered-cache.async-options';
+export { TieredCache, type GetOrSetOptions } from './nest/tiered-cache.service';
 export {
   CACHED_METADATA,
   CACHE_EVICT_METADATA,
   X_CACHE_HEADER,
 } from './nest/tiered-cache.constants';
-export { Cached } from './nest/cached.decorator';
-export type { CachedOptions } from './nest/cached.decorator';
-export { CacheEvict } from './nest/cache-evict.decorator';
-export type { CacheEvictOptions } from './nest/cache-evict.decorator';
+export { Cached, type CachedOptions } from './nest/cached.decorator';
+export { CacheEvict, type CacheEvictOptions } from './nest/cache-evict.decorator';
 export type {
   CacheDecorator,
   CacheEvictHandlerArgs,

@@ -4,6 +4,9 @@ import { invalid } from '../options';
 import { MAX_KEY_BYTES } from '../tiers/tier.interface';
 
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+/** The character after the generation: `:` in a plain key, `#` in a hashed one. */
+const PLAIN_MARK = 0x3a;
+const HASH_MARK = 0x23;
 /** Built keys remembered (the memo is dropped whole when full, or when the generation changes). */
 const MEMO_SIZE = 10_000;
 
@@ -104,6 +107,39 @@ export class KeyBuilder {
     const built = this.build(key);
     const at = this.plainPrefix.length - 1;
     return `${built.slice(0, at)}${built[at] === ':' ? '!' : '~'}${built.slice(at + 1)}`;
+  }
+
+  /**
+   * For a final key `k` just built from `key` by {@link build}: the key that was hashed when `k`
+   * is hashed (the caller's key, after `keyFn`), which the store keeps in the entry so that
+   * iteration can name it; `undefined` for a plain key, which names itself.
+   */
+  hashedFrom(key: string, k: string): string | undefined {
+    if (k.charCodeAt(this.hashPrefix.length - 1) !== HASH_MARK) return undefined;
+    const source = String(key);
+    return this.keyFn ? this.keyFn(source) : source;
+  }
+
+  /**
+   * What every final key of generation `gen` (default: the current one) starts with, value keys
+   * and lease keys alike: `<namespace>:<version>:<generation>`. Tiers list entries under it.
+   */
+  scanPrefix(gen: number = this.gen): string {
+    return `${this.namespace}:${this.version}:${gen}`;
+  }
+
+  /**
+   * Reads a final key back: for a plain value key of generation `gen` (default: the current
+   * one), the key it was built from (after `keyFn`); `null` for a hashed value key of that
+   * generation (the hash cannot be reversed: see {@link hashedFrom}); `undefined` for any other
+   * key (another namespace, version or generation, a lease, the generation counter).
+   */
+  keyOf(k: string, gen: number = this.gen): string | null | undefined {
+    const prefix = this.scanPrefix(gen);
+    if (!k.startsWith(prefix)) return undefined;
+    const mark = k.charCodeAt(prefix.length);
+    if (mark === PLAIN_MARK && k.length > prefix.length + 1) return k.slice(prefix.length + 1);
+    return mark === HASH_MARK ? null : undefined;
   }
 
   /** The final key for a caller key. Throws a `TypeError` for keys that are not usable. */

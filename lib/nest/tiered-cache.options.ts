@@ -23,3 +23,12 @@ export interface TieredCacheModuleOptions extends TieredStoreOptions {
    */
   herd?: HerdOptions;
 }
+
+/** Options of `forRoot()` / `register()`: the module's options plus `isGlobal`. */
+export type TieredCacheModuleRootOptions = TieredCacheModuleOptions & {
+  /**
+   * Make the module global: its providers can be injected in every module without importing it.
+   * @default false
+   */
+  isGlobal?: boolean;
+};

@@ -9,17 +9,25 @@ import { at, integer, invalid } from '../options';
  *
  * Layout (format 1):
  *
- * | offset | size | field                                                   |
- * | ------ | ---- | ------------------------------------------------------- |
- * | 0      | 1    | format byte `0xC7` (never an ASCII digit, see below)    |
- * | 1      | 1    | flags: bit 0 = body is deflated, bit 1 = body is JSON   |
- * | 2      | 8    | expiresAt, float64 big-endian, epoch ms, `0` = never   |
- * | 10     | 16   | only with flag bit 2: staleAt, then delta (float64 BE)  |
- * | 10/26  | …    | body: JSON (flag bit 1) or V8 structured serialization  |
+ * | offset | size | field                                                      |
+ * | ------ | ---- | ---------------------------------------------------------- |
+ * | 0      | 1    | format byte `0xC7` (never an ASCII digit, see below)       |
+ * | 1      | 1    | flags: bit 0 = body is deflated, bit 1 = body is JSON,     |
+ * |        |      | bit 2 = read-through metadata, bit 3 = key                 |
+ * | 2      | 8    | expiresAt, float64 big-endian, epoch ms, `0` = never      |
+ * | 10     | 16   | only with flag bit 2: staleAt, then delta (float64 BE)     |
+ * | 10/26  | 4+n  | only with flag bit 3: key length n (uint32 BE), key UTF-8 |
+ * | …      | …    | body: JSON (flag bit 1) or V8 structured serialization     |
  *
  * `staleAt` and `delta` are the read-through metadata of `getOrSet` (see `herd/`): the logical
  * expiry (an entry stays readable, as stale, until `expiresAt`, which includes the grace period)
  * and how long the value took to compute (for early refresh). Plain `set` writes omit them.
+ *
+ * The key is stored for entries under a hashed final key only (long keys, or keys with spaces
+ * or control characters: see `KeyBuilder`), whose hash cannot be turned back into the key, so
+ * that iterating a tier can name them (`TieredStore.iterate`); a plain final key names its entry
+ * itself. Entries without the flag (all of those written before it existed) decode as before.
+ * A reader that predates the flag cannot decode an entry that has it (a corrupt body: a miss).
  *
  * Values that JSON carries exactly (plain objects and arrays of strings, finite numbers other
  * than -0, booleans and `null`: the bulk of what apps cache) get a UTF-8 JSON body, which V8
@@ -37,8 +45,11 @@ export const FORMAT_V1 = 0xc7;
 const FLAG_DEFLATED = 0b1;
 const FLAG_JSON = 0b10;
 const FLAG_META = 0b100;
+const FLAG_KEY = 0b1000;
 const HEADER_BYTES = 10;
 const META_BYTES = 16;
+/** The key's length field. */
+const KEY_LENGTH_BYTES = 4;
 
 export interface CodecOptions {
   /**
@@ -66,6 +77,11 @@ export interface CacheRecord<T = unknown> {
   staleAt?: number;
   /** Read-through entries only: ms the value took to compute (XFetch's delta). */
   delta?: number;
+  /**
+   * Entries under a hashed final key only: the key that was hashed (what iteration lists; see
+   * {@link Codec.encode}).
+   */
+  key?: string;
 }
 
 /** Read-through metadata stored with an entry (see {@link CacheRecord}). */
@@ -90,8 +106,10 @@ export class Codec {
   /**
    * Encodes a value. Throws a `TypeError` naming the path of anything that cannot be cached
    * (a function, a symbol, a circular reference, a WeakMap, a Promise…).
+   * @param key the key that was hashed, for an entry under a hashed final key only (see
+   *   {@link CacheRecord.key}); plain final keys name their entry themselves.
    */
-  encode(value: unknown, expiresAt: number, meta?: EntryMeta): Buffer {
+  encode(value: unknown, expiresAt: number, meta?: EntryMeta, key?: string): Buffer {
     const json = inspect(value);
     let body: Buffer;
     let flags = 0;
@@ -112,14 +130,25 @@ export class Codec {
         flags |= FLAG_DEFLATED;
       }
     }
-    const header = meta ? HEADER_BYTES + META_BYTES : HEADER_BYTES;
+    let header = meta ? HEADER_BYTES + META_BYTES : HEADER_BYTES;
+    if (meta) flags |= FLAG_META;
+    const keyBytes = key === undefined ? 0 : Buffer.byteLength(key);
+    if (key !== undefined) {
+      flags |= FLAG_KEY;
+      header += KEY_LENGTH_BYTES + keyBytes;
+    }
     const out = Buffer.allocUnsafe(header + body.length);
     out[0] = FORMAT_V1;
-    out[1] = meta ? flags | FLAG_META : flags;
+    out[1] = flags;
     out.writeDoubleBE(expiresAt, 2);
     if (meta) {
       out.writeDoubleBE(meta.staleAt, HEADER_BYTES);
       out.writeDoubleBE(meta.delta, HEADER_BYTES + 8);
+    }
+    if (key !== undefined) {
+      const at = header - keyBytes;
+      out.writeUInt32BE(keyBytes, at - KEY_LENGTH_BYTES);
+      out.write(key, at, 'utf8');
     }
     body.copy(out, header);
     return out;
@@ -154,6 +183,14 @@ export class Codec {
       };
     } else {
       record = { value: undefined, expiresAt };
+    }
+    if (flags & FLAG_KEY) {
+      if (bytes.length < header + KEY_LENGTH_BYTES)
+        throw new CacheDecodeError(`truncated header (${bytes.length} bytes)`);
+      const end = header + KEY_LENGTH_BYTES + buf.readUInt32BE(header);
+      if (bytes.length < end) throw new CacheDecodeError(`truncated key (${bytes.length} bytes)`);
+      record.key = buf.toString('utf8', header + KEY_LENGTH_BYTES, end);
+      header = end;
     }
     try {
       const deflated = (flags & FLAG_DEFLATED) !== 0;

@@ -1,6 +1,6 @@
 import type { Clock } from '../clock';
 import type { CacheRecord, Codec } from '../serialization/codec';
-import { isLocalTier, type TierWrite } from '../tiers/tier.interface';
+import { isLocalTier, type LocalRecord, type TierWrite } from '../tiers/tier.interface';
 import type { BackgroundWork } from './background';
 import { recordFor } from './local-records';
 import type { MutationLog } from './mutation-log';
@@ -48,14 +48,20 @@ export class Backfill {
         if (isLocalTier(tier)) {
           // The local tier, filled from a farther tier, which holds bytes: written at once.
           const meta = metaOf(record);
-          const r = recordFor(slot.mode, record.value, payload as Buffer, record.expiresAt, meta);
+          const { value, expiresAt, key: hashed } = record;
+          const r = recordFor(slot.mode, value, payload as Buffer, expiresAt, meta, hashed);
           tier.put(slot.keyFor(key, k), r, ttlMs);
           continue;
         }
         const p =
           source.mode === 'encoded'
             ? payload
-            : this.codec.encode(record.value, record.expiresAt, metaOf(record));
+            : this.codec.encode(
+                record.value,
+                record.expiresAt,
+                metaOf(record),
+                (payload as LocalRecord).key,
+              );
         (writes ??= []).push({ key: k, value: p, ttlMs });
       }
       if (writes === undefined) continue;

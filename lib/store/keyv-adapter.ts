@@ -28,10 +28,11 @@ function toStoredData<Value>(
 ): StoredData<Value> | undefined {
   if (record === undefined) return undefined;
   const expiry = record.staleAt || record.expiresAt;
-  return {
-    value: record.value,
-    expires: expiry === 0 ? undefined : Date.now() + (expiry - clock.now()),
-  };
+  if (expiry === 0) return { value: record.value, expires: undefined };
+  // The store found it live: never report it expired (Keyv would delete it from every tier,
+  // grace copy included, when a slow read crossed its expiry).
+  const now = Date.now();
+  return { value: record.value, expires: Math.max(now + (expiry - clock.now()), now + 1) };
 }
 
 /**
@@ -67,13 +68,17 @@ export class TieredKeyvAdapter extends EventEmitter implements KeyvStoreAdapter 
     return records.map((record) => toStoredData(record, this.clock));
   }
 
+  /**
+   * Keyv passes no TTL for "never" (it turns `0` into `undefined`) and applies its own default,
+   * which {@link createTieredKeyv} sets to the store's: so a missing TTL here means no expiry.
+   */
   async set(key: string, data: unknown, ttl?: number): Promise<boolean> {
-    return this.store.set(key, unwrap(data), ttl);
+    return this.store.set(key, unwrap(data), ttl ?? 0);
   }
 
   async setMany(entries: Array<{ key: string; value: unknown; ttl?: number }>): Promise<void> {
     await this.store.setMany(
-      entries.map((e) => ({ key: e.key, value: unwrap(e.value), ttl: e.ttl })),
+      entries.map((e) => ({ key: e.key, value: unwrap(e.value), ttl: e.ttl ?? 0 })),
     );
   }
 
@@ -97,6 +102,17 @@ export class TieredKeyvAdapter extends EventEmitter implements KeyvStoreAdapter 
     return this.store.clear();
   }
 
+  /**
+   * The store's live entries (see `TieredStore.iterate`) as Keyv's iterator reads them:
+   * `[key, { value, expires }]`. {@link createTieredKeyv} makes it the Keyv's `iterator()`.
+   * (Not named `iterator`: Keyv 5 takes an adapter's `iterator` only for the backends it knows,
+   * by `opts.dialect` or `opts.url`, which this adapter has not.)
+   */
+  async *entries<Value>(): AsyncGenerator<[key: string, data: StoredData<Value>]> {
+    for await (const [key, record] of this.store.iterateRecords<Value>())
+      yield [key, toStoredData(record, this.clock)!];
+  }
+
   disconnect(): Promise<void> {
     return this.store.disconnect();
   }
@@ -105,14 +121,25 @@ export class TieredKeyvAdapter extends EventEmitter implements KeyvStoreAdapter 
 /**
  * The one Keyv path: a Keyv over a tiered store (or over a new one built from `options`), set up
  * so that values keep their exact types and every entry is shared with direct store calls and
- * `TieredCache` under the same key: `createCache({ stores: [createTieredKeyv(store)] })`.
+ * `TieredCache` under the same key: `createCache({ stores: [createTieredKeyv(store)] })`. Its
+ * `iterator()` lists the store's live entries where the store can (see `TieredStore.iterate`).
  */
 export function createTieredKeyv(store: TieredStore | TieredStoreOptions = {}): Keyv {
-  return new Keyv({
-    store: new TieredKeyvAdapter(store instanceof TieredStore ? store : new TieredStore(store)),
+  const tiered = store instanceof TieredStore ? store : new TieredStore(store);
+  const adapter = new TieredKeyvAdapter(tiered);
+  const keyv = new Keyv({
+    store: adapter,
     serialize: undefined,
     deserialize: undefined,
     namespace: undefined,
     useKeyPrefix: false,
+    // Keyv's default TTL is the store's; `set(k, v, 0)` then reaches the store as "never".
+    ttl: tiered.opts.ttl || undefined,
+    // Bad input (an empty key, a function in a value) rejects, as it does on TieredCache.
+    throwOnErrors: true,
   });
+  // Keyv wires `iterator()` by itself only for adapters it recognizes: through its own
+  // generateIterator, so it behaves as it does over those (expired entries skipped).
+  keyv.iterator = keyv.generateIterator(() => adapter.entries());
+  return keyv;
 }

@@ -18,20 +18,23 @@ export class Outgoing {
     readonly expiresAt: number,
     readonly encoded: Buffer,
     readonly meta?: EntryMeta,
+    /** The key that was hashed, for an entry under a hashed final key (see `Codec.encode`). */
+    readonly key?: string,
   ) {}
 
   payloadFor(mode: PayloadMode): Buffer | LocalRecord {
     return mode === 'encoded'
       ? this.encoded
-      : recordFor(mode, this.value, this.encoded, this.expiresAt, this.meta);
+      : recordFor(mode, this.value, this.encoded, this.expiresAt, this.meta, this.key);
   }
 }
 
 /**
  * What a local tier keeps for `value`, whose encoded entry is `encoded`, with its read-through
- * metadata if any. In `copies` mode objects are never kept as the caller's (or another reader's)
- * own: a JSON tree gets a private copy; any other object keeps its bytes, in a buffer of their
- * own (a slice would pin its whole parent: a socket read, or the 8 KiB pool `allocUnsafe` uses).
+ * metadata and (under a hashed final key) the key that was hashed, if any. In `copies` mode
+ * objects are never kept as the caller's (or another reader's) own: a JSON tree gets a private
+ * copy; any other object keeps its bytes, in a buffer of their own (a slice would pin its whole
+ * parent: a socket read, or the 8 KiB pool `allocUnsafe` uses).
  */
 export function recordFor(
   mode: PayloadMode,
@@ -39,10 +42,12 @@ export function recordFor(
   encoded: Buffer,
   expiresAt: number,
   meta: EntryMeta | undefined,
+  key: string | undefined,
 ): LocalRecord {
   const record = localRecord(value, encoded.length, expiresAt);
   record.staleAt = meta?.staleAt;
   record.delta = meta?.delta;
+  record.key = key;
   if (mode === 'copies' && typeof value === 'object' && value !== null) {
     if (hasJsonBody(encoded)) {
       record.value = copyJsonTree(value);

@@ -1,7 +1,7 @@
 import type { Clock } from '../clock';
 import { at, invalid } from '../options';
 import { createTier } from '../tiers/create-tier';
-import type { LocalTier, Tier } from '../tiers/tier.interface';
+import { DEFAULT_LOCAL_TTL_CAP_MS, type LocalTier, type Tier } from '../tiers/tier.interface';
 import type { TierOptions } from '../tiers/tier-options';
 import type { CircuitBreakerOptions } from './circuit-breaker';
 import { TierSlot, type FailureReport } from './tier-slot';
@@ -43,21 +43,25 @@ export class TierChain {
         'must be a non-empty array of tier options ({ type: "memory" | "memcached" | "cassandra", … }) or tier objects',
       );
     const seen = new Map<string, number>();
-    this.slots = tiers.map((spec, i) => {
+    const built = tiers.map((spec, i) => {
       const type = (spec as { type?: unknown } | null)?.type;
       const count = (seen.get(String(type)) ?? 0) + 1;
       seen.set(String(type), count);
       const name = typeof type === 'string' && count > 1 ? `${type}[${count - 1}]` : type;
-      const built = createTier(spec, {
+      return createTier(spec, {
         path: at('tiers', i),
         name: (spec as { name?: string }).name ?? (name as string | undefined),
         clock: setup.clock,
       });
-      const local = built.tier.capabilities.local;
+    });
+    // A local tier in front of shared ones keeps entries at most the staleness bound by default.
+    const shared = built.some((b) => !b.tier.capabilities.local);
+    this.slots = built.map(({ tier, ttlCap, shareObjects }) => {
+      const local = tier.capabilities.local;
       return new TierSlot({
-        tier: built.tier,
-        ttlCap: built.ttlCap,
-        mode: !local ? 'encoded' : built.shareObjects ? 'shared' : 'copies',
+        tier,
+        ttlCap: ttlCap ?? (local && shared ? DEFAULT_LOCAL_TTL_CAP_MS : 0),
+        mode: !local ? 'encoded' : shareObjects ? 'shared' : 'copies',
         byCallerKey: local && !setup.keyFn,
         circuitBreaker: setup.circuitBreaker,
         clock: setup.clock,

@@ -7,6 +7,7 @@ import type { LocalRecord, LocalTier } from '../tiers/tier.interface';
 import { BackgroundWork } from './background';
 import { Backfill } from './backfill';
 import { Generation } from './generation';
+import { Iteration } from './iteration';
 import { isFresh } from './local-records';
 import { MutationLog } from './mutation-log';
 import { Reader } from './reader';
@@ -54,6 +55,7 @@ export class TieredStore extends EventEmitter {
   private readonly gen: Generation;
   private readonly reader: Reader;
   private readonly writer: Writer;
+  private readonly iteration: Iteration;
   /** The tier holding read-through leases (and its index, -1 for none). */
   private readonly lease: TierSlot | undefined;
   private readonly leaseIndex: number;
@@ -111,6 +113,7 @@ export class TieredStore extends EventEmitter {
     };
     this.reader = new Reader(parts);
     this.writer = new Writer(parts);
+    this.iteration = new Iteration(parts, this.reader);
   }
 
   /** This namespace's current generation (bumped by `clear()`). */
@@ -266,6 +269,21 @@ export class TieredStore extends EventEmitter {
 
   async hasMany(keys: string[]): Promise<boolean[]> {
     return (await this.getMany(keys)).map((v) => v !== undefined);
+  }
+
+  /**
+   * Every live entry of this namespace, version and current generation, as `[key, value]`, read
+   * from the farthest tier (it holds everything the chain stored), keys as they were given (with
+   * a `keyFn`: as it transformed them). Rejects when that tier cannot list its keys (memcached).
+   * On Cassandra it is a full table scan, page by page: for tools and maintenance, not hot paths.
+   */
+  async *iterate<T = unknown>(): AsyncGenerator<[key: string, value: T]> {
+    for await (const [key, record] of this.iteration.records()) yield [key, record.value as T];
+  }
+
+  /** {@link iterate} with each entry's record (value and expiry, as {@link getRecord} reads it). */
+  iterateRecords<T = unknown>(): AsyncGenerator<[key: string, record: CacheRecord<T>]> {
+    return this.iteration.records() as AsyncGenerator<[string, CacheRecord<T>]>;
   }
 
   // ---------------------------------------------------------------- writes

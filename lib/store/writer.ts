@@ -22,7 +22,7 @@ export class Writer {
   async set(key: string, value: unknown, ttl?: number): Promise<boolean> {
     const k = this.parts.keys.build(key);
     const ttlMs = ttlOption('ttl', ttl, this.parts.defaultTtl);
-    return this.writeEverywhere(key, k, this.prepare(value, ttlMs), ttlMs);
+    return this.writeEverywhere(key, k, this.prepare(key, k, value, ttlMs), ttlMs);
   }
 
   /**
@@ -41,7 +41,7 @@ export class Writer {
     const physical = ttlMs > 0 ? ttlMs + grace : 0;
     const mark = options.unchangedSince;
     if (mark !== undefined && this.parts.mutations.changedSince(k, mark)) return false;
-    return this.writeEverywhere(key, k, this.prepare(value, physical, meta), physical);
+    return this.writeEverywhere(key, k, this.prepare(key, k, value, physical, meta), physical);
   }
 
   /** One encoded value into every tier, concurrently, each with its capped TTL. */
@@ -67,7 +67,7 @@ export class Writer {
     const prepared = entries.map((e) => {
       const ttlMs = ttlOption('ttl', e.ttl, this.parts.defaultTtl);
       const k = this.parts.keys.build(e.key);
-      return { key: e.key, k, ttlMs, outgoing: this.prepare(e.value, ttlMs) };
+      return { key: e.key, k, ttlMs, outgoing: this.prepare(e.key, k, e.value, ttlMs) };
     });
     for (const p of prepared) this.parts.mutations.mutated(p.k);
     const results = await Promise.all(
@@ -161,9 +161,21 @@ export class Writer {
     return value;
   }
 
-  private prepare(value: unknown, ttlMs: number, meta?: EntryMeta): Outgoing {
+  /**
+   * Encodes the value of `key` (final key `k`) once for every tier; an entry under a hashed final
+   * key keeps the key that was hashed, so that iteration can name it.
+   */
+  private prepare(
+    key: string,
+    k: string,
+    value: unknown,
+    ttlMs: number,
+    meta?: EntryMeta,
+  ): Outgoing {
     const expiresAt = ttlMs > 0 ? this.parts.clock.now() + ttlMs : 0;
-    return new Outgoing(value, expiresAt, this.parts.codec.encode(value, expiresAt, meta), meta);
+    const hashed = this.parts.keys.hashedFrom(key, k);
+    const encoded = this.parts.codec.encode(value, expiresAt, meta, hashed);
+    return new Outgoing(value, expiresAt, encoded, meta, hashed);
   }
 
   private accepted(results: boolean[], op: string, key: string | undefined): boolean {

@@ -2,7 +2,6 @@ import { systemClock } from '../clock';
 import { at, describeValue, invalid, milliseconds } from '../options';
 import { CassandraTier } from './cassandra/cassandra.tier';
 import { MemcachedTier } from './memcached/memcached.tier';
-import { MEMORY_DEFAULTS } from './memory/memory.options';
 import { MemoryTier } from './memory/memory.tier';
 import type { Tier } from './tier.interface';
 import type { TierContext, TierOptions } from './tier-options';
@@ -10,8 +9,11 @@ import type { TierContext, TierOptions } from './tier-options';
 /** A tier ready for the chain, with the policy its options ask of the store. */
 export interface TierSetup {
   tier: Tier<unknown>;
-  /** Longest time an entry may live in it, ms; `0`: no cap. */
-  ttlCap: number;
+  /**
+   * Longest time an entry may live in it, ms; `0`: no cap; `undefined`: not set, the chain's
+   * default (see `DEFAULT_LOCAL_TTL_CAP_MS`).
+   */
+  ttlCap: number | undefined;
   /**
    * Local tiers: hand out the stored object itself instead of a copy per reader
    * (`serialize: false`).
@@ -43,7 +45,8 @@ export function createTier(
       path,
       `must be tier options ({ type: … }) or a tier object, got ${describeValue(spec)}`,
     );
-  if (isTierObject(spec)) return { tier: checkTier(spec, path), ttlCap: 0, shareObjects: false };
+  if (isTierObject(spec))
+    return { tier: checkTier(spec, path), ttlCap: undefined, shareObjects: false };
   const options = spec as TierOptions;
   const build = Object.hasOwn(BUILT_IN, options.type)
     ? BUILT_IN[options.type as keyof typeof BUILT_IN]
@@ -55,8 +58,8 @@ export function createTier(
         .map((t) => JSON.stringify(t))
         .join(', ')} (or give a tier object)`,
     );
-  const defaultCap = options.type === 'memory' ? MEMORY_DEFAULTS.ttl : 0;
-  const ttlCap = Math.ceil(milliseconds(at(path, 'ttl'), options.ttl, defaultCap, ' (0 = no cap)'));
+  const ttl = milliseconds(at(path, 'ttl'), options.ttl, NaN, ' (0 = no cap)');
+  const ttlCap = Number.isNaN(ttl) ? undefined : Math.ceil(ttl);
   const tier = build(options, { clock: systemClock, ...context });
   const shareObjects = options.type === 'memory' && options.serialize === false;
   return { tier, ttlCap, shareObjects };
@@ -78,12 +81,18 @@ function checkTier(tier: Tier<unknown>, path: string): Tier<unknown> {
   const needed = [...REQUIRED];
   if (caps.leases) needed.push('add', 'deleteIf');
   if (caps.counters) needed.push('increment');
+  if (caps.enumerate) needed.push('entries');
   if (caps.local) needed.push('peek', 'put', 'clear');
   const missing = needed.filter(
     (m) => typeof (tier as unknown as Record<string, unknown>)[m] !== 'function',
   );
   if (missing.length > 0)
     throw invalid(path, `tier object "${tier.name}" lacks ${missing.join(', ')}`);
+  if (caps.enumerate !== undefined && typeof caps.enumerate !== 'boolean')
+    throw invalid(
+      at(path, 'capabilities.enumerate'),
+      `must be true or false, got ${describeValue(caps.enumerate)}`,
+    );
   if (!(caps.ttlResolutionMs >= 1))
     throw invalid(at(path, 'capabilities.ttlResolutionMs'), 'must be a number of ms >= 1');
   if (!(caps.maxKeyBytes >= 64))

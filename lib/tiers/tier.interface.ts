@@ -51,6 +51,14 @@ export interface Tier<P = Buffer> {
    * {@link TierCapabilities.counters} is set.
    */
   increment?(key: string, by: number, ttlMs: number): Promise<number>;
+  /**
+   * Every live entry whose key starts with `prefix` (`''`: all of them), as `[key, payload]`, in
+   * no particular order: what the store's `iterate()` reads. A tier that holds many entries
+   * lists them page by page, never all at once; an entry written or deleted while it lists may
+   * or may not be listed. Made for tools and maintenance, not hot paths: it may be a scan of
+   * everything the backend holds. Required when {@link TierCapabilities.enumerate} is set.
+   */
+  entries?(prefix: string): AsyncIterable<[key: string, payload: P]>;
   /** Closes every socket; the tier is unusable afterwards. */
   close(): Promise<void>;
 }
@@ -75,6 +83,12 @@ export interface TierCapabilities {
    * authority and hold the namespace generation. The store takes the farthest shared one.
    */
   readonly counters: boolean;
+  /**
+   * Whether it can list its entries ({@link Tier.entries}), e.g. the memory tier and Cassandra
+   * (by paging through its table); memcached cannot. A store can be iterated when its farthest
+   * tier can, since that one holds everything the chain stored.
+   */
+  readonly enumerate: boolean;
   /** The unit its TTLs are kept in, ms: expiries are rounded up to it (e.g. 1000 for seconds). */
   readonly ttlResolutionMs: number;
   /** The longest key it accepts, in bytes of UTF-8 (`Infinity`: no limit). */
@@ -86,6 +100,14 @@ export interface TierCapabilities {
  * final keys (longer ones are hashed).
  */
 export const MAX_KEY_BYTES = 250;
+
+/**
+ * How long a local tier in front of shared ones keeps an entry unless its `ttl` option says
+ * otherwise, ms: the staleness bound between app instances (a write or delete made by another
+ * instance reaches this one's local tier at most this late). A chain with no shared tier has no
+ * such bound to keep, and no default cap.
+ */
+export const DEFAULT_LOCAL_TTL_CAP_MS = 5000;
 
 export interface TierWrite<P = Buffer> {
   key: string;
@@ -121,6 +143,11 @@ export interface LocalRecord {
   nested: readonly string[] | undefined;
   /** The encoded entry, decoded for each reader, when `value` is not kept. */
   encoded: Buffer | undefined;
+  /**
+   * Entries under a hashed final key only: the key that was hashed, so that iterating a local
+   * tier keyed by final keys can name the entry (see `KeyBuilder.hashedFrom`).
+   */
+  key: string | undefined;
 }
 
 /** A record holding `value` as it is, with no expiry or metadata (counters, leases, tests). */
@@ -134,6 +161,7 @@ export function localRecord(value: unknown, size = 16, expiresAt = 0): LocalReco
     tree: false,
     nested: undefined,
     encoded: undefined,
+    key: undefined,
   };
 }
 

@@ -18,6 +18,7 @@ export const ASYNC_OPERATIONS = [
   'add',
   'deleteIf',
   'increment',
+  'entries',
   'close',
 ] as const;
 
@@ -69,6 +70,8 @@ export class FaultTier<P = Buffer> implements Tier<P> {
   add?: (key: string, value: P, ttlMs: number) => Promise<boolean>;
   deleteIf?: (key: string, expected: P) => Promise<boolean>;
   increment?: (key: string, by: number, ttlMs: number) => Promise<number>;
+  /** Faults of `entries` apply when its first entry is asked for (before the wrapped tier lists). */
+  entries?: (prefix: string) => AsyncIterable<[key: string, payload: P]>;
 
   private readonly failures = new Map<TierOperation, Failure>();
   private readonly delays = new Map<AsyncOperation, number>();
@@ -91,7 +94,7 @@ export class FaultTier<P = Buffer> implements Tier<P> {
       TierOperation,
       number
     >;
-    const { add, deleteIf, increment } = inner;
+    const { add, deleteIf, increment, entries } = inner;
     if (add)
       this.add = (key, value, ttlMs) => this.run('add', () => add.call(inner, key, value, ttlMs));
     if (deleteIf)
@@ -100,6 +103,7 @@ export class FaultTier<P = Buffer> implements Tier<P> {
     if (increment)
       this.increment = (key, by, ttlMs) =>
         this.run('increment', () => increment.call(inner, key, by, ttlMs));
+    if (entries) this.entries = (prefix) => this.list(() => entries.call(inner, prefix));
     if (inner.capabilities.local) {
       const local = inner as unknown as LocalTier;
       Object.assign(this, {
@@ -242,6 +246,11 @@ export class FaultTier<P = Buffer> implements Tier<P> {
       if (outcome.error !== undefined) throw outcome.error;
     }
     return call();
+  }
+
+  /** {@link run} for `entries`: the faults apply to the first step of the listing. */
+  private async *list(call: () => AsyncIterable<[string, P]>): AsyncGenerator<[string, P]> {
+    yield* await this.run('entries', async () => call());
   }
 
   private runSync<T>(op: SyncOperation, call: () => T): T {

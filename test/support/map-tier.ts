@@ -7,7 +7,10 @@ export interface MapTierOptions {
   name?: string;
   /** TTLs are measured on it; default the system clock. */
   clock?: Clock;
-  /** Default: a shared tier with atomic leases and counters, 1 ms TTLs, 250-byte keys. */
+  /**
+   * Default: a shared tier with atomic leases and counters that lists its entries, 1 ms TTLs,
+   * 250-byte keys.
+   */
   capabilities?: Partial<TierCapabilities>;
   /** What it holds; give several tiers one backend to have them share it. Default: its own. */
   backend?: MapBackend;
@@ -33,18 +36,19 @@ export class MapTier implements Tier<Buffer> {
   readonly name: string;
   readonly kind = 'map';
   readonly capabilities: TierCapabilities;
-  private readonly entries: MapBackend;
+  private readonly backend: MapBackend;
   private readonly clock: Clock;
   private closed = false;
 
   constructor(options: MapTierOptions = {}) {
     this.name = options.name ?? 'map';
     this.clock = options.clock ?? systemClock;
-    this.entries = options.backend ?? new Map();
+    this.backend = options.backend ?? new Map();
     this.capabilities = {
       local: false,
       leases: 'atomic',
       counters: true,
+      enumerate: true,
       ttlResolutionMs: 1,
       maxKeyBytes: 250,
       ...options.capabilities,
@@ -53,8 +57,8 @@ export class MapTier implements Tier<Buffer> {
 
   /** Number of live entries (expired ones are dropped first). */
   get size(): number {
-    for (const key of [...this.entries.keys()]) this.live(key);
-    return this.entries.size;
+    for (const key of [...this.backend.keys()]) this.live(key);
+    return this.backend.size;
   }
 
   async connect(): Promise<void> {
@@ -87,14 +91,14 @@ export class MapTier implements Tier<Buffer> {
 
   async delete(key: string): Promise<boolean> {
     this.open();
-    return this.live(key) !== undefined && this.entries.delete(key);
+    return this.live(key) !== undefined && this.backend.delete(key);
   }
 
   async deleteMany(keys: readonly string[]): Promise<boolean> {
     this.open();
     let deleted = false;
     for (const key of keys)
-      if (this.live(key) !== undefined && this.entries.delete(key)) deleted = true;
+      if (this.live(key) !== undefined && this.backend.delete(key)) deleted = true;
     return deleted;
   }
 
@@ -109,7 +113,7 @@ export class MapTier implements Tier<Buffer> {
     this.open();
     const held = this.live(key);
     if (held === undefined || !held.value.equals(expected)) return false;
-    return this.entries.delete(key);
+    return this.backend.delete(key);
   }
 
   async increment(key: string, by: number, ttlMs: number): Promise<number> {
@@ -131,6 +135,18 @@ export class MapTier implements Tier<Buffer> {
     return next;
   }
 
+  /** The live entries under `prefix`, copied, as they are when the first one is asked for. */
+  async *entries(prefix: string): AsyncGenerator<[key: string, value: Buffer]> {
+    this.open();
+    const keys = [...this.backend.keys()].filter((key) => key.startsWith(prefix));
+    const live: [string, Buffer][] = [];
+    for (const key of keys) {
+      const held = this.live(key);
+      if (held !== undefined) live.push([key, Buffer.from(held.value)]);
+    }
+    yield* live;
+  }
+
   /** This instance is unusable afterwards; what it held stays (as on a server). */
   async close(): Promise<void> {
     this.closed = true;
@@ -142,15 +158,15 @@ export class MapTier implements Tier<Buffer> {
 
   private store(key: string, value: Buffer, ttlMs: number): void {
     const expiresAt = ttlMs > 0 ? this.clock.now() + ttlMs : 0;
-    this.entries.set(key, { value: Buffer.from(value), expiresAt });
+    this.backend.set(key, { value: Buffer.from(value), expiresAt });
   }
 
   /** The entry at `key` unless it expired (then it is dropped). */
   private live(key: string): Held | undefined {
-    const held = this.entries.get(key);
+    const held = this.backend.get(key);
     if (held === undefined) return undefined;
     if (held.expiresAt !== 0 && held.expiresAt <= this.clock.now()) {
-      this.entries.delete(key);
+      this.backend.delete(key);
       return undefined;
     }
     return held;

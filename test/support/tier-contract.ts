@@ -119,6 +119,8 @@ export function describeTierContract(name: string, target: TierContractTarget): 
         expect(hasDeleteIf).toBe(true);
       }
       if (caps.counters) expect(hasIncrement).toBe(true);
+      expect(typeof caps.enumerate).toBe('boolean');
+      if (caps.enumerate) expect(typeof tier.entries).toBe('function');
       expect(caps).toMatchObject(target.capabilities ?? {});
     });
 
@@ -266,6 +268,44 @@ export function describeTierContract(name: string, target: TierContractTarget): 
       });
     }
 
+    if (caps.enumerate) {
+      it('entries lists the live entries under a prefix, and only those', async () => {
+        const listed = async (t: Tier<unknown>, under: string) => {
+          const found = new Map<string, unknown>();
+          for await (const [k, payload] of t.entries!(under)) {
+            expect(found.has(k)).toBe(false); // each entry once
+            found.set(k, payload);
+          }
+          return found;
+        };
+        const held = Array.from({ length: 30 }, (_, i) => key(`e:${i}`));
+        await tier.setMany(
+          held.map((k, i) => ({ key: k, value: h(`v${i}`), ttlMs: i % 2 ? 0 : 60_000 })),
+        );
+        await tier.set(key('deleted'), h('deleted'), 60_000);
+        await tier.delete(key('deleted'));
+        await tier.set(key('expiring'), h('expiring'), shortTtl);
+        // Keys that only begin like the prefix, or hold it further in, are not under it.
+        await tier.set(`${prefix}x:outside`, h('outside'), 60_000);
+        await tier.set(`other:${prefix}:inside`, h('inside'), 60_000);
+        const expected = new Map<string, unknown>(held.map((k, i) => [k, h(`v${i}`)]));
+        expect(await listed(tier, `${prefix}:e:`)).toEqual(expected);
+        await expectExpiry([key('expiring')], shortTtl);
+        expect(await listed(tier, `${prefix}:`)).toEqual(expected);
+        expect(await listed(tier, key('e:1'))).toEqual(
+          new Map([...expected].filter(([k]) => k.startsWith(key('e:1')))),
+        );
+        expect(await listed(tier, key('none:'))).toEqual(new Map());
+        // Another instance of a shared tier lists the same; '' lists everything it holds.
+        expect(await listed(other, `${prefix}:`)).toEqual(expected);
+        const all = await listed(tier, '');
+        for (const k of [...held, `${prefix}x:outside`, `other:${prefix}:inside`])
+          expect(all.has(k)).toBe(true);
+        expect(all.has(key('deleted'))).toBe(false);
+        expect(all.has(key('expiring'))).toBe(false);
+      });
+    }
+
     if (hasAdd || caps.leases) {
       it('add stores only when the key is absent', async () => {
         expect(await tier.add!(key('k'), h('first'), 60_000)).toBe(true);
@@ -379,6 +419,10 @@ export function describeTierContract(name: string, target: TierContractTarget): 
       if (hasAdd) await expect(closing.add!(key('k'), h('v'), 0)).rejects.toMatchObject(closed);
       if (hasIncrement)
         await expect(closing.increment!(key('n'), 1, 0)).rejects.toMatchObject(closed);
+      if (caps.enumerate)
+        await expect(closing.entries!('')[Symbol.asyncIterator]().next()).rejects.toMatchObject(
+          closed,
+        );
       await expect(closing.close()).resolves.toBeUndefined();
       // Closing one instance leaves the others working.
       expect(await tier.getMany([key('k')])).toHaveLength(1);

@@ -26,6 +26,7 @@ describe('CassandraTier options', () => {
       local: false,
       leases: 'consensus',
       counters: true,
+      enumerate: true,
       ttlResolutionMs: 1000,
       maxKeyBytes: 65535,
     });

@@ -5,6 +5,8 @@ import { ROUND_TRIP_VALUES, expectSameValue } from '../support/values';
 
 const FLAG_DEFLATED = 0b1;
 const FLAG_JSON = 0b10;
+const FLAG_META = 0b100;
+const FLAG_KEY = 0b1000;
 
 describe('Codec', () => {
   const codec = new Codec();
@@ -93,6 +95,72 @@ describe('Codec', () => {
     expect(codec.decode(codec.encode({ a: shared, b: shared }, 0)).value).toEqual({
       a: { x: 1 },
       b: { x: 1 },
+    });
+  });
+
+  describe('the key of an entry under a hashed final key (flag bit 3)', () => {
+    const key = `long ${'ключ'.repeat(100)} with spaces\u0000`;
+
+    it.each([
+      ['a JSON body', { a: [1, 'x'] }, undefined],
+      ['a V8 body', new Map([[1, new Date(5)]]), undefined],
+      ['read-through metadata', { a: 1 }, { staleAt: 1234, delta: 56 }],
+      ['a deflated body', { text: 'abc'.repeat(10_000) }, undefined],
+    ])('is kept with %s, and read back with the entry', (_label, value, meta) => {
+      const bytes = codec.encode(value, 1_700_000_000_123, meta, key);
+      expect(bytes[1] & FLAG_KEY).toBe(FLAG_KEY);
+      const record = codec.decode(bytes);
+      expectSameValue(record.value, value);
+      expect(record.expiresAt).toBe(1_700_000_000_123);
+      expect(record.key).toBe(key);
+      if (meta) expect([record.staleAt, record.delta]).toEqual([1234, 56]);
+      else expect(record.staleAt).toBeUndefined();
+    });
+
+    it('sits after the header (and metadata): length uint32 BE, then UTF-8', () => {
+      const bytes = codec.encode('v', 9, { staleAt: 1, delta: 2 }, 'k é');
+      expect(bytes[1]).toBe(FLAG_JSON | FLAG_META | FLAG_KEY);
+      expect(bytes.readUInt32BE(26)).toBe(4);
+      expect(bytes.toString('utf8', 30, 34)).toBe('k é');
+      expect(bytes.toString('utf8', 34)).toBe('"v"');
+      const plain = codec.encode('v', 9, undefined, '');
+      expect(plain.readUInt32BE(10)).toBe(0);
+      expect(codec.decode(plain)).toEqual({ value: 'v', expiresAt: 9, key: '' });
+    });
+
+    it('is absent without a key: entries written before the flag decode as they did', () => {
+      const bytes = codec.encode({ a: 1 }, 7);
+      expect(bytes[1] & FLAG_KEY).toBe(0);
+      expect(codec.decode(bytes)).toEqual({ value: { a: 1 }, expiresAt: 7 });
+      // Bytes as the previous format wrote them: header, then the body.
+      const before = Buffer.concat([
+        Buffer.from([FORMAT_V1, FLAG_JSON]),
+        Buffer.alloc(8),
+        Buffer.from('[1,2]'),
+      ]);
+      expect(codec.decode(before)).toEqual({ value: [1, 2], expiresAt: 0 });
+      expect('key' in codec.decode(before)).toBe(false);
+    });
+
+    it.each([
+      [
+        'no room for its length',
+        Buffer.from([FORMAT_V1, FLAG_KEY, ...Array(10).fill(0)]),
+        'truncated header (12 bytes)',
+      ],
+      [
+        'a length past the end',
+        Buffer.concat([
+          Buffer.from([FORMAT_V1, FLAG_KEY]),
+          Buffer.alloc(8),
+          Buffer.from([0, 0, 0, 9]),
+          Buffer.from('abc'),
+        ]),
+        'truncated key (17 bytes)',
+      ],
+    ])('refuses %s with a CacheDecodeError', (_label, bytes, message) => {
+      expect(() => codec.decode(bytes)).toThrow(CacheDecodeError);
+      expect(() => codec.decode(bytes)).toThrow(message);
     });
   });
 

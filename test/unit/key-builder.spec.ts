@@ -38,6 +38,42 @@ describe('KeyBuilder', () => {
     expect(keys.build('ABC')).toBe('app:1:1:abc');
   });
 
+  it('tells which key a hashed final key hashed (after keyFn); plain ones name themselves', () => {
+    const keys = new KeyBuilder({ namespace: 'ns' });
+    const long = 'k'.repeat(300);
+    expect(keys.hashedFrom('a b', keys.build('a b'))).toBe('a b');
+    expect(keys.hashedFrom(long, keys.build(long))).toBe(long);
+    expect(keys.hashedFrom('plain', keys.build('plain'))).toBeUndefined();
+    expect(keys.hashedFrom('x#y', keys.build('x#y'))).toBeUndefined();
+    expect(keys.hashedFrom(7 as unknown as string, keys.build(7 as unknown as string))).toBe(
+      undefined,
+    );
+    keys.generation = 12; // a longer prefix
+    expect(keys.hashedFrom('a b', keys.build('a b'))).toBe('a b');
+    expect(keys.hashedFrom('plain', keys.build('plain'))).toBeUndefined();
+    const lower = new KeyBuilder({ keyFn: (k) => k.toLowerCase() });
+    expect(lower.hashedFrom('A B', lower.build('A B'))).toBe('a b');
+  });
+
+  it('reads final keys of one generation back, and nothing else', () => {
+    const keys = new KeyBuilder({ namespace: 'ns', version: 2 });
+    keys.generation = 1;
+    expect(keys.scanPrefix()).toBe('ns:2:1');
+    expect(keys.scanPrefix(10)).toBe('ns:2:10');
+    expect(keys.keyOf(keys.build('user:1'))).toBe('user:1');
+    expect(keys.keyOf(keys.build('x#y: z'))).toBeNull(); // hashed (a space)
+    expect(keys.keyOf(keys.leaseKey('user:1'))).toBeUndefined();
+    expect(keys.keyOf(keys.leaseKey('a b'))).toBeUndefined();
+    expect(keys.keyOf(keys.generationKey)).toBeUndefined();
+    for (const other of ['ns:2:0:k', 'ns:2:10:k', 'ns:2:10#h', 'ns:20:1:k', 'nsx:2:1:k', 'ns:2:1:'])
+      expect(keys.keyOf(other)).toBeUndefined();
+    expect(keys.keyOf('ns:2:0:k', 0)).toBe('k');
+    expect(keys.keyOf('ns:2:10:k', 10)).toBe('k');
+    keys.generation = 10;
+    expect(keys.keyOf('ns:2:10:k')).toBe('k');
+    expect(keys.keyOf('ns:2:1:k')).toBeUndefined();
+  });
+
   it.each([
     ['an empty key', '', 'cache key must not be empty'],
     [

@@ -27,9 +27,13 @@ const CAPABILITIES: TierCapabilities = Object.freeze({
   local: false,
   leases: 'consensus',
   counters: true,
+  enumerate: true,
   ttlResolutionMs: 1000,
   maxKeyBytes: 65535,
 });
+
+/** Rows per page of {@link CassandraTier.entries}. */
+const SCAN_PAGE_ROWS = 1000;
 
 /**
  * A Cassandra (or ScyllaDB) tier, over cassandra-driver.
@@ -48,8 +52,9 @@ export class CassandraTier implements Tier<Buffer> {
   /** Always `cassandra`. */
   readonly kind = 'cassandra';
   /**
-   * Remote; leases by lightweight transaction (Paxos); counters; TTLs in whole seconds; keys up
-   * to 65535 bytes (a CQL `text` partition key).
+   * Remote; leases by lightweight transaction (Paxos); counters; lists its entries (a full table
+   * scan, see {@link entries}); TTLs in whole seconds; keys up to 65535 bytes (a CQL `text`
+   * partition key).
    */
   readonly capabilities: TierCapabilities = CAPABILITIES;
   /** Name used in stats, logs and error events. */
@@ -272,6 +277,33 @@ export class CassandraTier implements Tier<Buffer> {
     return value.toNumber();
   }
 
+  /**
+   * The value rows whose key starts with `prefix`, read with `SELECT k, v` page by page
+   * ({@value SCAN_PAGE_ROWS} rows a page, the driver's `fetchSize` and `pageState`; the next page
+   * is asked for when this one has been consumed), each page at the configured consistency and
+   * timeout. Counters are not listed (they live in their own table).
+   *
+   * This is a **full table scan**: the partition key cannot be searched by prefix and there is no
+   * secondary index, so every row of the table is read and filtered here, whoever wrote it. It is
+   * made for tools and maintenance (listing, exporting, warming), never for a hot path. Rows
+   * written or deleted while it runs may or may not be listed; expired ones never are.
+   */
+  async *entries(prefix: string): AsyncGenerator<[key: string, value: Buffer]> {
+    let pageState: string | undefined;
+    do {
+      const rs = await this.execute(this.statements.scan, [], true, undefined, {
+        fetchSize: SCAN_PAGE_ROWS,
+        pageState,
+      });
+      for (const row of rs.rows) {
+        const k: unknown = row.get('k');
+        const v: unknown = row.get('v');
+        if (typeof k === 'string' && k.startsWith(prefix) && Buffer.isBuffer(v)) yield [k, v];
+      }
+      pageState = rs.pageState ?? undefined;
+    } while (pageState !== undefined);
+  }
+
   /** Shuts the driver down (sockets and timers); the tier is unusable afterwards. */
   async close(): Promise<void> {
     this.closed = true;
@@ -310,10 +342,6 @@ export class CassandraTier implements Tier<Buffer> {
   }
 
   /**
-   * Runs a prepared data statement at the configured consistency and timeout.
-   * Non-idempotent statements (counter updates, lightweight transactions) are never retried.
-   */
-  /**
    * The write timestamp of a write or delete, taken when it is called (microseconds, strictly
    * increasing in this tier): Cassandra keeps the write with the latest timestamp, so writes
    * made one after the other take effect in that order even when a later one reaches the
@@ -325,7 +353,18 @@ export class CassandraTier implements Tier<Buffer> {
     return types.Long.fromNumber(this.lastTimestamp);
   }
 
-  private execute(query: string, params: unknown[], idempotent: boolean, timestamp?: types.Long) {
+  /**
+   * Runs a prepared data statement at the configured consistency and timeout, with a write
+   * timestamp or one page's `fetchSize` and `pageState` when given. Non-idempotent statements
+   * (counter updates, lightweight transactions) are never retried.
+   */
+  private execute(
+    query: string,
+    params: unknown[],
+    idempotent: boolean,
+    timestamp?: types.Long,
+    paging?: Pick<QueryOptions, 'fetchSize' | 'pageState'>,
+  ) {
     const client = this.client;
     if (!client || !this.connected) {
       return Promise.reject(this.closed ? this.closedError() : this.notConnectedError());
@@ -339,6 +378,7 @@ export class CassandraTier implements Tier<Buffer> {
     };
     if (!idempotent) options.retry = NEVER_RETRY;
     if (timestamp !== undefined) options.timestamp = timestamp;
+    if (paging !== undefined) Object.assign(options, paging);
     return client.execute(query, params, options);
   }
 

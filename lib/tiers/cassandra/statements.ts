@@ -17,6 +17,8 @@ export interface CassandraStatements {
   deleteIf: string;
   increment: string;
   selectCounter: string;
+  /** Every value row: a full table scan, read page by page (see `CassandraTier.entries`). */
+  scan: string;
 }
 
 /** The data statements over `<keyspace>.<table>` and `<keyspace>.<table>_counters`. */
@@ -34,6 +36,7 @@ export function cassandraStatements(keyspace: string, table: string): CassandraS
     deleteIf: `DELETE FROM ${data} WHERE k = ? IF v = ?`,
     increment: `UPDATE ${counters} SET c = c + ? WHERE k = ?`,
     selectCounter: `SELECT c FROM ${counters} WHERE k = ?`,
+    scan: `SELECT k, v FROM ${data}`,
   };
 }
 

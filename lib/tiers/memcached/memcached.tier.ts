@@ -13,6 +13,8 @@ const CAPABILITIES = {
   local: false,
   leases: 'atomic',
   counters: true,
+  // The protocol has no key listing.
+  enumerate: false,
   ttlResolutionMs: 1000,
   maxKeyBytes: MAX_KEY_BYTES,
 } as const satisfies TierCapabilities;

@@ -4,9 +4,10 @@ import type { BaseTierOptions } from '../tier-options';
 export interface MemoryTierOptions extends BaseTierOptions {
   type: 'memory';
   /**
-   * TTL cap in ms. This is the staleness bound between app instances: a write or a delete made
-   * by another instance reaches this one's memory tier at most this late. `0`: no cap.
-   * @default 5000
+   * TTL cap in ms. In front of shared tiers this is the staleness bound between app instances: a
+   * write or a delete made by another instance reaches this one's memory tier at most this late.
+   * `0`: no cap.
+   * @default 5000 in front of a shared tier; 0 (none) when the memory tier is the only one
    */
   ttl?: number;
   /**
@@ -34,7 +35,6 @@ export interface MemoryTierOptions extends BaseTierOptions {
 
 /** Defaults of {@link MemoryTierOptions}. */
 export const MEMORY_DEFAULTS = {
-  ttl: 5000,
   maxBytes: 64 * 1024 * 1024,
   maxEntries: 100_000,
 } as const;

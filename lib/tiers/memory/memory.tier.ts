@@ -16,6 +16,7 @@ const CAPABILITIES = {
   local: true,
   leases: false,
   counters: false,
+  enumerate: true,
   ttlResolutionMs: 1,
   maxKeyBytes: Infinity,
 } as const satisfies TierCapabilities;
@@ -128,6 +129,18 @@ export class MemoryTier implements LocalTier {
 
   clear(): void {
     this.lru.clear();
+  }
+
+  /**
+   * The live entries whose key starts with `prefix`, as they are when the first one is asked
+   * for (a snapshot of the keys and records, which later writes do not change). Listing does not
+   * count as a use: it leaves the LRU order alone.
+   */
+  async *entries(prefix: string): AsyncGenerator<[key: string, record: LocalRecord]> {
+    this.assertOpen();
+    const live: [string, LocalRecord][] = [];
+    for (const entry of this.lru.entries()) if (entry[0].startsWith(prefix)) live.push(entry);
+    yield* live;
   }
 
   async increment(key: string, by: number, ttlMs: number): Promise<number> {
