@@ -349,6 +349,26 @@ describe('TieredStore failure handling (fault-injected tiers)', () => {
     expect(errors.map((e) => e.message)).toEqual(['far: set "k" failed: timed out']);
   });
 
+  it('a write held up on one tier (a retry, a reconnect) still lands before a later delete', async () => {
+    const { far, store } = rig();
+    await store.connect();
+    await store.set('other', 'x', 60_000);
+    far.hang('set');
+    const write = store.set('k', 'old', 60_000);
+    await settle();
+    // The delete is called after the set: on the far tier it waits for the set to settle.
+    const deleted = store.delete('k');
+    // Other keys are not held up.
+    expect(await within(store.delete('other'))).toBe(true);
+    expect(await within(deleted, 100)).toBe('still pending');
+    far.release('set');
+    expect(await write).toBe(true);
+    expect(await deleted).toBe(true);
+    const fresh = new TieredStore({ tiers: [far.inner as MapTier], clock: new ManualClock() });
+    expect(await fresh.get('k')).toBeUndefined();
+    expect(await fresh.get('other')).toBeUndefined();
+  });
+
   it('backfills the near tier after a far hit', async () => {
     const { near, far, store } = rig();
     await store.connect();
