@@ -54,7 +54,7 @@ export type { ErrorCode, MemcachedErrorKind } from './errors';
 
 // Keys, serialization, time
 export { KeyBuilder, type KeyBuilderOptions } from './keys/key-builder';
-export { Codec, type CacheRecord, type CodecOptions } from './serialization/codec';
+export { Codec, MAX_VALUE_DEPTH, type CacheRecord, type CodecOptions } from './serialization/codec';
 export { systemClock, type Clock } from './clock';
 
 // Herd protection
@@ -64,9 +64,10 @@ export type { CacheLookup, CacheStatus } from './herd/read-through';
 // NestJS module
 export { TieredCacheModule } from './nest/tiered-cache.module';
 export { TIERED_CACHE_OPTIONS } from './nest/tiered-cache.module-definition';
-export type {
-  TieredCacheModuleOptions,
-  TieredCacheModuleRootOptions,
+export {
+  DEFAULT_PRIVATE_HEADERS,
+  type TieredCacheModuleOptions,
+  type TieredCacheModuleRootOptions,
 } from './nest/tiered-cache.options';
 export type {
   CacheOptionsFactoryLike,

@@ -62,3 +62,73 @@ export function describeValue(value: unknown): string {
   if (Array.isArray(value)) return 'an array';
   return typeof value;
 }
+
+/**
+ * The option names of an options type, as a list checked by the compiler: `names` must have
+ * every key of `T` and no other, so an option added to the type without being added here (or
+ * the other way round) fails to compile.
+ */
+export function optionNames<T extends object>(names: {
+  readonly [K in keyof Required<T>]: true;
+}): readonly string[] {
+  return Object.freeze(Object.keys(names));
+}
+
+/**
+ * Throws an {@link InvalidOptionError} for the first own key of `options` that is not one of
+ * `known`, so that a typo (`ttL`, `server`) fails instead of quietly leaving an option at its
+ * default: `tiers[0].ttL: unknown option (did you mean "ttl"?)`, or, when no valid name is
+ * close, one that lists them. A key set to `undefined` counts too.
+ */
+export function onlyKnownKeys(path: string, options: object, known: readonly string[]): void {
+  for (const key of Object.keys(options)) {
+    if (known.includes(key)) continue;
+    const near = nearestName(key, known);
+    throw invalid(
+      at(path, key),
+      near === undefined
+        ? `unknown option (valid here: ${known.join(', ')})`
+        : `unknown option (did you mean ${JSON.stringify(near)}?)`,
+    );
+  }
+}
+
+/**
+ * The name in `names` closest to `name` (edit distance, ignoring case, a swap of two neighbouring
+ * letters counting as one edit), when it is close: at most a third of the longer name's length
+ * apart (at least one edit); `undefined` otherwise. A tie goes to the first.
+ */
+export function nearestName(name: string, names: readonly string[]): string | undefined {
+  const wanted = name.toLowerCase();
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const candidate of names) {
+    const d = editDistance(wanted, candidate.toLowerCase());
+    const limit = Math.max(1, Math.floor(Math.max(name.length, candidate.length) / 3));
+    if (d <= limit && d < bestDistance) {
+      best = candidate;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+/** Optimal string alignment distance: insertions, deletions, substitutions and adjacent swaps. */
+function editDistance(a: string, b: string): number {
+  const rows: number[][] = [];
+  for (let i = 0; i <= a.length; i++) {
+    rows.push([i]);
+    for (let j = 1; j <= b.length; j++) {
+      if (i === 0) {
+        rows[0].push(j);
+        continue;
+      }
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let d = Math.min(rows[i - 1][j] + 1, rows[i][j - 1] + 1, rows[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        d = Math.min(d, rows[i - 2][j - 2] + 1);
+      rows[i].push(d);
+    }
+  }
+  return rows[a.length][b.length];
+}

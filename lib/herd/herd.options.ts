@@ -1,4 +1,4 @@
-import { at, invalid, milliseconds } from '../options';
+import { at, invalid, milliseconds, onlyKnownKeys, optionNames } from '../options';
 
 /**
  * Herd protection settings of `getOrSet` and `@Cached()`: per call, per decorator, and as module
@@ -65,17 +65,31 @@ export const HERD_DEFAULTS: ResolvedHerdOptions = {
   hardTimeout: 0,
 };
 
+/** The names of {@link HerdOptions}. */
+export const HERD_OPTIONS = optionNames<HerdOptions>({
+  grace: true,
+  lockTimeout: true,
+  earlyRefresh: true,
+  timeout: true,
+  hardTimeout: true,
+});
+
 /**
  * Applies `options` over `base`, checking each field. `where` prefixes error messages, e.g.
  * `herd` or `@Cached()`.
+ * @param alsoKnown given, `options` may hold only herd settings and these other keys (a
+ *   decorator's `key`, `ttl`…; `[]` for herd settings alone): any other key is an
+ *   `InvalidOptionError` naming the nearest valid one. Not given, other keys are not checked.
  */
 export function resolveHerdOptions(
   options: HerdOptions | undefined,
   base: ResolvedHerdOptions = HERD_DEFAULTS,
   where = 'herd',
+  alsoKnown?: readonly string[],
 ): ResolvedHerdOptions {
   if (options === undefined) return base;
   if (options === null || typeof options !== 'object') throw invalid(where, 'must be an object');
+  if (alsoKnown !== undefined) onlyKnownKeys(where, options, [...HERD_OPTIONS, ...alsoKnown]);
   const ms = (field: keyof HerdOptions & keyof ResolvedHerdOptions): number => {
     return milliseconds(at(where, field), options[field], base[field]);
   };

@@ -1,6 +1,7 @@
 import type { ExecutionContext } from '@nestjs/common';
 import type { Reflector } from '@nestjs/core';
 import { herdOf } from '../herd/herd.options';
+import { at, describeValue, invalid } from '../options';
 import type { CacheEvictOptions } from './cache-evict.decorator';
 import type { CachedOptions } from './cached.decorator';
 import { CACHE_EVICT_METADATA, CACHED_METADATA } from './tiered-cache.constants';
@@ -71,4 +72,28 @@ export function getOrSetOptions(
 export function evictKeys(options: CacheEvictOptions, args: unknown[]): string[] {
   const keys = typeof options.keys === 'function' ? options.keys(...args) : options.keys;
   return Array.isArray(keys) ? keys : [keys];
+}
+
+/** An HTTP field name (RFC 9110 token). */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/**
+ * A list of HTTP header names at option `path`, in lower case; `fallback` when absent.
+ * @throws InvalidOptionError for anything but a list of header names, naming the bad entry.
+ */
+export function headerNames(
+  path: string,
+  value: unknown,
+  fallback: readonly string[],
+): readonly string[] {
+  if (value === undefined) return fallback;
+  if (!Array.isArray(value))
+    throw invalid(path, `must be a list of header names, got ${describeValue(value)}`);
+  return value.map((name: unknown, i) => {
+    if (typeof name !== 'string' || !HEADER_NAME.test(name)) {
+      const shown = typeof name === 'string' ? JSON.stringify(name) : describeValue(name);
+      throw invalid(at(path, i), `${shown} is not an HTTP header name`);
+    }
+    return name.toLowerCase();
+  });
 }

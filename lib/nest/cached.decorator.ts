@@ -1,6 +1,7 @@
 import { SetMetadata } from '@nestjs/common';
 import { type HerdOptions, resolveHerdOptions } from '../herd/herd.options';
-import { invalid, milliseconds, optionsObject } from '../options';
+import { invalid, milliseconds, optionNames, optionsObject } from '../options';
+import { headerNames } from './cached-call';
 import type { CacheDecorator, ConditionArgs } from './decorated-method';
 import { CACHED_METADATA } from './tiered-cache.constants';
 
@@ -20,8 +21,10 @@ export interface CachedOptions<
    * The cache key: a string, or a function of the method's arguments (on a provider method) or
    * of the request and the `ExecutionContext` (on a controller handler; see `CachedHandlerKey`).
    * @default on methods, `Class.method:` plus a stable form of the arguments (object key order
-   * does not matter); on handlers, the method, path and query with parameters sorted, plus the
-   * `vary` headers
+   * does not matter); on handlers, `Controller.handler:`, the method, the path exactly as received
+   * (never decoded nor normalised), the query (plain-named parameters sorted), the `Host` and
+   * `X-Forwarded-Host` headers and the `vary` headers, e.g.
+   * `ProductsController.list:GET /products?a=1&b=2 host="shop.example"`
    */
   key?: string | ((...args: Args) => string);
   /**
@@ -37,7 +40,11 @@ export interface CachedOptions<
    * @default every result is cached
    */
   condition?: (result: Result, ...args: ConditionArgs<Args>) => boolean;
-  /** Handlers only: request headers that become part of the default key, e.g. `['accept-language']`. */
+  /**
+   * Handlers only: request headers that become part of the default key, e.g.
+   * `['accept-language']`; the handler's responses name them in a `Vary` header.
+   * @default none
+   */
   vary?: string[];
   /**
    * Handlers only: HTTP methods that may be cached.
@@ -45,7 +52,8 @@ export interface CachedOptions<
    */
   methods?: string[];
   /**
-   * Handlers only: also cache requests that carry `Authorization` or `Cookie`. Such requests are
+   * Handlers only: also cache requests that carry a private header (the module's
+   * `privateHeaders`: `Authorization`, `Cookie`, `X-Api-Key`, … by default). Such requests are
    * never cached by default, since the response may belong to one caller; opting in requires a
    * `key` function, which must include the caller's identity.
    * @default false
@@ -54,6 +62,17 @@ export interface CachedOptions<
 }
 
 const WHERE = '@Cached()';
+
+/** The options of `@Cached()` beyond the herd settings (unknown keys are refused). */
+const CACHED_ONLY_OPTIONS = optionNames<Omit<CachedOptions, keyof HerdOptions>>({
+  key: true,
+  ttl: true,
+  namespace: true,
+  condition: true,
+  vary: true,
+  methods: true,
+  authorized: true,
+});
 
 /**
  * Caches the result of a controller handler (through the module's interceptor) or of a provider
@@ -74,6 +93,7 @@ export function Cached<Args extends unknown[] = unknown[], Result = unknown>(
     );
   }
   milliseconds(`${WHERE}.ttl`, options.ttl, 0);
-  resolveHerdOptions(options, undefined, WHERE);
+  headerNames(`${WHERE}.vary`, options.vary, []);
+  resolveHerdOptions(options, undefined, WHERE, CACHED_ONLY_OPTIONS);
   return SetMetadata(CACHED_METADATA, options);
 }

@@ -1,18 +1,21 @@
 import {
   type CallHandler,
   type ExecutionContext,
+  Inject,
   Injectable,
   type NestInterceptor,
   Optional,
   StreamableFile,
 } from '@nestjs/common';
 import { HttpAdapterHost, Reflector } from '@nestjs/core';
-import { type Observable, from, lastValueFrom, mergeMap } from 'rxjs';
+import { type Observable, from, lastValueFrom, mergeMap, tap } from 'rxjs';
 import { Readable } from 'node:stream';
-import { cachedKey, evictKeys, getOrSetOptions, readCachedCall } from './cached-call';
+import { cachedKey, evictKeys, getOrSetOptions, headerNames, readCachedCall } from './cached-call';
 import type { CachedOptions } from './cached.decorator';
 import type { CacheableRequest } from './decorated-method';
 import { X_CACHE_HEADER } from './tiered-cache.constants';
+import { TIERED_CACHE_OPTIONS } from './tiered-cache.module-definition';
+import { DEFAULT_PRIVATE_HEADERS, type TieredCacheModuleOptions } from './tiered-cache.options';
 import { TieredCache } from './tiered-cache.service';
 
 /** The parts of Express responses and Fastify replies this interceptor reads. */
@@ -23,12 +26,56 @@ interface HttpResponse {
 
 const DEFAULT_METHODS = ['GET', 'HEAD'];
 
+/** Beyond this many parameters a query is kept in received order (parsers cap the count). */
+const MAX_SORTED_PARAMETERS = 100;
+/** A parameter name that every query parser reads alike: no escapes, `+`, brackets nor dots. */
+const PLAIN_NAME = /^[A-Za-z0-9_~-]*$/;
+
+/**
+ * The request target of a key: the path exactly as received (never decoded nor normalised, so
+ * `/files/../item/7` and `/item/7` stay apart, as the router kept them), then the query with
+ * its parameters sorted by name when that cannot change what the handler reads: every name is
+ * plain, there are at most {@link MAX_SORTED_PARAMETERS}, no `#`; parameters of one name keep
+ * their order. Any other query is kept as received.
+ */
+export function requestTarget(rawUrl: string): string {
+  const mark = rawUrl.indexOf('?');
+  if (mark < 0) return rawUrl;
+  const query = rawUrl.slice(mark + 1);
+  const parameters = query.split('&');
+  if (query.includes('#') || parameters.length > MAX_SORTED_PARAMETERS) return rawUrl;
+  const named = parameters.map((parameter) => ({ parameter, name: parameter.split('=', 1)[0] }));
+  if (!named.every(({ name }) => PLAIN_NAME.test(name))) return rawUrl;
+  named.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)); // stable
+  return `${rawUrl.slice(0, mark)}?${named.map(({ parameter }) => parameter).join('&')}`;
+}
+
+/**
+ * ` host="name"`: the `Host` (HTTP/2: `:authority`) without its port, as the router matches it
+ * (`@Controller({ host })`) and as `request.hostname` gives it; `''` without one.
+ */
+function hostPart(request: CacheableRequest): string {
+  const header = request.headers.host ?? request.headers[':authority'];
+  if (typeof header !== 'string') return '';
+  const end = header.startsWith('[') ? header.indexOf(']') + 1 : header.indexOf(':');
+  return ` host=${JSON.stringify(end > 0 ? header.slice(0, end) : header)}`;
+}
+
+/** ` name="value"` for a request header in a key (JSON keeps any value unambiguous); `''` without it. */
+function headerPart(request: CacheableRequest, name: string): string {
+  const value = request.headers[name];
+  return value === undefined ? '' : ` ${name}=${JSON.stringify(value)}`;
+}
+
 /**
  * Applies `@Cached()` and `@CacheEvict()` to controller handlers (registered globally by the
  * module; handlers without that metadata pass straight through). HTTP semantics:
- * - only GET and HEAD by default; the default key is method + path + sorted query + `vary` headers;
- * - never caches a request carrying `Authorization` or `Cookie` (unless `authorized`), a response
- *   that sets a cookie, a non-2xx response or a stream;
+ * - only GET and HEAD by default; the default key is the handler, the method, the raw path,
+ *   the sorted query, the `Host` (and `X-Forwarded-Host`) and the `vary` headers;
+ * - never caches a request carrying a private header (module option `privateHeaders`;
+ *   `Authorization`, `Cookie`, `X-Api-Key`, … by default) unless `authorized`, a response that
+ *   sets a cookie, a non-2xx response or a stream;
+ * - names the `vary` headers in the response's `Vary`;
  * - concurrent requests for one key share one handler call, across processes too;
  * - sets `X-Cache: HIT | MISS | STALE`.
  *
@@ -36,11 +83,21 @@ const DEFAULT_METHODS = ['GET', 'HEAD'];
  */
 @Injectable()
 export class TieredCacheInterceptor implements NestInterceptor {
+  /** The request headers that make a request private (module option `privateHeaders`). */
+  protected readonly privateHeaders: readonly string[];
+
   constructor(
     protected readonly cache: TieredCache,
     protected readonly reflector: Reflector,
     @Optional() protected readonly adapterHost?: HttpAdapterHost,
-  ) {}
+    @Optional() @Inject(TIERED_CACHE_OPTIONS) moduleOptions?: TieredCacheModuleOptions,
+  ) {
+    this.privateHeaders = headerNames(
+      'privateHeaders',
+      moduleOptions?.privateHeaders,
+      DEFAULT_PRIVATE_HEADERS,
+    );
+  }
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     const call = readCachedCall(this.reflector, context.getHandler());
@@ -48,6 +105,10 @@ export class TieredCacheInterceptor implements NestInterceptor {
     const { cached, evict } = call;
     const request = context.switchToHttp().getRequest<CacheableRequest>();
     let result$ = cached ? this.cached(context, next, request, cached) : next.handle();
+    if (cached?.vary?.length) {
+      const response = context.switchToHttp().getResponse<HttpResponse>();
+      result$ = result$.pipe(tap(() => this.setVary(response, cached.vary ?? [])));
+    }
     if (evict) {
       result$ = result$.pipe(
         mergeMap(async (result) => {
@@ -100,7 +161,7 @@ export class TieredCacheInterceptor implements NestInterceptor {
     const request = context.switchToHttp().getRequest<CacheableRequest>();
     const method = (request.method ?? 'GET').toUpperCase();
     if (!(options.methods ?? DEFAULT_METHODS).includes(method)) return false;
-    if (!options.authorized && (request.headers.authorization || request.headers.cookie))
+    if (!options.authorized && this.privateHeaders.some((h) => request.headers[h] !== undefined))
       return false;
     return true;
   }
@@ -115,27 +176,50 @@ export class TieredCacheInterceptor implements NestInterceptor {
   }
 
   /**
-   * The cache key of a request: `@Cached({ key })`, else method + path + sorted query + `vary`
-   * headers; `undefined` when the adapter gives no URL (the request is then not cached).
+   * The cache key of a request: `@Cached({ key })`, else the default key (see `defaultKey`);
+   * `undefined` when the adapter gives no URL (the request is then not cached).
    */
   protected trackBy(context: ExecutionContext, options: CachedOptions): string | undefined {
     const request = context.switchToHttp().getRequest<CacheableRequest>();
-    return cachedKey(options, [request, context], () => this.defaultKey(request, options));
+    return cachedKey(options, [request, context], () => this.defaultKey(context, options));
   }
 
-  /** Method + path + sorted query + `vary` headers, or `undefined` without a request URL. */
-  private defaultKey(request: CacheableRequest, options: CachedOptions): string | undefined {
+  /**
+   * `Controller.handler:METHOD target host="…"` (the host name, without the port), then `x-forwarded-host` and the `vary` headers
+   * the request has; the target is the raw path and sorted query (see {@link requestTarget}).
+   * Naming the handler keeps handlers apart however the router picked them (path, `Host`,
+   * version header); the raw path keeps apart what the handler reads; the `Host` keeps virtual
+   * hosts apart. `undefined` without a request URL.
+   */
+  protected defaultKey(context: ExecutionContext, options: CachedOptions): string | undefined {
+    const request = context.switchToHttp().getRequest<CacheableRequest>();
     const rawUrl: string | undefined = this.adapterHost?.httpAdapter?.getRequestUrl?.(request);
     if (!rawUrl) return undefined;
-    const url = new URL(rawUrl, 'http://localhost');
-    url.searchParams.sort();
-    const query = url.searchParams.toString();
-    let key = `${(request.method ?? 'GET').toUpperCase()} ${url.pathname}${query ? `?${query}` : ''}`;
-    for (const header of options.vary ?? []) {
-      const value = request.headers[header.toLowerCase()];
-      key += ` ${header.toLowerCase()}=${Array.isArray(value) ? value.join(',') : (value ?? '')}`;
-    }
+    const handler = `${context.getClass().name}.${context.getHandler().name}`;
+    const method = (request.method ?? 'GET').toUpperCase();
+    let key = `${handler}:${method} ${requestTarget(rawUrl)}`;
+    key += hostPart(request);
+    key += headerPart(request, 'x-forwarded-host');
+    for (const header of options.vary ?? []) key += headerPart(request, header.toLowerCase());
     return key;
+  }
+
+  /** Adds the `vary` headers to the response's `Vary` (keeping what is there). */
+  private setVary(response: HttpResponse, vary: readonly string[]): void {
+    const adapter = this.adapterHost?.httpAdapter;
+    if (!adapter) return;
+    const current = response.getHeader?.('vary');
+    const names = (Array.isArray(current) ? current.join(',') : String(current ?? ''))
+      .split(',')
+      .map((name) => name.trim())
+      .filter(Boolean);
+    if (names.includes('*')) return;
+    const known = new Set(names.map((name) => name.toLowerCase()));
+    for (const name of vary) {
+      if (!known.has(name.toLowerCase())) names.push(name.toLowerCase());
+      known.add(name.toLowerCase());
+    }
+    adapter.setHeader(response, 'Vary', names.join(', '));
   }
 
   private setXCache(response: HttpResponse, status: string): void {

@@ -7,9 +7,10 @@ import { TieredStore } from '../store/tiered-store';
 import { CachedMethodsExplorer } from './cached-methods.explorer';
 import { optionsFrom, type TieredCacheModuleAsyncOptions } from './tiered-cache.async-options';
 import { ConfigurableModuleClass, TIERED_CACHE_OPTIONS } from './tiered-cache.module-definition';
-import type {
-  TieredCacheModuleOptions,
-  TieredCacheModuleRootOptions,
+import {
+  MODULE_ONLY_OPTIONS,
+  type TieredCacheModuleOptions,
+  type TieredCacheModuleRootOptions,
 } from './tiered-cache.options';
 import { TieredCacheInterceptor } from './tiered-cache.interceptor';
 import { TieredCache } from './tiered-cache.service';
@@ -32,7 +33,8 @@ import { TieredCache } from './tiered-cache.service';
   providers: [
     {
       provide: TieredStore,
-      useFactory: (options: TieredCacheModuleOptions) => new TieredStore(options),
+      useFactory: (options: TieredCacheModuleOptions) =>
+        new TieredStore(options, MODULE_ONLY_OPTIONS),
       inject: [TIERED_CACHE_OPTIONS],
     },
     {

@@ -1,5 +1,21 @@
 import type { HerdOptions } from '../herd/herd.options';
+import { optionNames } from '../options';
 import type { TieredStoreOptions } from '../store/tiered-store.options';
+
+/**
+ * The request headers that make a request private by default (see
+ * `TieredCacheModuleOptions.privateHeaders`): credentials and session identifiers.
+ */
+export const DEFAULT_PRIVATE_HEADERS: readonly string[] = Object.freeze([
+  'authorization',
+  'proxy-authorization',
+  'cookie',
+  'x-api-key',
+  'x-auth-token',
+  'x-access-token',
+  'x-csrf-token',
+  'x-xsrf-token',
+]);
 
 /** Options of `TieredCacheModule.forRoot()` / `forRootAsync()`: the tier engine's, plus module settings. */
 export interface TieredCacheModuleOptions extends TieredStoreOptions {
@@ -22,6 +38,15 @@ export interface TieredCacheModuleOptions extends TieredStoreOptions {
    * @default the defaults of each `HerdOptions` field
    */
   herd?: HerdOptions;
+  /**
+   * Request headers that make a request private: a `@Cached()` handler neither answers such a
+   * request from the cache nor stores its response (unless the handler sets `authorized`, with a
+   * key that names the caller). Names are case-insensitive; the list replaces the default (spread
+   * `DEFAULT_PRIVATE_HEADERS` to extend it).
+   * @default `DEFAULT_PRIVATE_HEADERS`: `authorization`, `proxy-authorization`, `cookie`,
+   * `x-api-key`, `x-auth-token`, `x-access-token`, `x-csrf-token`, `x-xsrf-token`
+   */
+  privateHeaders?: readonly string[];
 }
 
 /** Options of `forRoot()` / `register()`: the module's options plus `isGlobal`. */
@@ -32,3 +57,11 @@ export type TieredCacheModuleRootOptions = TieredCacheModuleOptions & {
    */
   isGlobal?: boolean;
 };
+
+/**
+ * The options the module reads itself, beyond the tier engine's: what the module passes to
+ * `new TieredStore(options, MODULE_ONLY_OPTIONS)` so that the store accepts them.
+ */
+export const MODULE_ONLY_OPTIONS = optionNames<
+  Omit<TieredCacheModuleOptions, keyof TieredStoreOptions>
+>({ failFast: true, logErrors: true, herd: true, privateHeaders: true });

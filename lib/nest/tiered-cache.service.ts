@@ -53,7 +53,7 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
     readonly store: TieredStore,
     @Inject(TIERED_CACHE_OPTIONS) private readonly options: TieredCacheModuleOptions,
   ) {
-    this.herd = resolveHerdOptions(options.herd);
+    this.herd = resolveHerdOptions(options.herd, undefined, 'herd', []);
     this.readThrough = new ReadThrough(store, {
       clock: options.clock ?? systemClock,
       onBackgroundError: (key, err) =>
@@ -149,7 +149,7 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
   ): Promise<CacheLookup<T>> {
     let herd: ResolvedHerdOptions;
     try {
-      herd = resolveHerdOptions(options, this.herd, 'getOrSet options');
+      herd = resolveHerdOptions(options, this.herd, 'getOrSet options', ['ttl', 'condition']);
     } catch (err) {
       return Promise.reject(err);
     }

@@ -1,7 +1,7 @@
 import { deserialize, serialize } from 'node:v8';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { CacheDecodeError } from '../errors';
-import { at, integer, invalid } from '../options';
+import { at, integer, invalid, onlyKnownKeys, optionNames } from '../options';
 
 /**
  * The one codec at the store boundary: turns a value plus its expiry into bytes that every tier
@@ -51,6 +51,15 @@ const META_BYTES = 16;
 /** The key's length field. */
 const KEY_LENGTH_BYTES = 4;
 
+/**
+ * How deeply a value's objects, arrays, Maps and Sets may nest (a value inside 1000 of them is
+ * cached; one more level is refused with a `TypeError`). Well under where V8 runs out of stack
+ * on Node 20 with the default stack size (measured from the top of the stack): decoding a V8 body
+ * of nested objects (`v8.deserialize`) overflows at about 1,950 levels, `v8.serialize` at about
+ * 3,100, `JSON.stringify` at about 4,200; the rest is left to the caller's own stack frames.
+ */
+export const MAX_VALUE_DEPTH = 1000;
+
 export interface CodecOptions {
   /**
    * Bodies at least this many bytes long are compressed with raw deflate (kept only when that
@@ -64,6 +73,8 @@ export interface CodecOptions {
    */
   compressLevel?: number;
 }
+
+const CODEC_OPTIONS = optionNames<CodecOptions>({ compressThreshold: true, compressLevel: true });
 
 /** A decoded entry. */
 export interface CacheRecord<T = unknown> {
@@ -96,6 +107,7 @@ export class Codec {
 
   /** @param path where `options` sit, for error messages (the store's is `serializer`). */
   constructor(options: CodecOptions = {}, path = '') {
+    onlyKnownKeys(path, options, CODEC_OPTIONS);
     this.threshold = integer(at(path, 'compressThreshold'), options.compressThreshold, 8192, 0);
     const level = options.compressLevel ?? 1;
     if (!Number.isInteger(level) || level < 1 || level > 9)
@@ -105,7 +117,8 @@ export class Codec {
 
   /**
    * Encodes a value. Throws a `TypeError` naming the path of anything that cannot be cached
-   * (a function, a symbol, a circular reference, a WeakMap, a Promise…).
+   * (a function, a symbol, a circular reference, a WeakMap, a Promise, objects nested deeper
+   * than {@link MAX_VALUE_DEPTH} levels…).
    * @param key the key that was hashed, for an entry under a hashed final key only (see
    *   {@link CacheRecord.key}); plain final keys name their entry themselves.
    */
@@ -279,7 +292,9 @@ function isAsciiDigits(bytes: Uint8Array): boolean {
 /**
  * Checks a value before it is encoded, in one walk:
  * - throws a `TypeError` naming the path of what cannot be cached. V8's serializer would accept
- *   cycles; the cache contract is stricter: a value must be a tree (shared references are fine);
+ *   cycles; the cache contract is stricter: a value must be a tree (shared references are fine),
+ *   at most {@link MAX_VALUE_DEPTH} levels deep (checked here, before V8 or this walk itself
+ *   would run out of stack);
  * - returns whether JSON carries the value exactly (then it gets the faster JSON body).
  */
 function inspect(value: unknown): boolean {
@@ -313,6 +328,8 @@ function walk(value: unknown, path: string, ancestors: Set<object>): boolean {
   if (ancestors.has(obj)) {
     throw new TypeError(`value cannot be cached: ${path} is a circular reference`);
   }
+  // The ancestors are the containers this one is nested in.
+  if (ancestors.size >= MAX_VALUE_DEPTH) throw tooDeep(path);
   if (obj instanceof WeakMap || obj instanceof WeakSet || obj instanceof Promise) {
     throw new TypeError(`value cannot be cached: ${path} is a ${obj.constructor.name}`);
   }
@@ -350,6 +367,17 @@ function walk(value: unknown, path: string, ancestors: Set<object>): boolean {
   }
   ancestors.delete(obj);
   return json;
+}
+
+/**
+ * The `TypeError` for a value nested deeper than {@link MAX_VALUE_DEPTH} levels; `path` is where
+ * the first level too many sits (shortened: it has over a thousand steps).
+ */
+export function tooDeep(path: string): TypeError {
+  const shown = path.length > 120 ? `${path.slice(0, 60)}…${path.slice(-40)}` : path;
+  return new TypeError(
+    `value cannot be cached: ${shown} is nested deeper than ${MAX_VALUE_DEPTH} levels`,
+  );
 }
 
 function describeKey(k: unknown): string {

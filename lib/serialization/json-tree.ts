@@ -1,3 +1,5 @@
+import { MAX_VALUE_DEPTH, tooDeep } from './codec';
+
 /**
  * Copies of JSON trees: plain objects and arrays of strings, numbers, booleans and `null`, the
  * values the codec gives a JSON body (see `Codec`). The memory tier keeps such a value as a
@@ -19,16 +21,19 @@
  *
  * `nested`, from {@link nestedKeys} of the same tree, spares the scan of the top-level object for
  * what needs a deep copy: worth it for a tree copied on every read.
+ *
+ * @throws TypeError, the codec's, for a tree nested deeper than `MAX_VALUE_DEPTH` levels (the
+ *   codec refuses to encode those, so a stored tree never is), instead of running out of stack.
  */
 export function copyJsonTree<T>(value: T, nested?: readonly string[]): T {
   if (typeof value !== 'object' || value === null) return value;
-  if (Array.isArray(value)) return copyArray(value) as T;
-  if (nested === undefined) return copyObject(value) as T;
+  if (Array.isArray(value)) return copyArray(value, 1) as T;
+  if (nested === undefined) return copyObject(value, 1) as T;
   const source = value as Record<string, unknown>;
   const out: Record<string, unknown> = { ...source };
   for (let i = 0; i < nested.length; i++) {
     const k = nested[i];
-    out[k] = copyNode(source[k] as object);
+    out[k] = copyNode(source[k] as object, 2);
   }
   return out as T;
 }
@@ -46,21 +51,23 @@ export function nestedKeys(tree: object): readonly string[] | undefined {
   return keys ?? FLAT;
 }
 
-function copyNode(v: object): unknown {
-  return Array.isArray(v) ? copyArray(v) : copyObject(v);
+/** A copy of `v`, an object or array at level `depth` of its tree (the top is level 1). */
+function copyNode(v: object, depth: number): unknown {
+  if (depth > MAX_VALUE_DEPTH) throw tooDeep('(value)…');
+  return Array.isArray(v) ? copyArray(v, depth) : copyObject(v, depth);
 }
 
-function copyArray(source: readonly unknown[]): unknown[] {
+function copyArray(source: readonly unknown[], depth: number): unknown[] {
   const length = source.length;
   const out = new Array<unknown>(length);
   for (let i = 0; i < length; i++) {
     const v = source[i];
-    out[i] = typeof v !== 'object' || v === null ? v : copyNode(v);
+    out[i] = typeof v !== 'object' || v === null ? v : copyNode(v, depth + 1);
   }
   return out;
 }
 
-function copyObject(source: object): Record<string, unknown> {
+function copyObject(source: object, depth: number): Record<string, unknown> {
   // Spread defines own properties: prototypes are dropped, and an own `__proto__` key stays an
   // own data property, so assigning it below sets that property, not the prototype.
   const out: Record<string, unknown> = { ...source };
@@ -68,7 +75,7 @@ function copyObject(source: object): Record<string, unknown> {
     const v = out[k];
     // `Object.hasOwn`: for-in also visits enumerable keys inherited from a polluted prototype.
     if (typeof v !== 'object' || v === null || !Object.hasOwn(out, k)) continue;
-    out[k] = copyNode(v);
+    out[k] = copyNode(v, depth + 1);
   }
   return out;
 }

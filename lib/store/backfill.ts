@@ -49,7 +49,15 @@ export class Backfill {
           // The local tier, filled from a farther tier, which holds bytes: written at once.
           const meta = metaOf(record);
           const { value, expiresAt, key: hashed } = record;
-          const r = recordFor(slot.mode, value, payload as Buffer, expiresAt, meta, hashed);
+          let r: LocalRecord;
+          try {
+            r = recordFor(slot.mode, value, payload as Buffer, expiresAt, meta, hashed);
+          } catch (err) {
+            // A value this version would not store (e.g. nested too deep), written elsewhere:
+            // served from the far tier as it is, never copied nearer.
+            slot.fail('backfill', key, err, false);
+            continue;
+          }
           tier.put(slot.keyFor(key, k), r, ttlMs);
           continue;
         }

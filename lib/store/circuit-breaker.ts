@@ -1,5 +1,5 @@
 import type { Clock } from '../clock';
-import { integer, milliseconds } from '../options';
+import { integer, milliseconds, onlyKnownKeys, optionNames } from '../options';
 
 export interface CircuitBreakerOptions {
   /**
@@ -13,6 +13,8 @@ export interface CircuitBreakerOptions {
    */
   cooldownMs?: number;
 }
+
+const BREAKER_OPTIONS = optionNames<CircuitBreakerOptions>({ failures: true, cooldownMs: true });
 
 export type CircuitState = 'closed' | 'open' | 'half-open';
 
@@ -34,6 +36,7 @@ export class CircuitBreaker {
     options: CircuitBreakerOptions,
     private readonly clock: Clock,
   ) {
+    onlyKnownKeys('circuitBreaker', options, BREAKER_OPTIONS);
     this.threshold = integer('circuitBreaker.failures', options.failures, 5, 1);
     this.cooldownMs = milliseconds('circuitBreaker.cooldownMs', options.cooldownMs, 10_000);
   }

@@ -1,11 +1,16 @@
 import type { Clock } from '../clock';
+import { optionNames } from '../options';
 import type { KeyBuilderOptions } from '../keys/key-builder';
 import type { CodecOptions } from '../serialization/codec';
 import type { Tier } from '../tiers/tier.interface';
 import type { TierOptions } from '../tiers/tier-options';
 import type { CircuitBreakerOptions } from './circuit-breaker';
 
-/** Options of {@link createTieredStore}. */
+/**
+ * Options of {@link createTieredStore}. A key that is none of these (nor of a built-in tier's,
+ * the serializer's or the circuit breaker's options) is an `InvalidOptionError` naming its path
+ * and the nearest valid name: `tiers[0].ttL: unknown option (did you mean "ttl"?)`.
+ */
 export interface TieredStoreOptions extends KeyBuilderOptions {
   /**
    * The tiers, nearest first: options of a built-in tier, or objects of your own implementing
@@ -36,3 +41,16 @@ export interface TieredStoreOptions extends KeyBuilderOptions {
    */
   clock?: Clock;
 }
+
+/** The names of {@link TieredStoreOptions}; any other key fails (see `TieredStore`). */
+export const TIERED_STORE_OPTIONS = optionNames<TieredStoreOptions>({
+  tiers: true,
+  ttl: true,
+  serializer: true,
+  circuitBreaker: true,
+  generationRefreshMs: true,
+  clock: true,
+  namespace: true,
+  version: true,
+  keyFn: true,
+});

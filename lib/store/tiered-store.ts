@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { systemClock, type Clock } from '../clock';
 import { InvalidOptionError, TierError } from '../errors';
+import { onlyKnownKeys } from '../options';
 import { KeyBuilder } from '../keys/key-builder';
 import { Codec, type CacheRecord } from '../serialization/codec';
 import type { LocalRecord, LocalTier } from '../tiers/tier.interface';
@@ -22,7 +23,7 @@ import { TierChain } from './tier-chain';
 import { FAILED, type TierSlot } from './tier-slot';
 import type { StoreParts } from './store-parts';
 import type { TierStats } from './tier-stats';
-import type { TieredStoreOptions } from './tiered-store.options';
+import { TIERED_STORE_OPTIONS, type TieredStoreOptions } from './tiered-store.options';
 import { Writer, ttlOption } from './writer';
 
 /**
@@ -62,8 +63,10 @@ export class TieredStore extends EventEmitter {
   private connecting: Promise<void> | undefined;
   private closed = false;
 
-  constructor(options: TieredStoreOptions = {}) {
+  /** @param alsoKnown keys a caller (the Nest module) passes with the options; others fail. */
+  constructor(options: TieredStoreOptions = {}, alsoKnown: readonly string[] = []) {
     super();
+    onlyKnownKeys('', options, [...TIERED_STORE_OPTIONS, ...alsoKnown]);
     this.opts = options;
     const clock = (this.clock = options.clock ?? systemClock);
     const codec = new Codec(options.serializer, 'serializer');

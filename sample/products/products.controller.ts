@@ -1,7 +1,7 @@
 import { Body, Controller, Get, Inject, Param, ParseIntPipe, Put, Query } from '@nestjs/common';
 import { CACHE_MANAGER } from '@nestjs/cache-manager';
 import type { Cache } from 'cache-manager';
-import { Cached, TieredCache } from '../../lib';
+import { Cached, type CacheableRequest, TieredCache } from '../../lib';
 import { type Product, ProductsRepository } from './products.repository';
 import { ProductsService } from './products.service';
 
@@ -14,9 +14,15 @@ export class ProductsController {
     @Inject(CACHE_MANAGER) private readonly cacheManager: Cache,
   ) {}
 
-  /** Cached on a controller handler: the key is method + path + sorted query. */
+  /**
+   * Cached on a controller handler, under a key of its own so that an update can evict it (the
+   * default key also holds the handler, the raw path and the host).
+   */
   @Get('products')
-  @Cached({ ttl: 30_000 })
+  @Cached({
+    ttl: 30_000,
+    key: (req: CacheableRequest) => `products:list:${String(req.query.maxPrice ?? '')}`,
+  })
   list(@Query('maxPrice') maxPrice?: string): Promise<Product[]> {
     return this.repository.findAll(maxPrice === undefined ? undefined : Number(maxPrice));
   }

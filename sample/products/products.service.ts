@@ -13,7 +13,7 @@ export class ProductsService {
   }
 
   /** Evicts the product (and the list) from every tier once the update succeeded. */
-  @CacheEvict({ keys: (id: number) => [`product:${id}`, 'GET /products'] })
+  @CacheEvict({ keys: (id: number) => [`product:${id}`, 'products:list:'] })
   update(id: number, changes: Partial<Pick<Product, 'name' | 'price'>>): Promise<Product> {
     return this.repository.update(id, changes);
   }

@@ -9,6 +9,7 @@ import {
   type TieredCacheModuleOptions,
   type TierOptions,
 } from '../../lib';
+import { MODULE_ONLY_OPTIONS } from '../../lib/nest/tiered-cache.options';
 import { testServers, uniqueName } from '../harness/env';
 import { eventually } from '../support/eventually';
 import { ManualClock } from '../support/manual-clock';
@@ -51,7 +52,7 @@ describe('read-through herd protection (real servers)', () => {
     extra: Partial<TieredCacheModuleOptions> = {},
   ): Promise<TieredCache> {
     const options: TieredCacheModuleOptions = { tiers, namespace, clock, herd, ...extra };
-    const cache = new TieredCache(new TieredStore(options), options);
+    const cache = new TieredCache(new TieredStore(options, MODULE_ONLY_OPTIONS), options);
     await cache.store.connect();
     open.push(cache);
     return cache;

@@ -1,4 +1,12 @@
-import { at, boolean, describeValue, invalid, positiveMilliseconds } from '../../options';
+import {
+  at,
+  boolean,
+  describeValue,
+  invalid,
+  onlyKnownKeys,
+  optionNames,
+  positiveMilliseconds,
+} from '../../options';
 import { HOST_PORT_FORMS, formatHostPort, parseHostPort } from '../host-port';
 import type { BaseTierOptions } from '../tier-options';
 import { COUNTER_SUFFIX } from './statements';
@@ -79,6 +87,26 @@ export interface ResolvedCassandraOptions {
   timeout: number;
 }
 
+const CASSANDRA_OPTIONS = optionNames<CassandraTierOptions>({
+  type: true,
+  ttl: true,
+  name: true,
+  contactPoints: true,
+  localDataCenter: true,
+  keyspace: true,
+  table: true,
+  replication: true,
+  createSchema: true,
+  consistency: true,
+  credentials: true,
+  timeout: true,
+});
+
+const CREDENTIALS = optionNames<NonNullable<CassandraTierOptions['credentials']>>({
+  username: true,
+  password: true,
+});
+
 /** Default port of the CQL native protocol. */
 const CASSANDRA_DEFAULT_PORT = 9042;
 
@@ -112,6 +140,7 @@ export function resolveCassandraOptions(
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
     throw invalid(path, `must be an object, got ${describeValue(options)}`);
   }
+  onlyKnownKeys(path, options, CASSANDRA_OPTIONS);
   const { contactPoints, port } = resolveContactPoints(at(path, 'contactPoints'), options);
   const { localDataCenter } = options;
   if (typeof localDataCenter !== 'string' || localDataCenter.trim() === '') {
@@ -230,5 +259,6 @@ function credentials(
   ) {
     throw invalid(path, 'expected { username: string, password: string }');
   }
+  if (value !== undefined) onlyKnownKeys(path, value, CREDENTIALS);
   return value;
 }

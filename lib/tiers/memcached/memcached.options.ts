@@ -1,4 +1,13 @@
-import { at, boolean, integer, invalid, optionsObject, positiveMilliseconds } from '../../options';
+import {
+  at,
+  boolean,
+  integer,
+  invalid,
+  onlyKnownKeys,
+  optionNames,
+  optionsObject,
+  positiveMilliseconds,
+} from '../../options';
 import type { HostPort } from '../host-port';
 import type { BaseTierOptions } from '../tier-options';
 import { parseServer, parseServers } from './servers';
@@ -103,6 +112,25 @@ export const DISCOVERY_DEFAULTS = {
 } as const;
 
 /** {@link MemcachedTierOptions} after validation and defaults. */
+const MEMCACHED_OPTIONS = optionNames<MemcachedTierOptions>({
+  type: true,
+  ttl: true,
+  name: true,
+  servers: true,
+  discovery: true,
+  timeout: true,
+  retries: true,
+  maxValueBytes: true,
+  failoverTime: true,
+});
+
+const DISCOVERY_OPTIONS = optionNames<MemcachedDiscoveryOptions>({
+  endpoint: true,
+  intervalMs: true,
+  ignoreErrors: true,
+  timeoutMs: true,
+});
+
 export interface ResolvedMemcachedOptions {
   /** The validated servers; `undefined` with `discovery`. */
   servers: HostPort[] | undefined;
@@ -134,6 +162,7 @@ export function resolveMemcachedOptions(
   path: string,
 ): ResolvedMemcachedOptions {
   const o = optionsObject(path, options);
+  onlyKnownKeys(path, o, MEMCACHED_OPTIONS);
   const timeoutMs = positiveMilliseconds(
     at(path, 'timeout'),
     o.timeout,
@@ -187,6 +216,7 @@ export function resolveDiscoveryOptions(
   if (options === undefined)
     throw invalid(path, 'expected { endpoint: "host:port", intervalMs?, ignoreErrors? }');
   const o = optionsObject(path, options);
+  onlyKnownKeys(path, o, DISCOVERY_OPTIONS);
   return {
     endpoint: parseServer(o.endpoint, at(path, 'endpoint')),
     intervalMs: integer(at(path, 'intervalMs'), o.intervalMs, DISCOVERY_DEFAULTS.intervalMs, 1),

@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import { systemClock } from '../../clock';
 import { TieredCacheError } from '../../errors';
-import { at, integer, optionsObject } from '../../options';
+import { at, integer, onlyKnownKeys, optionNames, optionsObject } from '../../options';
 import {
   localRecord,
   type LocalRecord,
@@ -20,6 +20,15 @@ const CAPABILITIES = {
   ttlResolutionMs: 1,
   maxKeyBytes: Infinity,
 } as const satisfies TierCapabilities;
+
+const MEMORY_OPTIONS = optionNames<MemoryTierOptions>({
+  type: true,
+  ttl: true,
+  name: true,
+  maxBytes: true,
+  maxEntries: true,
+  serialize: true,
+});
 
 /**
  * Process memory: an LRU (lru-cache) bounded by bytes (entries' encoded size and key length) and
@@ -40,6 +49,7 @@ export class MemoryTier implements LocalTier {
     const path = context.path ?? 'memory';
     this.name = context.name ?? options.name ?? 'memory';
     const o = optionsObject(path, options);
+    onlyKnownKeys(path, o, MEMORY_OPTIONS);
     const maxBytes = integer(at(path, 'maxBytes'), o.maxBytes, MEMORY_DEFAULTS.maxBytes, 1);
     const maxEntries = integer(at(path, 'maxEntries'), o.maxEntries, MEMORY_DEFAULTS.maxEntries, 1);
     if (o.serialize !== undefined && typeof o.serialize !== 'boolean')
