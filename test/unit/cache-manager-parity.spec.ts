@@ -71,7 +71,20 @@ describe('cache-manager over the tiered store vs over its default store', () => 
     await expect(cache.set('', 1)).rejects.toThrow('cache key must not be empty');
     await expect(cache.set('f', { f: () => 1 })).rejects.toThrow(/is a function/);
     await expect(cache.set('c', circular)).rejects.toThrow(/circular reference/);
+    await expect(cache.set('a\ud800b', 1)).rejects.toThrow(/lone UTF-16 surrogate/);
+    await expect(
+      cache.mset([
+        { key: 'ok', value: 1 },
+        { key: '', value: 2 },
+      ]),
+    ).rejects.toThrow('cache key must not be empty');
     expect(await store.get('f')).toBeUndefined();
     expect(await store.get('c')).toBeUndefined();
+    expect(await store.get('ok')).toBeUndefined(); // a batch with a bad key writes nothing
+    // The same through Keyv itself.
+    const keyv = createTieredKeyv(store);
+    await expect(keyv.set('', 1)).rejects.toThrow('cache key must not be empty');
+    await expect(keyv.set('g', { g: Symbol('x') })).rejects.toThrow(/is a symbol/);
+    expect(await store.get('g')).toBeUndefined();
   });
 });
