@@ -1,3 +1,4 @@
+import { Client } from 'cassandra-driver';
 /** The servers the integration tests use, as the global setup (or the user) named them. */
 export interface TestServers {
   memcached: string[];
@@ -30,4 +31,16 @@ export function testServers(): TestServers {
 /** A name unique to this test file and run, safe as a CQL identifier and a memcached key prefix. */
 export function uniqueName(prefix: string): string {
   return `${prefix}_${process.pid}_${Date.now().toString(36)}_${Math.floor(Math.random() * 1e6)}`;
+}
+
+/** Drops `keyspace` from the test Cassandra after this file's tests (a test file's own data). */
+export function dropKeyspaceAfterAll(keyspace: string): void {
+  afterAll(async () => {
+    const raw = new Client(testServers().cassandra);
+    try {
+      await raw.execute(`DROP KEYSPACE IF EXISTS "${keyspace}"`);
+    } finally {
+      await raw.shutdown();
+    }
+  });
 }

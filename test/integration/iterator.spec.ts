@@ -1,4 +1,3 @@
-import { Client } from 'cassandra-driver';
 import { InvalidOptionError, TieredCacheError } from '../../lib/errors';
 import { KeyBuilder } from '../../lib/keys/key-builder';
 import { Codec } from '../../lib/serialization/codec';
@@ -7,7 +6,7 @@ import { TieredStore } from '../../lib/store/tiered-store';
 import type { TieredStoreOptions } from '../../lib/store/tiered-store.options';
 import type { Tier } from '../../lib/tiers/tier.interface';
 import type { TierOptions } from '../../lib/tiers/tier-options';
-import { testServers, uniqueName } from '../harness/env';
+import { dropKeyspaceAfterAll, testServers, uniqueName } from '../harness/env';
 import { withFaults } from '../support/fault-tier';
 import { ManualClock } from '../support/manual-clock';
 import { MapTier } from '../support/map-tier';
@@ -25,14 +24,7 @@ const cassandra: TierOptions = {
   timeout: 20_000,
 };
 
-afterAll(async () => {
-  const raw = new Client(servers.cassandra);
-  try {
-    await raw.execute(`DROP KEYSPACE IF EXISTS "${keyspace}"`);
-  } finally {
-    await raw.shutdown();
-  }
-});
+dropKeyspaceAfterAll(keyspace);
 
 /** Everything an iteration yields, as a map (each key must come once). */
 async function listed<T>(source: AsyncIterable<[string, T]>): Promise<Map<string, T>> {

@@ -1,11 +1,10 @@
-import { Client } from 'cassandra-driver';
 import { TieredStore } from '../../lib/store/tiered-store';
 import { CassandraTier } from '../../lib/tiers/cassandra/cassandra.tier';
 import { MemcachedTier } from '../../lib/tiers/memcached/memcached.tier';
 import { MemoryTier } from '../../lib/tiers/memory/memory.tier';
 import { localRecord, type Tier } from '../../lib/tiers/tier.interface';
 import type { TierOptions } from '../../lib/tiers/tier-options';
-import { testServers, uniqueName } from '../harness/env';
+import { dropKeyspaceAfterAll, testServers, uniqueName } from '../harness/env';
 import { ManualClock } from '../support/manual-clock';
 import { describeTierContract } from '../support/tier-contract';
 
@@ -13,14 +12,7 @@ const servers = testServers();
 const keyspace = uniqueName('tier_contract').toLowerCase();
 const cassandra: TierOptions = { type: 'cassandra', ...servers.cassandra, keyspace };
 
-afterAll(async () => {
-  const raw = new Client(servers.cassandra);
-  try {
-    await raw.execute(`DROP KEYSPACE IF EXISTS "${keyspace}"`);
-  } finally {
-    await raw.shutdown();
-  }
-});
+dropKeyspaceAfterAll(keyspace);
 
 const clock = new ManualClock();
 describeTierContract('memory', {

@@ -1,8 +1,9 @@
 import { TieredStore, type TierOptions } from '../../lib';
-import { testServers, uniqueName } from '../harness/env';
+import { dropKeyspaceAfterAll, testServers, uniqueName } from '../harness/env';
 
 const servers = testServers();
 const keyspace = uniqueName('order').toLowerCase();
+dropKeyspaceAfterAll(keyspace);
 
 const PAIRS = 1000;
 /**
