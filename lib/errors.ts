@@ -29,6 +29,10 @@ export type ErrorCode =
   | 'E_CLUSTER_CONFIG'
   /** One memcached server failed a request (see {@link MemcachedError.kind}). */
   | 'E_MEMCACHED'
+  /** A tier did not answer in time (see {@link TierTimeoutError}). */
+  | 'E_TIER_TIMEOUT'
+  /** A value is larger than a tier stores (see `TierCapabilities.maxValueBytes`). */
+  | 'E_TOO_LARGE'
   /** The chain cannot do what was asked, e.g. `iterate()` when its farthest tier cannot list its keys. */
   | 'E_NOT_SUPPORTED';
 
@@ -142,6 +146,11 @@ export class MemcachedError extends TieredCacheError {
   readonly kind: MemcachedErrorKind;
   /** The binary protocol status the server answered with, for `server` errors. */
   readonly status: number | undefined;
+  /**
+   * Only this server failed while others of the tier still answer: the store counts and reports
+   * it, but leaves the tier's circuit closed (see `TierFailure`). Set by the tier.
+   */
+  partial = false;
 
   constructor(
     message: string,
@@ -158,6 +167,58 @@ export class MemcachedError extends TieredCacheError {
     this.kind = retryable ? (options?.kind ?? 'connection') : 'server';
     this.status = options?.status;
   }
+
+  /** The server did not answer in time (see `TierFailure`). */
+  get timedOut(): boolean {
+    return this.kind === 'timeout';
+  }
+}
+
+/**
+ * A value larger than a tier stores: raised by a tier that refuses it (a skip for the store, not
+ * a failure), and by the store when no shared tier can hold it.
+ */
+export class ValueTooLargeError extends TieredCacheError {
+  override readonly name = 'ValueTooLargeError';
+  /** See `TierFailure`. */
+  readonly tooLarge = true;
+  constructor(
+    message: string,
+    /** The encoded entry's size, bytes. */
+    readonly bytes: number,
+    /** The largest size accepted, bytes. */
+    readonly limit: number,
+  ) {
+    super('E_TOO_LARGE', message);
+  }
+}
+
+/**
+ * A tier's backend did not answer one request in time (a hung or overloaded server, or a server
+ * that gave up on the request itself). Carries `timedOut` (see `TierFailure`), so the store's
+ * circuit opens on it at once.
+ */
+export class TierTimeoutError extends TieredCacheError {
+  override readonly name = 'TierTimeoutError';
+  /** See `TierFailure`. */
+  readonly timedOut = true;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('E_TIER_TIMEOUT', message, options);
+  }
+}
+
+/** What an error says of the tier failure behind it (see `TierFailure` in the tier interface). */
+export function failureOf(error: unknown): {
+  timedOut: boolean;
+  partial: boolean;
+  tooLarge: boolean;
+} {
+  const e = (typeof error === 'object' && error !== null ? error : {}) as Record<string, unknown>;
+  return {
+    timedOut: e.timedOut === true,
+    partial: e.partial === true,
+    tooLarge: e.tooLarge === true,
+  };
 }
 
 /** The message of anything thrown: an `Error`'s own, else its string form. */

@@ -14,6 +14,7 @@ export type {
   LocalTier,
   Tier,
   TierCapabilities,
+  TierFailure,
   TierWrite,
 } from './tiers/tier.interface';
 export type {
@@ -49,6 +50,7 @@ export {
   MemcachedError,
   TierError,
   TieredCacheError,
+  ValueTooLargeError,
 } from './errors';
 export type { ErrorCode, MemcachedErrorKind } from './errors';
 

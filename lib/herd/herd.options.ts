@@ -16,8 +16,17 @@ export interface HerdOptions {
   grace?: number;
   /**
    * How long (ms) a caller waits for another process that holds the key's lease (and is
-   * computing it) before computing the value itself. It also bounds the lease: a crashed holder
-   * delays the others by at most this. Choose it above the factory's usual duration. A refresh
+   * computing it) before computing the value itself. It is also the lease's TTL: a crashed
+   * holder's lease runs out after at most this (plus up to 1 s on the servers), and the first
+   * waiter to find it free takes it over and computes. The other waiters then wait for that new
+   * holder, `lockTimeout` from when they saw it, instead of computing too (so a crash costs one
+   * extra origin call, not one per process). A holder still holding the lease when a waiter's
+   * `lockTimeout` passes is waited for until its lease must have run out (`lockTimeout` plus
+   * the tier's TTL resolution, 1 s on memcached and Cassandra). A waiter follows at most 3 such
+   * takeovers, so it waits at most 4 × (`lockTimeout` + TTL resolution) before computing itself
+   * (a `hardTimeout` answers the caller earlier; the wait goes on behind it). A lease that
+   * cannot be read is not waited on beyond `lockTimeout`. Choose it above the factory's usual
+   * duration. A refresh
    * slower than `lockTimeout` minus 1 s (the tiers count lease TTLs in whole seconds) may have
    * lost its lease, and with it the guarantee that a delete made meanwhile in another process
    * wins (deletes made through the same process always win).

@@ -8,6 +8,7 @@ import type { EntryStore } from './entry-store';
 import type { ResolvedHerdOptions } from './herd.options';
 import { Lease } from './lease';
 import { SingleFlight } from './single-flight';
+import { monotonicWaitClock, type WaitClock } from './wait-clock';
 
 /** What a read-through call answered with. */
 export type CacheStatus =
@@ -40,6 +41,8 @@ export interface ReadThroughHooks {
   onBackgroundError(key: string, error: unknown): void;
   /** Source of XFetch's randomness. Default `Math.random`. */
   random?: () => number;
+  /** What lease waits are timed on. Default: monotonic time and real timers. */
+  waitClock?: WaitClock;
 }
 
 /**
@@ -51,7 +54,7 @@ export interface ReadThroughHooks {
  *   the decoded value, as callers joining one factory call share its result);
  * - one per key across processes: a lease on the shared tiers (see {@link Lease});
  *   other processes poll for the value with backoff, up to `lockTimeout`, then compute
- *   themselves;
+ *   themselves, unless a new holder took a crashed one's lease over: then they wait for it;
  * - stale-while-revalidate within `grace`, early refresh (XFetch), fail-safe on factory errors,
  *   soft and hard timeouts;
  * - a delete made while a refresh is in flight wins: the refresh's value is not written back.
@@ -64,6 +67,7 @@ export class ReadThrough {
   private readonly holder = `${hostname()}:${process.pid}`;
   private readonly clock: Clock;
   private readonly random: () => number;
+  private readonly waitClock: WaitClock;
 
   constructor(
     private readonly store: EntryStore,
@@ -71,6 +75,7 @@ export class ReadThrough {
   ) {
     this.clock = hooks.clock;
     this.random = hooks.random ?? Math.random;
+    this.waitClock = hooks.waitClock ?? monotonicWaitClock;
   }
 
   /** Keys with a factory call (or a wait for another process) in flight in this process. */
@@ -142,7 +147,7 @@ export class ReadThrough {
   ): Promise<CacheLookup<T>> {
     return this.flights.do(key, async (): Promise<CacheLookup<T>> => {
       const mark = this.store.mutationMark();
-      const lease = new Lease(this.store, key, call, this.holder);
+      const lease = new Lease(this.store, key, call, this.holder, this.waitClock);
       await lease.acquire();
       if (lease.outcome === 'held') {
         const waited = await lease.waitForOther<T>((e) => this.replaces(e, stale));

@@ -18,7 +18,7 @@ export interface Found {
 /**
  * Copies hits found in a far tier into the nearer ones, with the entry's remaining TTL capped
  * per tier, without delaying the reader: a local tier is written at once, shared ones in the
- * background (one batch per tier). A read that began before a local mutation of the key (or a
+ * background (one batch per tier); a tier whose `maxValueBytes` the entry exceeds is skipped. A read that began before a local mutation of the key (or a
  * new generation) copies nothing: the newer write or delete wins.
  */
 export class Backfill {
@@ -42,6 +42,13 @@ export class Backfill {
         if (this.mutations.changedSince(k, mark)) continue;
         const remaining = record.expiresAt === 0 ? 0 : record.expiresAt - now;
         if (record.expiresAt !== 0 && remaining <= 0) continue;
+        const bytes =
+          source.mode === 'encoded' ? (payload as Buffer).length : (payload as LocalRecord).size;
+        if (bytes > slot.maxValueBytes) {
+          // More than this tier stores: served from the far tier, never copied nearer.
+          slot.counters.skipped++;
+          continue;
+        }
         const ttlMs = slot.ttlFor(remaining);
         slot.counters.backfills++;
         const tier = slot.tier;

@@ -12,9 +12,20 @@ export interface CircuitBreakerOptions {
    * @default 10000
    */
   cooldownMs?: number;
+  /**
+   * Consecutive timeouts that open the circuit (a tier error saying `timedOut`, see
+   * `TierFailure`). A timeout costs a caller the tier's whole timeout, so by default the first
+   * one opens it: a hung server then costs one timeout per `cooldownMs`, not one per request.
+   * @default 1
+   */
+  timeouts?: number;
 }
 
-const BREAKER_OPTIONS = optionNames<CircuitBreakerOptions>({ failures: true, cooldownMs: true });
+const BREAKER_OPTIONS = optionNames<CircuitBreakerOptions>({
+  failures: true,
+  cooldownMs: true,
+  timeouts: true,
+});
 
 export type CircuitState = 'closed' | 'open' | 'half-open';
 
@@ -26,7 +37,9 @@ export type CircuitState = 'closed' | 'open' | 'half-open';
 export class CircuitBreaker {
   private readonly threshold: number;
   private readonly cooldownMs: number;
+  private readonly timeoutThreshold: number;
   private consecutive = 0;
+  private consecutiveTimeouts = 0;
   private openUntil = 0;
   private probing = false;
   /** Times the circuit opened. */
@@ -39,6 +52,7 @@ export class CircuitBreaker {
     onlyKnownKeys('circuitBreaker', options, BREAKER_OPTIONS);
     this.threshold = integer('circuitBreaker.failures', options.failures, 5, 1);
     this.cooldownMs = milliseconds('circuitBreaker.cooldownMs', options.cooldownMs, 10_000);
+    this.timeoutThreshold = integer('circuitBreaker.timeouts', options.timeouts, 1, 1);
   }
 
   get state(): CircuitState {
@@ -56,13 +70,29 @@ export class CircuitBreaker {
 
   success(): void {
     this.consecutive = 0;
+    this.consecutiveTimeouts = 0;
     this.openUntil = 0;
     this.probing = false;
   }
 
-  failure(): void {
+  /**
+   * The tier answered, though not with a success of its own: it refused a value for its size, or
+   * one of its several servers failed. Changes no count, but ends a probe as a success (the tier
+   * is there), so that the circuit never stays half-open with nobody left to probe.
+   */
+  answered(): void {
+    if (this.probing) this.success();
+  }
+
+  /** Counts a failure; `timedOut`: the tier did not answer in time (see `timeouts`). */
+  failure(timedOut = false): void {
     this.consecutive++;
-    if (this.probing || this.consecutive >= this.threshold) {
+    if (timedOut) this.consecutiveTimeouts++;
+    if (
+      this.probing ||
+      this.consecutive >= this.threshold ||
+      this.consecutiveTimeouts >= this.timeoutThreshold
+    ) {
       if (this.openUntil === 0 || this.probing) this.opened++;
       this.openUntil = this.clock.now() + this.cooldownMs;
       this.probing = false;

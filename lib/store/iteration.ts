@@ -32,7 +32,8 @@ export class Iteration {
    * `[key, record]` of every live entry. Rejects (at the first step) with a
    * {@link TieredCacheError} when the farthest tier cannot list its keys, and when that tier
    * fails while listing (also reported as an `error` event). Ends early when the generation
-   * moves (`clear()`): what is left belongs to the old one.
+   * moves (`clear()`): what is left belongs to the old one. Starts once this store's
+   * background writes have landed, so that it lists what this store wrote.
    */
   async *records(): AsyncGenerator<[key: string, record: CacheRecord]> {
     const { slots, keys, clock, generation } = this.parts;
@@ -41,6 +42,8 @@ export class Iteration {
     if (!tier.capabilities.enumerate || typeof tier.entries !== 'function')
       throw cannotIterate(slot);
     await this.connect(slot);
+    // This store's own writes still on their way to that tier (see `Writer.setEntry`) land first.
+    await this.parts.background.drain();
     // The generation another instance may have bumped since this one last looked.
     await generation.refresh();
     const gen = keys.generation;

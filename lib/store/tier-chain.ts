@@ -1,5 +1,5 @@
 import type { Clock } from '../clock';
-import { at, invalid } from '../options';
+import { at, describeValue, invalid } from '../options';
 import { createTier } from '../tiers/create-tier';
 import { DEFAULT_LOCAL_TTL_CAP_MS, type LocalTier, type Tier } from '../tiers/tier.interface';
 import type { TierOptions } from '../tiers/tier-options';
@@ -12,6 +12,8 @@ export interface ChainSetup {
   /** Whether the store has a `keyFn` (then even the local tier holds final keys). */
   keyFn: boolean;
   circuitBreaker: CircuitBreakerOptions | undefined;
+  /** The store's `counters` option. */
+  counters: unknown;
   clock: Clock;
   report: FailureReport;
 }
@@ -20,8 +22,9 @@ export interface ChainSetup {
  * The tiers of one store, nearest first, each in its guarded slot, and the role each plays,
  * read from its capabilities alone:
  * - the local tier (at most one); when it is the nearest, the synchronous fast path;
- * - the counter authority, which also holds the namespace generation: the farthest shared tier
- *   that counts;
+ * - the counter authority, which holds the namespace generation: the farthest shared tier that
+ *   counts; and the counter tier, where `increment` counts: the authority, or with `counters:
+ *   'atomic'` the farthest shared tier whose counters are atomic;
  * - the lease tier: the farthest tier with the cheapest leases (`atomic` before `consensus`);
  * - the key limit: the smallest `maxKeyBytes` of all.
  */
@@ -31,6 +34,9 @@ export class TierChain {
   /** The local tier when it is the nearest one. */
   readonly near: LocalTier | undefined;
   readonly authority: TierSlot | undefined;
+  readonly counter: TierSlot | undefined;
+  /** See `StoreParts.writeBound`. */
+  readonly writeBound: number;
   readonly lease: TierSlot | undefined;
   readonly leaseIndex: number;
   readonly maxKeyBytes: number;
@@ -55,12 +61,12 @@ export class TierChain {
       });
     });
     // A local tier in front of shared ones keeps entries at most the staleness bound by default.
-    const shared = built.some((b) => !b.tier.capabilities.local);
+    const anyShared = built.some((b) => !b.tier.capabilities.local);
     this.slots = built.map(({ tier, ttlCap, shareObjects }) => {
       const local = tier.capabilities.local;
       return new TierSlot({
         tier,
-        ttlCap: ttlCap ?? (local && shared ? DEFAULT_LOCAL_TTL_CAP_MS : 0),
+        ttlCap: ttlCap ?? (local && anyShared ? DEFAULT_LOCAL_TTL_CAP_MS : 0),
         mode: !local ? 'encoded' : shareObjects ? 'shared' : 'copies',
         byCallerKey: local && !setup.keyFn,
         circuitBreaker: setup.circuitBreaker,
@@ -79,6 +85,26 @@ export class TierChain {
       if (this.leaseIndex >= 0) break;
     }
     this.lease = this.slots[this.leaseIndex];
+    this.counter = this.authority;
+    const mode = setup.counters ?? 'farthest';
+    if (mode === 'atomic') {
+      this.counter = this.slots.findLast(
+        (s) => !s.local && s.tier.capabilities.counters === 'atomic',
+      );
+      if (this.counter === undefined)
+        throw invalid(
+          'counters',
+          `'atomic' needs a shared tier whose counters are atomic (memcached); none of ${this.slots.map((s) => s.name).join(', ')} has them`,
+        );
+    } else if (mode !== 'farthest') {
+      throw invalid(
+        'counters',
+        `must be 'farthest' or 'atomic', got ${typeof mode === 'string' ? JSON.stringify(mode) : describeValue(mode)}`,
+      );
+    }
+    const shared = this.slots.findIndex((s) => !s.local);
+    this.writeBound =
+      this.leaseIndex >= 0 ? this.leaseIndex : shared >= 0 ? shared : this.slots.length - 1;
     this.maxKeyBytes = Math.min(...this.slots.map((s) => s.tier.capabilities.maxKeyBytes));
   }
 }

@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { Clock } from '../clock';
+import { failureOf } from '../errors';
 import type { Tier } from '../tiers/tier.interface';
 import { CircuitBreaker, type CircuitBreakerOptions } from './circuit-breaker';
 import type { PayloadMode } from './local-records';
@@ -9,6 +10,21 @@ import { WriteOrder } from './write-order';
 /** What a guarded call resolves when the tier failed or its circuit was open. */
 export const FAILED = Symbol('failed');
 export type Failed = typeof FAILED;
+
+/**
+ * What became of one value sent to a tier: `stored`; `failed` (an error, or an open circuit);
+ * `tooLarge`: larger than the tier stores (its `maxValueBytes`, or the tier refused it), so the
+ * key was deleted there instead.
+ */
+export type WriteOutcome = 'stored' | 'failed' | 'tooLarge';
+
+/** One value for {@link TierSlot.writeValues}: tier key, encoded size, payload, capped TTL. */
+export interface ValueWrite {
+  at: string;
+  bytes: number;
+  value: unknown;
+  ttlMs: number;
+}
 
 /** Where a slot sends its failures: tier name, operation, key, what was thrown. */
 export type FailureReport = (
@@ -53,6 +69,8 @@ export class TierSlot {
    */
   readonly byCallerKey: boolean;
   readonly breaker: CircuitBreaker;
+  /** The largest encoded entry the tier stores (`capabilities.maxValueBytes`; none: Infinity). */
+  readonly maxValueBytes: number;
   readonly counters = new TierCounters();
   private readonly order = new WriteOrder();
   /** False until `connect()` succeeded; a tier that failed to connect is connected again on use. */
@@ -69,6 +87,7 @@ export class TierSlot {
     this.byCallerKey = setup.byCallerKey;
     this.breaker = new CircuitBreaker(setup.circuitBreaker ?? {}, setup.clock);
     this.report = setup.report;
+    this.maxValueBytes = setup.tier.capabilities.maxValueBytes ?? Infinity;
     // A local tier has nothing to connect to: its writes land synchronously from the start.
     this.connected = this.local;
   }
@@ -134,6 +153,77 @@ export class TierSlot {
     return (await this.callInOrder(op, key, at, fn)) !== FAILED;
   }
 
+  /**
+   * Writes values in write order (see {@link callInOrder}), one outcome per value. A value larger
+   * than {@link maxValueBytes} is never sent: its key is deleted on this tier instead, so an older
+   * value is not served after this newer write, and it counts as skipped. So is one the tier
+   * refuses for its size (an error saying `tooLarge`); when it refuses a batch, each value of it
+   * is tried on its own, to tell which.
+   */
+  writeValues(
+    op: string,
+    key: string | undefined,
+    writes: readonly ValueWrite[],
+  ): Promise<WriteOutcome[]> {
+    const keys = writes.map((w) => w.at);
+    const body = () => this.sendValues(op, key, writes, true);
+    return this.local ? body() : this.order.run(keys, body);
+  }
+
+  private async sendValues(
+    op: string,
+    key: string | undefined,
+    writes: readonly ValueWrite[],
+    batch: boolean,
+  ): Promise<WriteOutcome[]> {
+    const fit = writes.filter((w) => w.bytes <= this.maxValueBytes);
+    const over = writes.filter((w) => w.bytes > this.maxValueBytes);
+    const outcomes = new Map<ValueWrite, WriteOutcome>();
+    const tier = this.tier;
+    if (over.length > 0) {
+      this.counters.skipped += over.length;
+      for (const w of over) outcomes.set(w, 'tooLarge');
+      const gone = over.map((w) => w.at);
+      await this.call(op, key, () =>
+        gone.length === 1 ? tier.delete(gone[0]) : tier.deleteMany(gone),
+      );
+    }
+    if (fit.length > 0) {
+      let outcome: WriteOutcome = 'stored';
+      let refused = false;
+      if (!this.breaker.allow()) {
+        this.counters.skipped++;
+        outcome = 'failed';
+      } else {
+        await this.run(
+          op,
+          key,
+          () =>
+            fit.length === 1
+              ? tier.set(fit[0].at, fit[0].value, fit[0].ttlMs)
+              : tier.setMany(fit.map((w) => ({ key: w.at, value: w.value, ttlMs: w.ttlMs }))),
+          true,
+        ).catch((err: unknown) => {
+          outcome = 'failed';
+          refused = failureOf(err).tooLarge;
+        });
+      }
+      if (refused && fit.length > 1 && batch) {
+        // Which of them? Each on its own (the refused ones are deleted there).
+        for (const w of fit) outcomes.set(w, (await this.sendValues(op, key, [w], false))[0]);
+      } else if (refused) {
+        for (const w of fit) outcomes.set(w, 'tooLarge');
+        const gone = fit.map((w) => w.at);
+        await this.call(op, key, () =>
+          gone.length === 1 ? tier.delete(gone[0]) : tier.deleteMany(gone),
+        );
+      } else {
+        for (const w of fit) outcomes.set(w, outcome);
+      }
+    }
+    return writes.map((w) => outcomes.get(w)!);
+  }
+
   /** {@link attempt} in write order (see {@link callInOrder}): counters. */
   attemptInOrder<T>(op: string, key: string, at: string, fn: () => Promise<T>): Promise<T> {
     if (this.local) return this.attempt(op, key, fn);
@@ -142,11 +232,21 @@ export class TierSlot {
 
   /**
    * Counts and reports a failure. `tierFault` false (e.g. bytes that do not decode) leaves the
-   * circuit breaker alone: the tier itself answered.
+   * circuit breaker alone: the tier itself answered. So does an error saying `partial` (one
+   * server of several failed), or `tooLarge` (a refused value: counted as a skip, not reported);
+   * one saying `timedOut` counts as a timeout (see `TierFailure`).
    */
   fail(op: string, key: string | undefined, err: unknown, tierFault = true): void {
+    const failure = failureOf(err);
+    if (failure.tooLarge) {
+      this.counters.skipped++;
+      if (tierFault) this.breaker.answered();
+      return;
+    }
     this.counters.errors++;
-    if (tierFault) this.breaker.failure();
+    if (!tierFault) return this.report(this.name, op, key, err);
+    if (failure.partial) this.breaker.answered();
+    else this.breaker.failure(failure.timedOut);
     this.report(this.name, op, key, err);
   }
 

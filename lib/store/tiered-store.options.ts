@@ -27,6 +27,25 @@ export interface TieredStoreOptions extends KeyBuilderOptions {
   ttl?: number;
   /** Serialization: compression threshold and level. */
   serializer?: CodecOptions;
+  /**
+   * Which tier `increment` counts on:
+   * - `'farthest'`: the farthest shared tier that counts (Cassandra's counter table when there is
+   *   one, else memcached). Every increment is counted exactly once and survives memcached
+   *   restarts, but Cassandra cannot say what its own update made the total: the value resolved
+   *   is the counter read after this call's update, which includes every increment finished
+   *   before this call began and this one, and possibly some made concurrently (two calls may
+   *   resolve the same number). Right for totals (hits, quotas), not for sequence numbers.
+   * - `'atomic'`: the farthest shared tier whose counters are atomic (memcached `incr`): each call
+   *   resolves its own result, so concurrent calls never resolve the same number (sequence
+   *   numbers, ids). Memcached keeps counters in memory only: when the node holding one restarts,
+   *   or evicts it, or its TTL ends, the counter is lost and the next increment starts again from
+   *   `by` (numbers handed out before come again). Throws when no shared tier has atomic counters.
+   *
+   * Either way the namespace generation (`clear()`) stays on the farthest shared tier that counts.
+   * Anything else is an `InvalidOptionError`.
+   * @default 'farthest'
+   */
+  counters?: 'farthest' | 'atomic';
   /** Per-tier circuit breaker. */
   circuitBreaker?: CircuitBreakerOptions;
   /**
@@ -48,6 +67,7 @@ export const TIERED_STORE_OPTIONS = optionNames<TieredStoreOptions>({
   ttl: true,
   serializer: true,
   circuitBreaker: true,
+  counters: true,
   generationRefreshMs: true,
   clock: true,
   namespace: true,

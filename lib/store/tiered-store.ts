@@ -37,8 +37,8 @@ import { Writer, ttlOption } from './writer';
  *   breaker skips it after consecutive failures.
  * - `clear()` bumps this namespace's generation instead of flushing shared servers.
  * - Roles come from each tier's capabilities: the local tier (at most one) is the fast path, the
- *   farthest shared tier that counts holds counters and the generation, the farthest tier with
- *   the cheapest leases holds read-through leases.
+ *   farthest shared tier that counts holds the generation (and counters, see `counters`), the
+ *   farthest tier with the cheapest leases holds read-through leases.
  */
 export class TieredStore extends EventEmitter {
   /** Options as given. */
@@ -72,14 +72,16 @@ export class TieredStore extends EventEmitter {
     const codec = new Codec(options.serializer, 'serializer');
     const defaultTtl = ttlOption('ttl', options.ttl, 0);
     const refreshMs = ttlOption('generationRefreshMs', options.generationRefreshMs, 5000);
+    const report = (tier: string, op: string, key: string | undefined, err: unknown) => {
+      if (this.listenerCount('error') > 0) this.emit('error', new TierError(tier, op, key, err));
+    };
     const chain = new TierChain({
       tiers: options.tiers,
       keyFn: options.keyFn !== undefined,
       circuitBreaker: options.circuitBreaker,
+      counters: options.counters,
       clock,
-      report: (tier, op, key, err) => {
-        if (this.listenerCount('error') > 0) this.emit('error', new TierError(tier, op, key, err));
-      },
+      report,
     });
     const { slots, local, authority, lease } = chain;
     this.slots = slots;
@@ -112,6 +114,10 @@ export class TieredStore extends EventEmitter {
       generation: this.gen,
       defaultTtl,
       authority,
+      counter: chain.counter,
+      writeBound: chain.writeBound,
+      background,
+      report,
       lease,
     };
     this.reader = new Reader(parts);
@@ -292,9 +298,9 @@ export class TieredStore extends EventEmitter {
   // ---------------------------------------------------------------- writes
 
   /**
-   * Stores `value` under `key` in every tier. `ttl` in ms (default: the store's `ttl`; `0` = no
-   * expiry), capped per tier. Throws a `TypeError` (and writes nothing) when the value cannot be
-   * serialized; resolves true when at least one tier accepted the write.
+   * Stores `value` under `key` in every tier, `ttl` ms (default: the store's `ttl`; `0` = no
+   * expiry), capped per tier; resolves true when a tier accepted it. See `Writer.set`: values
+   * that cannot be serialized, or that no shared tier can hold, reject.
    */
   set(key: string, value: unknown, ttl?: number): Promise<boolean> {
     return this.writer.set(key, value, ttl);
@@ -306,7 +312,8 @@ export class TieredStore extends EventEmitter {
 
   /**
    * Stores a read-through entry: `value` is fresh for `ttl`, then stale (readable through
-   * {@link getEntry} only) for `grace` more ms. See `SetEntryOptions`. Resolves whether it wrote.
+   * {@link getEntry} only) for `grace` more ms. See `SetEntryOptions`. Resolves whether it wrote,
+   * without waiting for tiers beyond the lease tier (see `Writer.setEntry`).
    * @internal
    */
   setEntry(key: string, value: unknown, options: SetEntryOptions = {}): Promise<boolean> {
@@ -393,12 +400,7 @@ export class TieredStore extends EventEmitter {
     return this.gen.refresh();
   }
 
-  /**
-   * Adds `by` to the counter at `key` and returns the new value. The farthest shared tier that
-   * counts is authoritative (Cassandra's counter table, else memcached incr); nearer tiers get a
-   * copy. Memcached and the memory tier floor counters at 0. Never retried in a way that could
-   * count twice: when the authoritative tier fails, the error reaches the caller.
-   */
+  /** Adds `by` to the counter at `key`; resolves the new value (see `Writer.increment`). */
   increment(key: string, by = 1, ttl?: number): Promise<number> {
     return this.writer.increment(key, by, ttl);
   }

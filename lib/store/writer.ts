@@ -1,35 +1,50 @@
-import { TieredCacheError, quoteKey } from '../errors';
+import { TieredCacheError, ValueTooLargeError, quoteKey } from '../errors';
 import { milliseconds } from '../options';
 import type { EntryMeta } from '../serialization/codec';
 import { Outgoing } from './local-records';
 import type { SetEntryOptions } from './stored-entry';
 import type { StoreParts } from './store-parts';
 import { FAILED } from './tier-slot';
+import { ValueLimits } from './value-limits';
 
 /**
  * Writes, deletes and counters: each reaches every tier concurrently (a value is encoded once
  * and shaped per tier), with each tier's capped TTL, and is recorded in the mutation log first.
- * A write resolves once every tier has answered; it fails only when no tier accepted it.
+ * A write resolves once every tier has answered (a read-through write: once the tiers up to the
+ * lease tier have, see {@link setEntry}); it fails only when no tier accepted it, or when no
+ * shared tier can hold the value (`ValueTooLargeError`).
  */
 export class Writer {
-  constructor(private readonly parts: StoreParts) {}
+  private readonly limits: ValueLimits;
+
+  constructor(private readonly parts: StoreParts) {
+    this.limits = new ValueLimits(parts.slots);
+  }
 
   /**
    * Stores `value` under `key` in every tier. `ttl` in ms (default: the store's `ttl`; `0` = no
    * expiry), capped per tier. Throws a `TypeError` (and writes nothing) when the value cannot be
-   * serialized; resolves true when at least one tier accepted the write.
+   * serialized; resolves true when at least one tier accepted the write. A tier whose
+   * `maxValueBytes` the encoded value exceeds (or that refuses it for its size) is skipped and
+   * its copy of the key deleted; when that is every shared tier, the key is deleted everywhere,
+   * the local tier included, and it rejects with a `ValueTooLargeError` (`E_TOO_LARGE`).
    */
   async set(key: string, value: unknown, ttl?: number): Promise<boolean> {
     const k = this.parts.keys.build(key);
     const ttlMs = ttlOption('ttl', ttl, this.parts.defaultTtl);
-    return this.writeEverywhere(key, k, this.prepare(key, k, value, ttlMs), ttlMs);
+    return this.writeEverywhere('set', key, k, this.prepare(key, k, value, ttlMs), ttlMs, false);
   }
 
   /**
    * Stores a read-through entry: `value` is fresh for `ttl`, then stale (readable through
    * {@link getEntry} only) for `grace` more ms; every tier gets `ttl + grace`, capped. With
    * `unchangedSince`, a write or delete of the key made through this store since that mark wins
-   * and nothing is written. Resolves whether it wrote.
+   * and nothing is written. Resolves whether it wrote, once the tiers up to the lease tier (the
+   * one other processes poll; without one, the nearest shared tier) have answered and one of
+   * them accepted it; farther tiers' writes go on in the background, in write order (a later
+   * delete still wins there), their failures reported. A value no shared tier holds is not
+   * stored: it resolves false and emits an `error` event (a `TierError` whose cause is the
+   * `ValueTooLargeError`).
    * @internal
    */
   async setEntry(key: string, value: unknown, options: SetEntryOptions = {}): Promise<boolean> {
@@ -41,51 +56,162 @@ export class Writer {
     const physical = ttlMs > 0 ? ttlMs + grace : 0;
     const mark = options.unchangedSince;
     if (mark !== undefined && this.parts.mutations.changedSince(k, mark)) return false;
-    return this.writeEverywhere(key, k, this.prepare(key, k, value, physical, meta), physical);
+    const outgoing = this.prepare(key, k, value, physical, meta);
+    try {
+      return await this.writeEverywhere('setEntry', key, k, outgoing, physical, true);
+    } catch (err) {
+      if (!(err instanceof ValueTooLargeError)) throw err;
+      this.reportTooLarge('setEntry', key, err);
+      return false;
+    }
   }
 
-  /** One encoded value into every tier, concurrently, each with its capped TTL. */
+  /**
+   * One encoded value into every tier, concurrently, each with its capped TTL; with `early`,
+   * resolving once the tiers up to `writeBound` have answered (see {@link setEntry}).
+   */
   private async writeEverywhere(
+    op: string,
     key: string,
     k: string,
     outgoing: Outgoing,
     ttlMs: number,
+    early: boolean,
   ): Promise<boolean> {
-    this.parts.mutations.mutated(k);
-    const results = await Promise.all(
-      this.parts.slots.map((slot) => {
-        const at = slot.keyFor(key, k);
-        return slot.write('set', key, [at], () =>
-          slot.tier.set(at, outgoing.payloadFor(slot.mode), slot.ttlFor(ttlMs)),
-        );
+    const { slots, mutations } = this.parts;
+    const bytes = outgoing.encoded.length;
+    mutations.mutated(k);
+    if (this.limits.noneHolds(bytes)) {
+      await this.removeEverywhere(op, key, [[key, k]]);
+      throw this.limits.error(op, key, bytes);
+    }
+    const mark = mutations.mark();
+    const writes = slots.map((slot) => {
+      const at = slot.keyFor(key, k);
+      const w = { at, bytes, value: outgoing.payloadFor(slot.mode), ttlMs: slot.ttlFor(ttlMs) };
+      return slot.writeValues(op, key, [w]).then((o) => o[0]);
+    });
+    const all = Promise.all(writes).then(async (outcomes) => {
+      if (this.limits.refusedEverywhere(slots, outcomes)) {
+        await this.removeLocal(op, [[key, k]], mark);
+        throw this.limits.error(op, key, bytes);
+      }
+      return this.accepted(
+        outcomes.map((o) => o === 'stored'),
+        op,
+        key,
+      );
+    });
+    const bound = this.parts.writeBound;
+    if (!early || bound >= slots.length - 1) return all;
+    const near = await Promise.all(writes.slice(0, bound + 1));
+    if (!near.includes('stored')) return all;
+    this.parts.background.track(
+      all.catch((err: unknown) => {
+        if (err instanceof ValueTooLargeError) this.reportTooLarge(op, key, err);
       }),
     );
-    return this.accepted(results, 'set', key);
+    return true;
   }
 
+  /**
+   * {@link set} of several entries, batched per tier. Entries no shared tier can hold are deleted
+   * from every tier instead, and once the others are written it rejects with a
+   * `ValueTooLargeError` naming them.
+   */
   async setMany(entries: Array<{ key: string; value: unknown; ttl?: number }>): Promise<void> {
     const prepared = entries.map((e) => {
       const ttlMs = ttlOption('ttl', e.ttl, this.parts.defaultTtl);
       const k = this.parts.keys.build(e.key);
-      return { key: e.key, k, ttlMs, outgoing: this.prepare(e.key, k, e.value, ttlMs) };
+      const outgoing = this.prepare(e.key, k, e.value, ttlMs);
+      return { key: e.key, k, ttlMs, outgoing, bytes: outgoing.encoded.length };
     });
-    for (const p of prepared) this.parts.mutations.mutated(p.k);
-    const results = await Promise.all(
+    const { slots, mutations } = this.parts;
+    for (const p of prepared) mutations.mutated(p.k);
+    const mark = mutations.mark();
+    const unstorable = prepared.filter((p) => this.limits.noneHolds(p.bytes));
+    const storable = prepared.filter((p) => !this.limits.noneHolds(p.bytes));
+    const [, outcomes] = await Promise.all([
+      unstorable.length > 0
+        ? this.removeEverywhere(
+            'setMany',
+            undefined,
+            unstorable.map((p) => [p.key, p.k]),
+          )
+        : undefined,
+      storable.length === 0
+        ? []
+        : Promise.all(
+            slots.map((slot) =>
+              slot.writeValues(
+                'setMany',
+                undefined,
+                storable.map((p) => ({
+                  at: slot.keyFor(p.key, p.k),
+                  bytes: p.bytes,
+                  value: p.outgoing.payloadFor(slot.mode),
+                  ttlMs: slot.ttlFor(p.ttlMs),
+                })),
+              ),
+            ),
+          ),
+    ]);
+    // Values every shared tier refused at run time: not kept locally either.
+    const refused = storable.filter((_, i) =>
+      this.limits.refusedEverywhere(
+        slots,
+        outcomes.map((o) => o[i]),
+      ),
+    );
+    if (refused.length > 0)
+      await this.removeLocal(
+        'setMany',
+        refused.map((p) => [p.key, p.k]),
+        mark,
+      );
+    const tooLarge = [...unstorable, ...refused];
+    if (tooLarge.length > 0)
+      throw this.limits.manyError(tooLarge.map((p) => [String(p.key), p.bytes]));
+    this.accepted(
+      outcomes.map((o) => o.includes('stored')),
+      'setMany',
+      undefined,
+    );
+  }
+
+  /** Deletes `[key, final key]`s too large to share from every tier (skips, for shared ones). */
+  private async removeEverywhere(
+    op: string,
+    key: string | undefined,
+    keys: Array<[string, string]>,
+  ): Promise<void> {
+    await Promise.all(
       this.parts.slots.map((slot) => {
-        const writes = prepared.map((p) => ({
-          key: slot.keyFor(p.key, p.k),
-          value: p.outgoing.payloadFor(slot.mode),
-          ttlMs: slot.ttlFor(p.ttlMs),
-        }));
-        return slot.write(
-          'setMany',
-          undefined,
-          writes.map((w) => w.key),
-          () => slot.tier.setMany(writes),
+        const at = keys.map(([caller, k]) => slot.keyFor(caller, k));
+        if (!slot.local) slot.counters.skipped += at.length;
+        return slot.callInOrder(op, key, at, () =>
+          at.length === 1 ? slot.tier.delete(at[0]) : slot.tier.deleteMany(at),
         );
       }),
     );
-    this.accepted(results, 'setMany', undefined);
+  }
+
+  /** Deletes `[key, final key]`s from the local tier, unless mutated again since `mark`. */
+  private async removeLocal(op: string, keys: Array<[string, string]>, mark: number) {
+    const { slots, mutations } = this.parts;
+    const local = slots.find((s) => s.local);
+    if (local === undefined) return;
+    const at = keys
+      .filter(([, k]) => !mutations.changedSince(k, mark))
+      .map(([key, k]) => local.keyFor(key, k));
+    if (at.length > 0) await local.call(op, undefined, () => local.tier.deleteMany(at));
+  }
+
+  /** Reports a value no shared tier holds, on the shared tier that could hold the most. */
+  private reportTooLarge(op: string, key: string, err: ValueTooLargeError): void {
+    const shared = this.parts.slots.filter((s) => !s.local);
+    const tier = shared.reduce((a, b) => (b.maxValueBytes >= a.maxValueBytes ? b : a));
+    this.parts.report(tier.name, op, key, err);
   }
 
   /**
@@ -125,10 +251,11 @@ export class Writer {
   }
 
   /**
-   * Adds `by` to the counter at `key` and returns the new value. The farthest shared tier that
-   * counts is authoritative (Cassandra's counter table, else memcached incr); nearer tiers get a
-   * copy. Memcached and the memory tier floor counters at 0. Never retried in a way that could
-   * count twice: when the authoritative tier fails, the error reaches the caller.
+   * Adds `by` to the counter at `key` and returns the new value. The counter tier is
+   * authoritative (see the store's `counters` option: what the value resolved means depends on
+   * it); nearer tiers get a copy. Memcached and the memory tier floor counters at 0. Never
+   * retried in a way that could count twice: when the counter tier fails, the error reaches the
+   * caller.
    */
   async increment(key: string, by = 1, ttl?: number): Promise<number> {
     if (!Number.isSafeInteger(by))
@@ -136,7 +263,7 @@ export class Writer {
     const k = this.parts.keys.build(key);
     const ttlMs = ttlOption('ttl', ttl, this.parts.defaultTtl);
     const authority =
-      this.parts.authority ?? this.parts.slots.find((s) => s.tier.increment !== undefined);
+      this.parts.counter ?? this.parts.slots.find((s) => s.tier.increment !== undefined);
     if (authority === undefined)
       throw new TieredCacheError('E_TIER_FAILED', 'increment: no tier of this store can count');
     this.parts.mutations.mutated(k);

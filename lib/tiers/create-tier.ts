@@ -97,5 +97,15 @@ function checkTier(tier: Tier<unknown>, path: string): Tier<unknown> {
     throw invalid(at(path, 'capabilities.ttlResolutionMs'), 'must be a number of ms >= 1');
   if (!(caps.maxKeyBytes >= 64))
     throw invalid(at(path, 'capabilities.maxKeyBytes'), 'must be a number of bytes >= 64');
+  if (caps.counters !== false && caps.counters !== 'atomic' && caps.counters !== 'additive')
+    throw invalid(
+      at(path, 'capabilities.counters'),
+      `must be 'atomic', 'additive' or false, got ${JSON.stringify(caps.counters) ?? describeValue(caps.counters)}`,
+    );
+  if (caps.maxValueBytes !== undefined && !(caps.maxValueBytes >= 1))
+    throw invalid(
+      at(path, 'capabilities.maxValueBytes'),
+      'must be a number of bytes >= 1 (or absent: no limit)',
+    );
   return tier;
 }

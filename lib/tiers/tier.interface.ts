@@ -80,9 +80,17 @@ export interface TierCapabilities {
   readonly leases: 'atomic' | 'consensus' | false;
   /**
    * Whether it keeps counters every process sees (`increment`), so that it can be the counter
-   * authority and hold the namespace generation. The store takes the farthest shared one.
+   * authority and hold the namespace generation, and what `increment` resolves:
+   * - `'atomic'`: this call's own result, as the server computed it (memcached `incr`): two
+   *   concurrent increments never resolve the same value, so it can hand out sequence numbers;
+   * - `'additive'`: every increment is counted exactly once, but the value resolved is the total
+   *   read after this call's update, which may include concurrent increments (a Cassandra
+   *   counter: an UPDATE, then a SELECT);
+   * - `false`: no counters.
+   *
+   * The store takes the farthest shared tier that counts (see the store's `counters` option).
    */
-  readonly counters: boolean;
+  readonly counters: 'atomic' | 'additive' | false;
   /**
    * Whether it can list its entries ({@link Tier.entries}), e.g. the memory tier and Cassandra
    * (by paging through its table); memcached cannot. A store can be iterated when its farthest
@@ -93,6 +101,28 @@ export interface TierCapabilities {
   readonly ttlResolutionMs: number;
   /** The longest key it accepts, in bytes of UTF-8 (`Infinity`: no limit). */
   readonly maxKeyBytes: number;
+  /**
+   * The largest value it stores, in bytes of the encoded entry (default `Infinity`: no limit).
+   * The store never sends it a larger one: it deletes the key on this tier instead (so an older
+   * value is not served after the newer write), and counts a skip, not a failure.
+   */
+  readonly maxValueBytes?: number;
+}
+
+/**
+ * What a tier's error may say of itself, as properties of the error it rejects with (any error
+ * object can carry them; the built-in tiers' errors do):
+ * - `timedOut: true`: the backend did not answer in time. The store's circuit breaker opens on
+ *   the first one (`circuitBreaker.timeouts`), so a hung server costs one timeout per breaker
+ *   window, not one per request.
+ * - `partial: true`: only part of the tier failed (one memcached server of several); the store
+ *   counts and reports it, but the tier's circuit stays closed for the keys that still work.
+ * - `tooLarge: true`: the backend refused the value for its size; a skip, not a failure.
+ */
+export interface TierFailure {
+  readonly timedOut?: boolean;
+  readonly partial?: boolean;
+  readonly tooLarge?: boolean;
 }
 
 /**

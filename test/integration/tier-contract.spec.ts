@@ -33,7 +33,7 @@ describeTierContract('memcached', {
   capabilities: {
     local: false,
     leases: 'atomic',
-    counters: true,
+    counters: 'atomic',
     ttlResolutionMs: 1000,
     maxKeyBytes: 250,
   },
@@ -48,7 +48,7 @@ describeTierContract('cassandra', {
       { name: `cassandra[${cassandraInstances++}]` },
     ) as Tier<unknown>,
   holder: (s) => Buffer.from(s),
-  capabilities: { local: false, leases: 'consensus', counters: true, ttlResolutionMs: 1000 },
+  capabilities: { local: false, leases: 'consensus', counters: 'additive', ttlResolutionMs: 1000 },
   signedCounters: true,
 });
 

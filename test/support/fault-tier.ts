@@ -76,6 +76,7 @@ export class FaultTier<P = Buffer> implements Tier<P> {
   private readonly failures = new Map<TierOperation, Failure>();
   private readonly delays = new Map<AsyncOperation, number>();
   private readonly hanging = new Set<AsyncOperation>();
+  private readonly timeouts = new Map<AsyncOperation, number>();
   private readonly hung = new Set<Hung>();
   private readonly timers = new Set<{
     operation: AsyncOperation;
@@ -134,6 +135,16 @@ export class FaultTier<P = Buffer> implements Tier<P> {
     return this;
   }
 
+  /**
+   * Makes `ops` behave as a hung server behind a client timeout: each call waits `ms` (real
+   * time), then rejects with an error saying `timedOut: true` (see `TierFailure`), never reaching
+   * the wrapped tier. {@link heal} ends it (calls waiting then reject at once).
+   */
+  timeOut(ops: Operations<AsyncOperation>, ms: number): this {
+    for (const op of expand(ops, ASYNC_OPERATIONS)) this.timeouts.set(op, ms);
+    return this;
+  }
+
   /** Makes calls of `ops` hang: they settle only when {@link release}d. */
   hang(ops: Operations<AsyncOperation>): this {
     for (const op of expand(ops, ASYNC_OPERATIONS)) this.hanging.add(op);
@@ -164,6 +175,7 @@ export class FaultTier<P = Buffer> implements Tier<P> {
     for (const op of healed) this.failures.delete(op);
     const asynchronous = healed.filter(isAsync);
     for (const op of asynchronous) this.delays.delete(op);
+    for (const op of asynchronous) this.timeouts.delete(op);
     this.release(asynchronous);
     for (const t of [...this.timers]) {
       if (!asynchronous.includes(t.operation)) continue;
@@ -239,6 +251,13 @@ export class FaultTier<P = Buffer> implements Tier<P> {
     if (failure) throw failure.error;
     const ms = this.delays.get(op);
     if (ms !== undefined && ms > 0) await this.sleep(op, ms);
+    const timeout = this.timeouts.get(op);
+    if (timeout !== undefined) {
+      await this.sleep(op, timeout);
+      throw Object.assign(new Error(`${this.name}: ${op} timed out after ${timeout} ms`), {
+        timedOut: true,
+      });
+    }
     if (this.hanging.has(op)) {
       const outcome = await new Promise<{ error?: unknown }>((settle) =>
         this.hung.add({ operation: op, settle }),
@@ -264,7 +283,7 @@ export class FaultTier<P = Buffer> implements Tier<P> {
     return new Promise((resolve) => {
       const entry = {
         operation,
-        timer: setTimeout(() => entry.done(), ms),
+        timer: setTimeout(() => entry.done(), ms).unref(),
         done: () => {
           this.timers.delete(entry);
           resolve();

@@ -1,5 +1,5 @@
 import { systemClock, type Clock } from '../../lib/clock';
-import { TieredCacheError } from '../../lib/errors';
+import { TieredCacheError, ValueTooLargeError } from '../../lib/errors';
 import type { Tier, TierCapabilities, TierWrite } from '../../lib/tiers/tier.interface';
 
 export interface MapTierOptions {
@@ -14,6 +14,11 @@ export interface MapTierOptions {
   capabilities?: Partial<TierCapabilities>;
   /** What it holds; give several tiers one backend to have them share it. Default: its own. */
   backend?: MapBackend;
+  /**
+   * Writes of larger values reject with a `ValueTooLargeError` (`tooLarge: true`), as a server
+   * that refuses them would, whatever `capabilities.maxValueBytes` says. Default: none refused.
+   */
+  refuseAboveBytes?: number;
 }
 
 /** The entries of one or more {@link MapTier}s, as a server would hold them. */
@@ -38,16 +43,18 @@ export class MapTier implements Tier<Buffer> {
   readonly capabilities: TierCapabilities;
   private readonly backend: MapBackend;
   private readonly clock: Clock;
+  private readonly refuseAbove: number;
   private closed = false;
 
   constructor(options: MapTierOptions = {}) {
     this.name = options.name ?? 'map';
     this.clock = options.clock ?? systemClock;
     this.backend = options.backend ?? new Map();
+    this.refuseAbove = options.refuseAboveBytes ?? Infinity;
     this.capabilities = {
       local: false,
       leases: 'atomic',
-      counters: true,
+      counters: 'atomic',
       enumerate: true,
       ttlResolutionMs: 1,
       maxKeyBytes: 250,
@@ -81,11 +88,13 @@ export class MapTier implements Tier<Buffer> {
 
   async set(key: string, value: Buffer, ttlMs: number): Promise<void> {
     this.open();
+    this.refuse(value);
     this.store(key, value, ttlMs);
   }
 
   async setMany(entries: readonly TierWrite<Buffer>[]): Promise<void> {
     this.open();
+    for (const e of entries) this.refuse(e.value);
     for (const e of entries) this.store(e.key, e.value, e.ttlMs);
   }
 
@@ -154,6 +163,15 @@ export class MapTier implements Tier<Buffer> {
 
   private open(): void {
     if (this.closed) throw new TieredCacheError('E_CLOSED', `map tier "${this.name}" is closed`);
+  }
+
+  private refuse(value: Buffer): void {
+    if (value.length > this.refuseAbove)
+      throw new ValueTooLargeError(
+        `map tier "${this.name}": a value of ${value.length} bytes is over ${this.refuseAbove}`,
+        value.length,
+        this.refuseAbove,
+      );
   }
 
   private store(key: string, value: Buffer, ttlMs: number): void {

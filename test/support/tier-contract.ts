@@ -106,7 +106,8 @@ export function describeTierContract(name: string, target: TierContractTarget): 
       expect(tier.kind).not.toBe('');
       expect(typeof caps.local).toBe('boolean');
       expect([false, 'atomic', 'consensus']).toContain(caps.leases);
-      expect(typeof caps.counters).toBe('boolean');
+      expect([false, 'atomic', 'additive']).toContain(caps.counters);
+      if (caps.maxValueBytes !== undefined) expect(caps.maxValueBytes).toBeGreaterThanOrEqual(1);
       expect(caps.ttlResolutionMs).toBeGreaterThanOrEqual(1);
       expect(caps.maxKeyBytes).toBeGreaterThanOrEqual(target.builtIn === false ? 64 : 250);
       expect(isLocalTier(tier)).toBe(caps.local);

@@ -25,10 +25,11 @@ describe('CassandraTier options', () => {
     expect(tier.capabilities).toEqual({
       local: false,
       leases: 'consensus',
-      counters: true,
+      counters: 'additive',
       enumerate: true,
       ttlResolutionMs: 1000,
       maxKeyBytes: 65535,
+      maxValueBytes: 16 * 1024 * 1024 - 128 * 1024,
     });
     expect(tier.name).toBe('cassandra');
     expect(tier.keyspace).toBe('my_ks');
@@ -101,6 +102,8 @@ describe('CassandraTier options', () => {
         [{ createSchema: 'yes' }, 'cassandra.createSchema: yes is not true or false'],
         [{ timeout: 0 }, 'cassandra.timeout: 0 is not a number of milliseconds > 0'],
         [{ timeout: Number.NaN }, 'cassandra.timeout: NaN is not a number of milliseconds > 0'],
+        [{ maxValueBytes: 0 }, 'cassandra.maxValueBytes: 0 is not an integer >= 1'],
+        [{ maxValueBytes: 1.5 }, 'cassandra.maxValueBytes: 1.5 is not an integer >= 1'],
         [{ credentials: { username: 'u' } }, 'cassandra.credentials: expected { username: string'],
       ] as const
     ).map(([overrides, message]) => [Object.keys(overrides)[0], message, overrides] as const),

@@ -41,4 +41,30 @@ describe('CircuitBreaker', () => {
       /cooldownMs: -1/,
     );
   });
+
+  it('an answer that is no failure (a refused size, one server of several) ends a probe as a success', () => {
+    const clock = new ManualClock();
+    const breaker = new CircuitBreaker({ failures: 1, cooldownMs: 1000 }, clock);
+    breaker.failure();
+    breaker.answered(); // not probing: changes nothing
+    expect(breaker.state).toBe('open');
+    clock.advance(1000);
+    expect(breaker.allow()).toBe(true); // the probe
+    breaker.answered();
+    expect(breaker.state).toBe('closed');
+    expect(breaker.allow()).toBe(true);
+  });
+
+  it('opens on the first timeout by default, or after `timeouts` of them', () => {
+    const clock = new ManualClock();
+    const first = new CircuitBreaker({}, clock);
+    first.failure(true);
+    expect(first.state).toBe('open');
+    const third = new CircuitBreaker({ timeouts: 3, failures: 10 }, clock);
+    third.failure(true);
+    third.failure(true);
+    expect(third.state).toBe('closed');
+    third.failure(true);
+    expect(third.state).toBe('open');
+  });
 });

@@ -481,3 +481,41 @@ describe('TieredStore failure handling (fault-injected tiers)', () => {
     expect(errors.some((e) => e.tier === 'far' && e.operation === 'delete')).toBe(true);
   });
 });
+
+describe('the counters option', () => {
+  const atomic = () => new MapTier({ name: 'atomic' });
+  const additive = () =>
+    new MapTier({ name: 'additive', capabilities: { counters: 'additive', leases: 'consensus' } });
+
+  it('counts on the farthest shared tier by default, on the farthest atomic one with "atomic"', async () => {
+    for (const [counters, expected] of [
+      [undefined, 'additive'],
+      ['farthest', 'additive'],
+      ['atomic', 'atomic'],
+    ] as const) {
+      const [a, b] = [withFaults(atomic()), withFaults(additive())];
+      const store = new TieredStore({ tiers: [a, b], counters, generationRefreshMs: 3_600_000 });
+      await store.connect();
+      a.resetCalls();
+      b.resetCalls();
+      expect(await store.increment('n')).toBe(1);
+      expect({ atomic: a.calls.increment, additive: b.calls.increment }).toEqual({
+        atomic: expected === 'atomic' ? 1 : 0,
+        additive: expected === 'additive' ? 1 : 0,
+      });
+      // The generation stays on the farthest shared tier that counts.
+      await store.clear();
+      expect(b.calls.increment).toBe(expected === 'additive' ? 2 : 1);
+      await store.disconnect();
+    }
+  });
+
+  it('rejects unknown values, and "atomic" without a tier with atomic counters', () => {
+    expect(() => new TieredStore({ tiers: [atomic()], counters: 'exact' as never })).toThrow(
+      `counters: must be 'farthest' or 'atomic', got "exact"`,
+    );
+    expect(() => new TieredStore({ tiers: [additive()], counters: 'atomic' })).toThrow(
+      /^counters: 'atomic' needs a shared tier whose counters are atomic \(memcached\); none of additive has them$/,
+    );
+  });
+});

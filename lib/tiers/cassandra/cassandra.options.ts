@@ -2,6 +2,7 @@ import {
   at,
   boolean,
   describeValue,
+  integer,
   invalid,
   onlyKnownKeys,
   optionNames,
@@ -67,7 +68,20 @@ export interface CassandraTierOptions extends BaseTierOptions {
    * @default 2000
    */
   timeout?: number;
+  /**
+   * The largest encoded entry this tier stores, bytes (an integer >= 1). A larger one is refused
+   * before it is sent (`ValueTooLargeError`, a skip for the store, which deletes the key here
+   * instead). The default fits Cassandra's default largest mutation
+   * (`max_mutation_size_in_kb`, half of `commitlog_segment_size_in_mb`: 16 MiB) with room for
+   * the key and the row's overhead; a larger value would be refused by the server only after
+   * its write timeout. Raise it only with the server's limit.
+   * @default 16 MiB - 128 KiB (16646144)
+   */
+  maxValueBytes?: number;
 }
+
+/** Default {@link CassandraTierOptions.maxValueBytes}: Cassandra's 16 MiB mutation limit, less 128 KiB. */
+export const CASSANDRA_MAX_VALUE_BYTES = 16 * 1024 * 1024 - 128 * 1024;
 
 /** {@link CassandraTierOptions} after validation and defaults. */
 export interface ResolvedCassandraOptions {
@@ -85,6 +99,7 @@ export interface ResolvedCassandraOptions {
   consistency: CassandraConsistency;
   credentials: { username: string; password: string } | undefined;
   timeout: number;
+  maxValueBytes: number;
 }
 
 const CASSANDRA_OPTIONS = optionNames<CassandraTierOptions>({
@@ -100,6 +115,7 @@ const CASSANDRA_OPTIONS = optionNames<CassandraTierOptions>({
   consistency: true,
   credentials: true,
   timeout: true,
+  maxValueBytes: true,
 });
 
 const CREDENTIALS = optionNames<NonNullable<CassandraTierOptions['credentials']>>({
@@ -176,6 +192,12 @@ export function resolveCassandraOptions(
     consistency,
     credentials: credentials(at(path, 'credentials'), options.credentials),
     timeout: positiveMilliseconds(at(path, 'timeout'), options.timeout, 2000),
+    maxValueBytes: integer(
+      at(path, 'maxValueBytes'),
+      options.maxValueBytes,
+      CASSANDRA_MAX_VALUE_BYTES,
+      1,
+    ),
   };
 }
 

@@ -1,5 +1,5 @@
 import { Client, types, type QueryOptions } from 'cassandra-driver';
-import { TieredCacheError } from '../../errors';
+import { TierTimeoutError, TieredCacheError, ValueTooLargeError } from '../../errors';
 import type { Tier, TierCapabilities, TierWrite } from '../tier.interface';
 import type { TierContext } from '../tier-options';
 import {
@@ -11,6 +11,7 @@ import {
   NEVER_RETRY,
   clientOptions,
   describeConnectError,
+  isTimeout,
   mapBounded,
   releaseFailedClient,
 } from './driver';
@@ -26,7 +27,7 @@ import { toCassandraTtl } from './ttl';
 const CAPABILITIES: TierCapabilities = Object.freeze({
   local: false,
   leases: 'consensus',
-  counters: true,
+  counters: 'additive',
   enumerate: true,
   ttlResolutionMs: 1000,
   maxKeyBytes: 65535,
@@ -56,7 +57,7 @@ export class CassandraTier implements Tier<Buffer> {
    * scan, see {@link entries}); TTLs in whole seconds; keys up to 65535 bytes (a CQL `text`
    * partition key).
    */
-  readonly capabilities: TierCapabilities = CAPABILITIES;
+  readonly capabilities: TierCapabilities;
   /** Name used in stats, logs and error events. */
   readonly name: string;
 
@@ -84,6 +85,10 @@ export class CassandraTier implements Tier<Buffer> {
     this.options = resolveCassandraOptions(options, context.path ?? 'cassandra');
     this.name = context.name ?? options.name ?? 'cassandra';
     const { keyspace, table, consistency } = this.options;
+    this.capabilities = Object.freeze({
+      ...CAPABILITIES,
+      maxValueBytes: this.options.maxValueBytes,
+    });
     this.statements = cassandraStatements(keyspace, table);
     this.consistency = types.consistencies[consistency];
     this.serialConsistency = consistency.startsWith('local')
@@ -158,7 +163,7 @@ export class CassandraTier implements Tier<Buffer> {
 
   /** @returns the value stored at `key`, or `undefined` when absent or expired. */
   async get(key: string): Promise<Buffer | undefined> {
-    const rs = await this.execute(this.statements.select, [key], true);
+    const rs = await this.execute('get', this.statements.select, [key], true);
     const v: unknown = rs.first()?.get('v');
     return Buffer.isBuffer(v) ? v : undefined;
   }
@@ -178,30 +183,45 @@ export class CassandraTier implements Tier<Buffer> {
   /**
    * Stores `value` at `key` (`INSERT ... USING TTL`); `ttlMs` 0 stores without expiry.
    * See {@link toCassandraTtl} for rounding and caps.
+   * @throws ValueTooLargeError (sending nothing) when `value` is over `maxValueBytes`.
    */
   async set(key: string, value: Buffer, ttlMs: number): Promise<void> {
     const ttl = toCassandraTtl(ttlMs);
+    this.checkSize(key, value);
     const at = this.writeTimestamp();
-    if (ttl === undefined) await this.execute(this.statements.insert, [key, value], true, at);
-    else await this.execute(this.statements.insertTtl, [key, value, ttl], true, at);
+    if (ttl === undefined)
+      await this.execute('set', this.statements.insert, [key, value], true, at);
+    else await this.execute('set', this.statements.insertTtl, [key, value, ttl], true, at);
   }
 
-  /** Concurrent {@link set}s; rejects with the first failure. */
+  /**
+   * Concurrent {@link set}s; rejects with the first failure. Values over `maxValueBytes` are not
+   * sent: the others are stored, then it rejects with the first one's `ValueTooLargeError`.
+   */
   async setMany(entries: readonly TierWrite<Buffer>[]): Promise<void> {
-    await mapBounded(entries, (e) => this.set(e.key, e.value, e.ttlMs));
+    let tooLarge: unknown;
+    await mapBounded(entries, (e) =>
+      this.set(e.key, e.value, e.ttlMs).catch((err: unknown) => {
+        if (!(err instanceof ValueTooLargeError)) throw err;
+        tooLarge ??= err;
+      }),
+    );
+    if (tooLarge !== undefined) throw tooLarge;
   }
 
   /**
    * Stores `value` only when `key` holds no live value: a lightweight transaction
    * (`INSERT ... IF NOT EXISTS`, Paxos at serial or local serial consistency), never retried.
    * @returns true when this call stored the value.
+   * @throws ValueTooLargeError (sending nothing) when `value` is over `maxValueBytes`.
    */
   async add(key: string, value: Buffer, ttlMs: number): Promise<boolean> {
     const ttl = toCassandraTtl(ttlMs);
+    this.checkSize(key, value);
     const rs =
       ttl === undefined
-        ? await this.execute(this.statements.insertIfNotExists, [key, value], false)
-        : await this.execute(this.statements.insertIfNotExistsTtl, [key, value, ttl], false);
+        ? await this.execute('add', this.statements.insertIfNotExists, [key, value], false)
+        : await this.execute('add', this.statements.insertIfNotExistsTtl, [key, value, ttl], false);
     return rs.first()?.get('[applied]') === true;
   }
 
@@ -211,7 +231,7 @@ export class CassandraTier implements Tier<Buffer> {
    * @returns true when this call deleted the row.
    */
   async deleteIf(key: string, expected: Buffer): Promise<boolean> {
-    const rs = await this.execute(this.statements.deleteIf, [key, expected], false);
+    const rs = await this.execute('deleteIf', this.statements.deleteIf, [key, expected], false);
     return rs.first()?.get('[applied]') === true;
   }
 
@@ -265,8 +285,13 @@ export class CassandraTier implements Tier<Buffer> {
     if (!Number.isSafeInteger(by)) {
       throw new RangeError(`cassandra increment: by must be a safe integer, got ${String(by)}`);
     }
-    await this.execute(this.statements.increment, [types.Long.fromNumber(by), key], false);
-    const value = await this.readCounter(key);
+    await this.execute(
+      'increment',
+      this.statements.increment,
+      [types.Long.fromNumber(by), key],
+      false,
+    );
+    const value = await this.readCounter('increment', key);
     if (value === undefined) {
       throw new TieredCacheError(
         'E_TIER_FAILED',
@@ -291,7 +316,7 @@ export class CassandraTier implements Tier<Buffer> {
   async *entries(prefix: string): AsyncGenerator<[key: string, value: Buffer]> {
     let pageState: string | undefined;
     do {
-      const rs = await this.execute(this.statements.scan, [], true, undefined, {
+      const rs = await this.execute('entries', this.statements.scan, [], true, undefined, {
         fetchSize: SCAN_PAGE_ROWS,
         pageState,
       });
@@ -315,13 +340,13 @@ export class CassandraTier implements Tier<Buffer> {
 
   /** Deletes the value row; resolves whether it existed just before. */
   private async deleteRow(key: string, at: types.Long): Promise<boolean> {
-    const rs = await this.execute(this.statements.exists, [key], true);
-    await this.execute(this.statements.delete, [key], true, at);
+    const rs = await this.execute('delete', this.statements.exists, [key], true);
+    await this.execute('delete', this.statements.delete, [key], true, at);
     return rs.rowLength > 0;
   }
 
-  private async readCounter(key: string): Promise<types.Long | undefined> {
-    const rs = await this.execute(this.statements.selectCounter, [key], true);
+  private async readCounter(op: string, key: string): Promise<types.Long | undefined> {
+    const rs = await this.execute(op, this.statements.selectCounter, [key], true);
     const c: unknown = rs.first()?.get('c');
     return c instanceof types.Long ? c : undefined;
   }
@@ -331,9 +356,9 @@ export class CassandraTier implements Tier<Buffer> {
     let pending = this.resets.get(key);
     if (!pending) {
       pending = (async () => {
-        const current = await this.readCounter(key);
+        const current = await this.readCounter('delete', key);
         if (!current || current.isZero()) return false;
-        await this.execute(this.statements.increment, [current.negate(), key], false);
+        await this.execute('delete', this.statements.increment, [current.negate(), key], false);
         return true;
       })().finally(() => this.resets.delete(key));
       this.resets.set(key, pending);
@@ -359,6 +384,7 @@ export class CassandraTier implements Tier<Buffer> {
    * (counter updates, lightweight transactions) are never retried.
    */
   private execute(
+    op: string,
     query: string,
     params: unknown[],
     idempotent: boolean,
@@ -379,7 +405,35 @@ export class CassandraTier implements Tier<Buffer> {
     if (!idempotent) options.retry = NEVER_RETRY;
     if (timestamp !== undefined) options.timestamp = timestamp;
     if (paging !== undefined) Object.assign(options, paging);
-    return client.execute(query, params, options);
+    return client.execute(query, params, options).catch((err: unknown) => {
+      const timeout = isTimeout(err);
+      throw timeout ? this.timeoutError(op, timeout, err) : err;
+    });
+  }
+
+  /**
+   * A request that timed out (the driver's own timer, or the server's read or write timeout) as a
+   * `TierTimeoutError` naming the tier, the operation and the limit (see `TierFailure`).
+   */
+  private timeoutError(op: string, where: 'client' | 'server', cause: unknown): TierTimeoutError {
+    const limit =
+      where === 'client' ? `after ${this.options.timeout} ms` : 'on the server (its own timeout)';
+    return new TierTimeoutError(
+      `cassandra tier "${this.name}": ${op} timed out ${limit}: ${describeConnectError(cause)}`,
+      { cause },
+    );
+  }
+
+  /** @throws ValueTooLargeError when `value` is over `maxValueBytes`. */
+  private checkSize(key: string, value: Buffer): void {
+    const limit = this.options.maxValueBytes;
+    if (value.length > limit)
+      throw new ValueTooLargeError(
+        `cassandra tier "${this.name}": the value of ${JSON.stringify(key)} is ${value.length} ` +
+          `bytes, over maxValueBytes (${limit})`,
+        value.length,
+        limit,
+      );
   }
 
   private notConnectedError(): TieredCacheError {

@@ -1,4 +1,4 @@
-import { policies, type Client, type ClientOptions } from 'cassandra-driver';
+import { errors, policies, types, type Client, type ClientOptions } from 'cassandra-driver';
 import { messageOf } from '../../errors';
 import type { ResolvedCassandraOptions } from './cassandra.options';
 
@@ -93,4 +93,22 @@ export async function mapBounded<T, R>(
   };
   await Promise.all(Array.from({ length: Math.min(BULK_CONCURRENCY, items.length) }, worker));
   return results;
+}
+
+/**
+ * Whether a request failed for want of an answer in time: `client` when the driver's own timer ran
+ * out (alone, or for every host tried), `server` when the coordinator answered with its read or
+ * write timeout; false for any other failure.
+ */
+export function isTimeout(err: unknown): 'client' | 'server' | false {
+  if (err instanceof errors.OperationTimedOutError) return 'client';
+  if (err instanceof errors.ResponseError) {
+    const { readTimeout, writeTimeout } = types.responseErrorCodes;
+    return err.code === readTimeout || err.code === writeTimeout ? 'server' : false;
+  }
+  if (err instanceof errors.NoHostAvailableError) {
+    const inner = Object.values(err.innerErrors ?? {});
+    return inner.length > 0 && inner.every((e) => isTimeout(e) === 'client') ? 'client' : false;
+  }
+  return false;
 }

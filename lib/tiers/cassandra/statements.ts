@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from 'cassandra-driver';
 import { messageOf, TieredCacheError } from '../../errors';
 
@@ -65,8 +66,17 @@ export interface CassandraSchema {
 const DATA_COLUMNS = '(k text PRIMARY KEY, v blob)';
 const COUNTER_COLUMNS = '(k text PRIMARY KEY, c counter)';
 
+/** Attempts of one schema statement, and the pause before the second (doubling after). */
+const SCHEMA_ATTEMPTS = 5;
+const SCHEMA_RETRY_MS = 100;
+
 /**
- * Creates the keyspace and both tables (`IF NOT EXISTS`: safe from several instances at once).
+ * Creates the keyspace and both tables (`IF NOT EXISTS`). Instances starting at the same moment
+ * race: `IF NOT EXISTS` is checked before the change is announced, so Cassandra may apply two
+ * creations of one table and refuse the later ones ("Column family ID mismatch", or "already
+ * exists"). A statement that fails is therefore followed by a look at the schema: when the
+ * keyspace or table is there (another instance made it), that step is done; otherwise it is tried
+ * again, up to {@link SCHEMA_ATTEMPTS} times with a growing pause.
  * @throws TieredCacheError `E_SCHEMA` naming the statement that failed.
  */
 export async function createSchema(
@@ -75,23 +85,52 @@ export async function createSchema(
   consistency: number,
 ): Promise<void> {
   const { keyspace, table, replication } = schema;
-  const statements = [
-    `CREATE KEYSPACE IF NOT EXISTS "${keyspace}" WITH replication = ${renderReplication(replication)}`,
-    `CREATE TABLE IF NOT EXISTS "${keyspace}"."${table}" ${DATA_COLUMNS}`,
-    `CREATE TABLE IF NOT EXISTS "${keyspace}"."${table}${COUNTER_SUFFIX}" ${COUNTER_COLUMNS}`,
+  const steps: Array<[cql: string, exists: () => Promise<boolean>]> = [
+    [
+      `CREATE KEYSPACE IF NOT EXISTS "${keyspace}" WITH replication = ${renderReplication(replication)}`,
+      () => keyspaceExists(client, keyspace),
+    ],
+    [
+      `CREATE TABLE IF NOT EXISTS "${keyspace}"."${table}" ${DATA_COLUMNS}`,
+      () => tableExists(client, keyspace, table),
+    ],
+    [
+      `CREATE TABLE IF NOT EXISTS "${keyspace}"."${table}${COUNTER_SUFFIX}" ${COUNTER_COLUMNS}`,
+      () => tableExists(client, keyspace, `${table}${COUNTER_SUFFIX}`),
+    ],
   ];
-  for (const cql of statements) {
-    try {
-      // DDL: not prepared; the driver waits for schema agreement before resolving.
-      await client.execute(cql, [], { prepare: false, consistency });
-    } catch (err) {
-      throw new TieredCacheError(
-        'E_SCHEMA',
-        `cassandra tier "${schema.name}": creating the schema failed on "${cql}": ${messageOf(err)}`,
-        { cause: err },
-      );
+  for (const [cql, exists] of steps) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        // DDL: not prepared; the driver waits for schema agreement before resolving.
+        await client.execute(cql, [], { prepare: false, consistency });
+        break;
+      } catch (err) {
+        if (await exists().catch(() => false)) break;
+        if (attempt < SCHEMA_ATTEMPTS) {
+          await sleep(SCHEMA_RETRY_MS * 2 ** (attempt - 1));
+          continue;
+        }
+        throw new TieredCacheError(
+          'E_SCHEMA',
+          `cassandra tier "${schema.name}": creating the schema failed on "${cql}" ` +
+            `(${attempt} attempts): ${messageOf(err)}`,
+          { cause: err },
+        );
+      }
     }
   }
+}
+
+async function keyspaceExists(client: Client, keyspace: string): Promise<boolean> {
+  await client.metadata.refreshKeyspace(keyspace);
+  return Object.hasOwn(client.metadata.keyspaces, keyspace);
+}
+
+async function tableExists(client: Client, keyspace: string, table: string): Promise<boolean> {
+  // A table's metadata is cached per keyspace: read the keyspace again first.
+  await client.metadata.refreshKeyspace(keyspace);
+  return Boolean(await client.metadata.getTable(keyspace, table));
 }
 
 /**
@@ -101,8 +140,7 @@ export async function createSchema(
 export async function checkSchema(client: Client, schema: CassandraSchema): Promise<void> {
   const { name, keyspace, table } = schema;
   const hint = 'create it or set createSchema: true';
-  await client.metadata.refreshKeyspace(keyspace);
-  if (!Object.hasOwn(client.metadata.keyspaces, keyspace)) {
+  if (!(await keyspaceExists(client, keyspace))) {
     throw new TieredCacheError(
       'E_SCHEMA',
       `cassandra tier "${name}": keyspace "${keyspace}" does not exist and createSchema ` +

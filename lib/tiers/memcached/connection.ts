@@ -2,11 +2,13 @@ import type { Socket } from 'node:net';
 import { Client, Server, type Response } from 'memjs';
 import { MemcachedError, messageOf } from '../../errors';
 import type { HostPort } from '../host-port';
+import { Link, MORE, Pending, type Handler } from './link';
 import {
   Opcode,
   Status,
   counterRequest,
   deleteRequest,
+  flushRequest,
   getMultiRequest,
   getRequest,
   noopRequest,
@@ -18,56 +20,11 @@ import {
 export interface MemcachedConnectionOptions {
   /** Per-request timeout in ms, connecting included. */
   timeoutMs: number;
-}
-
-/** Marker returned by a response handler that expects more responses to the same request. */
-const MORE: unique symbol = Symbol('more');
-/** Reads one answer of `server` (`host:port`): the result, {@link MORE}, or it throws. */
-type Handler<T> = (response: Response, server: string) => T | typeof MORE;
-
-/** A memjs response callback; memjs keeps a `quiet` one registered until an empty-bodied answer. */
-type ResponseCallback = ((response: Response) => void) & { quiet?: boolean };
-
-/** A request waiting for its answer. */
-class Pending<T = unknown> {
-  constructor(
-    readonly opaque: number,
-    readonly handle: Handler<T>,
-    readonly resolve: (value: T) => void,
-    readonly reject: (error: unknown) => void,
-    /** Epoch ms at which it gives up. */
-    readonly at: number,
-  ) {}
-}
-
-/**
- * One memjs client (one socket's life) and the requests waiting on it, by opaque. memjs wants a
- * response and an error callback per opaque; every request of a link registers the same three
- * functions (answer, quiet answer, error), so a request costs one {@link Pending}, not a handful of
- * closures. memjs reports any socket error to every registered error callback: the first call
- * fails the whole link, the others find it failed.
- */
-class Link {
-  readonly pending = new Map<number, Pending>();
-  readonly server: Server;
-  failed = false;
-  /** The socket whose `close` is watched (memjs opens it lazily, inside `Server#write`). */
-  watched: Socket | undefined;
-  readonly onResponse: ResponseCallback;
-  readonly onQuietResponse: ResponseCallback;
-  readonly onError: (cause: unknown) => void;
-
-  constructor(
-    readonly client: Client,
-    respond: (link: Link, response: Response) => void,
-    broken: (link: Link, cause: unknown) => void,
-  ) {
-    this.server = client.servers[0];
-    this.onResponse = (r) => respond(this, r);
-    this.onQuietResponse = (r) => respond(this, r);
-    this.onQuietResponse.quiet = true;
-    this.onError = (cause) => broken(this, cause);
-  }
+  /**
+   * Longest TTL an entry written through this connection gets, ms (a gutter server's short TTL);
+   * undefined: the TTL asked for.
+   */
+  maxTtlMs?: number;
 }
 
 const NO_LOGGER = { log: (): void => undefined };
@@ -109,6 +66,11 @@ export class MemcachedConnection {
   /** `host:port`. */
   get address(): string {
     return this.server.address;
+  }
+
+  /** TTLs of entries written here are capped at this many ms (a gutter server); else undefined. */
+  get maxTtlMs(): number | undefined {
+    return this.options.maxTtlMs;
   }
 
   /**
@@ -226,6 +188,14 @@ export class MemcachedConnection {
         throw statusError(server, by < 0 ? 'decrement' : 'increment', r.header.status);
       },
     );
+  }
+
+  /** FLUSH: empties the server (every item of every client); resolves when it answered. */
+  flush(): Promise<void> {
+    return this.send(flushRequest, false, (r, server) => {
+      if (r.header.status === Status.Ok) return undefined;
+      throw statusError(server, 'flush', r.header.status);
+    });
   }
 
   /** NOOP round trip: resolves when the server answers. */

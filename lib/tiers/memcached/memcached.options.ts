@@ -46,6 +46,26 @@ export interface MemcachedDiscoveryOptions {
 }
 
 /**
+ * A small memcached pool that takes the keys of a failed node while it is out (the "gutter" of
+ * memcache at Facebook), instead of spreading them over the surviving nodes.
+ */
+export interface MemcachedGutterOptions {
+  /**
+   * `host:port` of every gutter node (IPv6 as `[addr]:port`); keys are spread over them by a ring
+   * of their own. They must not be nodes of the tier itself. Required.
+   */
+  servers: string[];
+  /**
+   * Longest TTL of an entry written to the gutter, ms (an integer >= 1000; memcached counts whole
+   * seconds, rounded up): an entry gets `min(its TTL, ttl)`, and one without expiry gets `ttl`.
+   * It bounds how long a value written to the gutter can be served, also by a process that did
+   * not see the node fail.
+   * @default 5000
+   */
+  ttl?: number;
+}
+
+/**
  * A memcached cluster, spoken to with memjs over the binary protocol. Give exactly one of
  * `servers` and `discovery` (an `InvalidOptionError` names the field otherwise).
  */
@@ -84,15 +104,26 @@ export interface MemcachedTierOptions extends BaseTierOptions {
   maxValueBytes?: number;
   /**
    * How long a node whose request failed with a connection error (refused, reset, closed, or no
-   * connection within `timeout`) stays off the ring, ms (an integer >= 0). Its keys go to the
-   * next node on the ring meanwhile (about `1/n` of the keys, which miss once and are refilled
-   * from the next tier). Afterwards the next request probes it in the background (NOOP) and it
-   * rejoins the ring when it answers, else stays out another `failoverTime`. When every node has
-   * failed, all are tried again as if none had. `0` turns failover off: a dead node's keys fail
-   * (after `retries`) until it returns.
+   * connection within `timeout`) or timed out (connected, but no answer within `timeout`: a hung
+   * node) stays off the ring, ms (an integer >= 0). One such failure is enough: it already failed
+   * every request waiting on that connection. Its keys go to the next node on the ring meanwhile
+   * (about `1/n` of the keys, which miss once and are refilled from the next tier), or to the
+   * `gutter` pool when there is one. Afterwards the next request probes it in the background
+   * (a NOOP answered within `timeout`) and it rejoins the ring when it answers, else stays out
+   * another `failoverTime`. When every node has failed, all are tried again as if none had.
+   * `0` turns failover off: a failed node's keys fail (after `retries`) until it returns.
    * @default 30000
    */
   failoverTime?: number;
+  /**
+   * Send the keys of a failed node (see `failoverTime`) to this pool, with a short TTL, instead of
+   * the surviving nodes: the survivors keep their load, and a node rejoining the ring is emptied
+   * first (memcached `flush_all`) so it never serves a value older than writes made while it was
+   * out. Not used when every node has failed.
+   * @default undefined: a failed node's keys go to the next node on the ring, and a node that
+   *   rejoins keeps what it held
+   */
+  gutter?: MemcachedGutterOptions;
 }
 
 /** Defaults of {@link MemcachedTierOptions}. */
@@ -102,6 +133,7 @@ const MEMCACHED_DEFAULTS = {
   /** memcached's 1 MiB item limit minus 1 KiB for key and header. */
   maxValueBytes: 1024 * 1024 - 1024,
   failoverTime: 30_000,
+  gutterTtl: 5000,
 } as const;
 
 /** Defaults of {@link MemcachedDiscoveryOptions}. */
@@ -122,7 +154,10 @@ const MEMCACHED_OPTIONS = optionNames<MemcachedTierOptions>({
   retries: true,
   maxValueBytes: true,
   failoverTime: true,
+  gutter: true,
 });
+
+const GUTTER_OPTIONS = optionNames<MemcachedGutterOptions>({ servers: true, ttl: true });
 
 const DISCOVERY_OPTIONS = optionNames<MemcachedDiscoveryOptions>({
   endpoint: true,
@@ -140,6 +175,14 @@ export interface ResolvedMemcachedOptions {
   retries: number;
   maxValueBytes: number;
   failoverMs: number;
+  /** The validated gutter pool, or undefined. */
+  gutter: ResolvedGutterOptions | undefined;
+}
+
+/** {@link MemcachedGutterOptions} after validation and defaults. */
+export interface ResolvedGutterOptions {
+  servers: HostPort[];
+  ttlMs: number;
 }
 
 /** {@link MemcachedDiscoveryOptions} after validation and defaults. */
@@ -194,13 +237,37 @@ export function resolveMemcachedOptions(
       'required (a "host:port" list), unless "discovery" ({ endpoint: "host:port" }) is set',
     );
   if (hasDiscovery) resolveDiscoveryOptions(o.discovery, at(path, 'discovery'));
+  const servers = hasServers ? parseServers(o.servers, at(path, 'servers')) : undefined;
+  const gutter =
+    o.gutter === undefined ? undefined : resolveGutterOptions(o.gutter, at(path, 'gutter'));
+  for (const [i, g] of (gutter?.servers ?? []).entries()) {
+    if (servers?.some((s) => s.address === g.address)) {
+      throw invalid(
+        at(at(at(path, 'gutter'), 'servers'), i),
+        `"${g.address}" is also in "servers": a gutter node must be a separate memcached`,
+      );
+    }
+  }
   return {
-    servers: hasServers ? parseServers(o.servers, at(path, 'servers')) : undefined,
+    servers,
     discovery: o.discovery,
     timeoutMs,
     retries,
     maxValueBytes,
     failoverMs,
+    gutter,
+  };
+}
+
+function resolveGutterOptions(
+  options: MemcachedGutterOptions,
+  path: string,
+): ResolvedGutterOptions {
+  const o = optionsObject(path, options);
+  onlyKnownKeys(path, o, GUTTER_OPTIONS);
+  return {
+    servers: parseServers(o.servers, at(path, 'servers')),
+    ttlMs: integer(at(path, 'ttl'), o.ttl, MEMCACHED_DEFAULTS.gutterTtl, 1000),
   };
 }
 

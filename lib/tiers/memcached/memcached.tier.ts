@@ -1,5 +1,5 @@
 import { systemClock, type Clock } from '../../clock';
-import { DiscoveryError, InvalidKeyError, MemcachedError, TieredCacheError } from '../../errors';
+import { DiscoveryError, MemcachedError, TieredCacheError } from '../../errors';
 import { at } from '../../options';
 import { MAX_KEY_BYTES, type Tier, type TierCapabilities, type TierWrite } from '../tier.interface';
 import type { TierContext } from '../tier-options';
@@ -7,12 +7,13 @@ import type { MemcachedConnection } from './connection';
 import { ElastiCacheDiscovery } from './discovery/elasticache-discovery';
 import { resolveMemcachedOptions, type MemcachedTierOptions } from './memcached.options';
 import { Opcode, Status, toMemcachedExpiry } from './protocol';
+import { checkKey } from './memcached-key';
 import { Topology } from './topology';
 
 const CAPABILITIES = {
   local: false,
   leases: 'atomic',
-  counters: true,
+  counters: 'atomic',
   // The protocol has no key listing.
   enumerate: false,
   ttlResolutionMs: 1000,
@@ -27,9 +28,11 @@ const CAPABILITIES = {
  * - `getMany` sends one pipelined batch per server (quiet gets and a NOOP in one write).
  * - A get/set/add/delete that fails with a connection error or a timeout is retried up to
  *   `retries` times on the server owning the key at retry time; `increment` never is.
- * - Failover: a server whose request fails with a connection error leaves the ring for
- *   `failoverTime` ms, so the retry, and every later request for its keys, goes to the server
- *   that now owns the key; it is probed afterwards and rejoins when it answers (see `Topology`).
+ * - Failover, per server: a server whose request fails with a connection error or times out
+ *   leaves the ring for `failoverTime` ms, so the retry, and every later request for its keys,
+ *   goes to the server that now owns the key (or to the `gutter` pool); it is probed afterwards
+ *   and rejoins when it answers (see `Topology`). Its errors are marked `partial` while another
+ *   server is live, so the store's circuit for the whole tier stays closed.
  * - With `discovery`, the node list comes from an ElastiCache configuration endpoint, polled every
  *   `intervalMs` and right after connection errors (see {@link ElastiCacheDiscovery}).
  * - Every attempt is bounded by `timeout` (connecting included); failures reject, misses resolve
@@ -38,7 +41,7 @@ const CAPABILITIES = {
 export class MemcachedTier implements Tier<Buffer> {
   /** Always `memcached`. */
   readonly kind = 'memcached';
-  readonly capabilities = CAPABILITIES;
+  readonly capabilities: TierCapabilities;
   readonly name: string;
   /**
    * Writes skipped (and older values deleted) because the value exceeded `maxValueBytes`.
@@ -68,14 +71,23 @@ export class MemcachedTier implements Tier<Buffer> {
     this.name = context.name ?? options.name ?? 'memcached';
     this.retries = resolved.retries;
     this.maxValueBytes = resolved.maxValueBytes;
+    this.capabilities = { ...CAPABILITIES, maxValueBytes: resolved.maxValueBytes };
+    const gutter = resolved.gutter;
+    const shared = { timeoutMs: resolved.timeoutMs, failoverMs: resolved.failoverMs, clock };
+    const pool = gutter && {
+      ...shared,
+      name: `${this.name} gutter`,
+      path: at(at(path, 'gutter'), 'servers'),
+      onConnectionError: () => undefined,
+      maxTtlMs: gutter.ttlMs,
+    };
     this.topology = new Topology(
       {
+        ...shared,
         name: this.name,
         path: at(path, 'servers'),
-        timeoutMs: resolved.timeoutMs,
-        failoverMs: resolved.failoverMs,
-        clock,
         onConnectionError: () => this.discovery?.requestRefresh(),
+        gutter: pool && new Topology(pool, gutter.servers),
       },
       resolved.servers,
     );
@@ -98,7 +110,8 @@ export class MemcachedTier implements Tier<Buffer> {
   }
 
   /**
-   * Servers taken off the ring after a connection error, until a probe finds them answering.
+   * Servers taken off the ring after a connection error or a timeout, until a probe finds them
+   * answering.
    * @internal
    */
   get failedServers(): readonly string[] {
@@ -210,9 +223,11 @@ export class MemcachedTier implements Tier<Buffer> {
    */
   async set(key: string, value: Buffer, ttlMs: number): Promise<void> {
     checkKey(key);
-    const expiry = toMemcachedExpiry(ttlMs);
+    toMemcachedExpiry(ttlMs); // validates
     if (value.length > this.maxValueBytes) return this.skipOversize(key);
-    const outcome = await this.withRetries(key, (c) => c.store(Opcode.Set, key, value, expiry));
+    const outcome = await this.withRetries(key, (c) =>
+      c.store(Opcode.Set, key, value, expiryOn(c, ttlMs)),
+    );
     // The server's own item limit (memcached has already dropped the older value for a SET).
     if (outcome === 'too-large') this.oversizeSkips++;
   }
@@ -229,12 +244,14 @@ export class MemcachedTier implements Tier<Buffer> {
    */
   async add(key: string, value: Buffer, ttlMs: number): Promise<boolean> {
     checkKey(key);
-    const expiry = toMemcachedExpiry(ttlMs);
+    toMemcachedExpiry(ttlMs); // validates
     if (value.length > this.maxValueBytes) {
       await this.skipOversize(key);
       return false;
     }
-    const outcome = await this.withRetries(key, (c) => c.store(Opcode.Add, key, value, expiry));
+    const outcome = await this.withRetries(key, (c) =>
+      c.store(Opcode.Add, key, value, expiryOn(c, ttlMs)),
+    );
     if (outcome === 'too-large') {
       await this.skipOversize(key);
       return false;
@@ -297,13 +314,13 @@ export class MemcachedTier implements Tier<Buffer> {
     if (!Number.isSafeInteger(by)) {
       throw new RangeError(`${this.name}: increment by must be a safe integer, got ${by}`);
     }
-    const expiry = toMemcachedExpiry(ttlMs);
+    toMemcachedExpiry(ttlMs); // validates
     this.assertOpen();
     if (!this.topology.ready) await this.connect();
     for (let attempt = 0; ; attempt++) {
       const connection = this.topology.connectionFor(key);
       try {
-        return await connection.increment(key, by, expiry);
+        return await connection.increment(key, by, expiryOn(connection, ttlMs));
       } catch (error) {
         // The server leaves the ring for the next call, but this one is not sent again: its
         // answer may have been lost after the server counted it.
@@ -409,6 +426,12 @@ export class MemcachedTier implements Tier<Buffer> {
   }
 }
 
+/** The expiry of an entry written to `c` for `ttlMs`: capped by a gutter server's TTL. */
+function expiryOn(c: MemcachedConnection, ttlMs: number): number {
+  const cap = c.maxTtlMs;
+  return toMemcachedExpiry(cap === undefined || (ttlMs > 0 && ttlMs <= cap) ? ttlMs : cap);
+}
+
 function isRetryable(error: unknown): boolean {
   return error instanceof MemcachedError && error.retryable;
 }
@@ -420,20 +443,4 @@ async function settleAll<T>(promises: Promise<T>[]): Promise<T[]> {
     if (r.status === 'rejected') throw r.reason;
     return r.value;
   });
-}
-
-function checkKey(key: string): void {
-  if (typeof key !== 'string' || key.length === 0) throw badKey(key);
-  // Up to 83 UTF-16 units are at most 249 bytes: only longer keys need counting.
-  if (
-    key.length > CAPABILITIES.maxKeyBytes / 3 &&
-    Buffer.byteLength(key) > CAPABILITIES.maxKeyBytes
-  )
-    throw badKey(key);
-}
-
-function badKey(key: string): InvalidKeyError {
-  return new InvalidKeyError(
-    `memcached key must be 1-${CAPABILITIES.maxKeyBytes} bytes of UTF-8: ${String(key)}`,
-  );
 }

@@ -13,6 +13,7 @@ export const Opcode = {
   Delete: 0x04,
   Increment: 0x05,
   Decrement: 0x06,
+  Flush: 0x08,
   Noop: 0x0a,
   Version: 0x0b,
   /** Quiet get that echoes the key: only hits are answered. */
@@ -190,4 +191,9 @@ export function counterRequest(key: string, by: number, expiry: number, opaque: 
 /** NOOP: always answered, in order; used to end a quiet batch and as a ping. */
 export function noopRequest(opaque: number): Buffer {
   return request(Opcode.Noop, '', EMPTY, EMPTY, opaque);
+}
+
+/** FLUSH (no delay): every item on the server is invalidated at once; answered with status 0. */
+export function flushRequest(opaque: number): Buffer {
+  return request(Opcode.Flush, '', EMPTY, EMPTY, opaque);
 }

@@ -29,8 +29,15 @@ export interface TopologyOptions {
   failoverMs: number;
   /** Time source of `failoverMs`. */
   clock: Clock;
-  /** Called on every connection error (discovery then polls sooner). */
+  /** Called on every connection error or timeout (discovery then polls sooner). */
   onConnectionError: () => void;
+  /**
+   * The gutter pool: keys whose owner is out go there instead of to the next owner, and a server
+   * is emptied (FLUSH) before it rejoins. Undefined: keys move to the next owner on the ring.
+   */
+  gutter?: Topology;
+  /** TTL cap of every entry written through these servers, ms (the gutter's own `ttl`). */
+  maxTtlMs?: number;
 }
 
 /**
@@ -38,10 +45,14 @@ export interface TopologyOptions {
  * over all of them and the live ring keys are placed on, failover and probing.
  *
  * Failover: a server whose request fails with a connection error (refused, reset, closed, connect
- * timeout; not a timeout of a connected server, not an error status) leaves the live ring for
- * `failoverMs`, so retries, and every later request for its keys, go to the server that now owns
- * the key. Once `failoverMs` has passed, the next request triggers a NOOP probe in the
- * background: the server rejoins the ring when it answers, else stays out another `failoverMs`.
+ * timeout) or times out (connected, no answer: a hung server; not an error status) leaves the
+ * live ring for `failoverMs`, so retries, and every later request for its keys, go to the server
+ * that now owns the key, or to the gutter pool when there is one. Once `failoverMs` has passed,
+ * the next request triggers a NOOP probe in the background: the server rejoins the ring when it
+ * answers within the timeout (emptied first, with a gutter), else stays out another `failoverMs`.
+ *
+ * Failure isolation: an error about one server while another server is live is marked `partial`
+ * (the store then leaves the tier's circuit closed); once every server is out it is not.
  */
 export class Topology {
   /** Undefined until the first server list (with discovery: until the first discovery). */
@@ -69,14 +80,17 @@ export class Topology {
     return this.placement?.ring.servers ?? [];
   }
 
-  /** Servers taken off the ring after a connection error, until a probe finds them answering. */
+  /** Servers taken off the ring after a connection error or timeout, until a probe finds them answering. */
   get failedServers(): readonly string[] {
     return [...this.failed.keys()];
   }
 
-  /** Socket writes made per server since it joined the ring (one per request or pipeline). */
+  /**
+   * Socket writes made per server since it joined the ring (one per request or pipeline), gutter
+   * servers included.
+   */
   writesPerServer(): Record<string, number> {
-    const out: Record<string, number> = {};
+    const out: Record<string, number> = this.options.gutter?.writesPerServer() ?? {};
     for (const [address, c] of this.placement?.connections ?? []) out[address] = c.writes;
     return out;
   }
@@ -112,17 +126,28 @@ export class Topology {
    */
   connectionFor(key: string): MemcachedConnection {
     if (this.failed.size > 0) this.maybeProbe();
-    const { ring, connections } = this.current();
-    return connections.get(ring.serverFor(key))!;
+    return this.route(key);
+  }
+
+  /** The connection `key` goes to now, probing nothing. */
+  private route(key: string): MemcachedConnection {
+    const { ring, full, connections } = this.current();
+    if (this.failed.size === 0) return connections.get(ring.serverFor(key))!;
+    // With a gutter, a key keeps its owner (the full ring) unless that owner is out while another
+    // server is live (`ring` is not `full`): then it goes to the gutter.
+    const gutter = this.options.gutter;
+    if (gutter === undefined || ring === full) return connections.get(ring.serverFor(key))!;
+    const owner = full.serverFor(key);
+    return this.failed.has(owner) ? gutter.connectionFor(key) : connections.get(owner)!;
   }
 
   /**
-   * The server (`host:port`) owning `key` on the live ring.
+   * The server (`host:port`) `key` goes to: its owner on the live ring, or a gutter server.
    *
    * @throws TieredCacheError `E_NOT_CONNECTED` before the first server list.
    */
   serverFor(key: string): string {
-    return this.current().ring.serverFor(key);
+    return this.route(key).address;
   }
 
   /**
@@ -149,19 +174,36 @@ export class Topology {
   }
 
   /**
-   * Takes the server of `connection` off the ring after a connection error (not a timeout of a
-   * connected server, nor an error status), and reports it (see `onConnectionError`).
+   * After a connection error or a timeout of `connection` (not an error status): takes its server
+   * off the ring and reports it (see `onConnectionError`); a gutter server's failure goes to the
+   * gutter pool's own failover. Then marks the error `partial` while another server of this tier
+   * is live (only that server failed), and not partial once none is (the tier as a whole failed).
    */
   noteFailure(connection: MemcachedConnection, error: unknown): void {
-    if (!(error instanceof MemcachedError) || error.kind !== 'connection' || this.closed) return;
-    this.options.onConnectionError();
+    if (!(error instanceof MemcachedError) || error.kind === 'server' || this.closed) return;
     const placement = this.placement;
+    if (placement === undefined) return;
     const address = connection.address;
-    if (this.options.failoverMs === 0 || placement === undefined) return;
-    // A connection of a server already removed, or a server already out: nothing to do.
-    if (placement.connections.get(address) !== connection || this.failed.has(address)) return;
-    this.failed.set(address, this.options.clock.now() + this.options.failoverMs);
-    this.placement = this.withLiveRing(placement);
+    if (placement.connections.get(address) !== connection) {
+      // A gutter server (its keys' owners are out, others live), or a server already removed.
+      const gutter = this.options.gutter;
+      if (gutter?.owns(connection)) {
+        gutter.noteFailure(connection, error);
+        error.partial = true;
+      }
+      return;
+    }
+    this.options.onConnectionError();
+    if (this.options.failoverMs > 0 && !this.failed.has(address)) {
+      this.failed.set(address, this.options.clock.now() + this.options.failoverMs);
+      this.placement = this.withLiveRing(placement);
+    }
+    error.partial = placement.full.servers.some((s) => s !== address && !this.failed.has(s));
+  }
+
+  /** Whether `connection` is the current connection of one of these servers. */
+  owns(connection: MemcachedConnection): boolean {
+    return this.placement?.connections.get(connection.address) === connection;
   }
 
   /**
@@ -178,7 +220,10 @@ export class Topology {
   async close(): Promise<void> {
     this.closed = true;
     await this.probing;
-    await Promise.all([...(this.placement?.connections.values() ?? [])].map((c) => c.close()));
+    await Promise.all([
+      ...[...(this.placement?.connections.values() ?? [])].map((c) => c.close()),
+      this.options.gutter?.close(),
+    ]);
   }
 
   private current(): Placement {
@@ -218,6 +263,9 @@ export class Topology {
         if (connection === undefined) return void this.failed.delete(address);
         try {
           await connection.ping();
+          // With a gutter, the writes made while it was out went there: empty it, so that it
+          // never serves a value older than those writes.
+          if (this.options.gutter !== undefined) await connection.flush();
           if (this.placement?.connections.get(address) === connection) this.failed.delete(address);
         } catch {
           if (this.failed.has(address)) {
@@ -237,7 +285,10 @@ export class Topology {
       connections.set(
         server.address,
         reuse.get(server.address) ??
-          new MemcachedConnection(server, { timeoutMs: this.options.timeoutMs }),
+          new MemcachedConnection(server, {
+            timeoutMs: this.options.timeoutMs,
+            maxTtlMs: this.options.maxTtlMs,
+          }),
       );
     }
     const full = new HashRing(servers.map((s) => s.address));

@@ -1,0 +1,285 @@
+import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
+import { ValueTooLargeError } from '../../lib/errors';
+import { TieredStore } from '../../lib/store/tiered-store';
+import type { CassandraTierOptions } from '../../lib/tiers/cassandra/cassandra.options';
+import { CassandraTier } from '../../lib/tiers/cassandra/cassandra.tier';
+import { dropKeyspaceAfterAll, testServers, uniqueName } from '../harness/env';
+
+const servers = testServers().cassandra;
+const keyspace = uniqueName('cassandra_limits').toLowerCase();
+dropKeyspaceAfterAll(keyspace);
+
+const options: CassandraTierOptions = {
+  type: 'cassandra',
+  contactPoints: servers.contactPoints,
+  localDataCenter: servers.localDataCenter,
+  keyspace,
+  // Large mutations and DDL on a busy single node can take seconds.
+  timeout: 10_000,
+};
+
+/** The default `maxValueBytes`: 16 MiB (Cassandra's default largest mutation) minus 128 KiB. */
+const DEFAULT_MAX_VALUE_BYTES = 16 * 1024 * 1024 - 128 * 1024;
+
+let tier: CassandraTier;
+
+beforeAll(async () => {
+  tier = new CassandraTier(options, { name: 'limits' });
+  await tier.connect();
+});
+
+afterAll(async () => {
+  await tier?.close();
+});
+
+/** A value of `n` bytes whose content is checked on read-back (not all one byte). */
+function bytes(n: number): Buffer {
+  const b = Buffer.allocUnsafe(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 31 + (i >> 12)) & 0xff;
+  return b;
+}
+
+describe('CassandraTier value limit', () => {
+  it('declares its limit: 16 MiB minus 128 KiB by default, or the maxValueBytes option', () => {
+    expect(tier.capabilities.maxValueBytes).toBe(DEFAULT_MAX_VALUE_BYTES);
+    const small = new CassandraTier({ ...options, maxValueBytes: 1000 });
+    expect(small.capabilities.maxValueBytes).toBe(1000);
+    // The other capabilities are the tier's.
+    expect(small.capabilities.counters).toBe('additive');
+  });
+
+  it('the real server accepts a value of the default limit, even under the longest key', async () => {
+    // 65,535 bytes: the longest key the tier accepts (maxKeyBytes).
+    const key = 'k'.repeat(tier.capabilities.maxKeyBytes);
+    const value = bytes(DEFAULT_MAX_VALUE_BYTES);
+    await tier.set(key, value, 60_000);
+    const back = await tier.get(key);
+    expect(back?.length).toBe(value.length);
+    expect(back?.equals(value)).toBe(true);
+  }, 120_000);
+
+  it('a value just under the limit reads back intact', async () => {
+    const key = uniqueName('under');
+    const value = bytes(DEFAULT_MAX_VALUE_BYTES - 1);
+    await tier.set(key, value, 60_000);
+    expect((await tier.get(key))?.equals(value)).toBe(true);
+  }, 120_000);
+
+  it('refuses limit + 1 at once, without sending it: ValueTooLargeError, tooLarge', async () => {
+    const key = uniqueName('over');
+    await tier.set(key, Buffer.from('older'), 60_000);
+    const started = Date.now();
+    const err: unknown = await tier
+      .set(key, Buffer.alloc(DEFAULT_MAX_VALUE_BYTES + 1), 60_000)
+      .catch((e: unknown) => e);
+    // Well below the 10 s timeout, and below the server's own 2 s write timeout.
+    expect(Date.now() - started).toBeLessThan(1500);
+    expect(err).toBeInstanceOf(ValueTooLargeError);
+    expect(err).toMatchObject({
+      code: 'E_TOO_LARGE',
+      tooLarge: true,
+      bytes: DEFAULT_MAX_VALUE_BYTES + 1,
+      limit: DEFAULT_MAX_VALUE_BYTES,
+    });
+    expect((err as Error).message).toBe(
+      `cassandra tier "limits": the value of "${key}" is ${DEFAULT_MAX_VALUE_BYTES + 1} bytes, ` +
+        `over maxValueBytes (${DEFAULT_MAX_VALUE_BYTES})`,
+    );
+    // Nothing was sent: the older value is still there.
+    expect(await tier.get(key)).toEqual(Buffer.from('older'));
+  });
+
+  it('a smaller maxValueBytes refuses limit + 1 in set, add and setMany; setMany stores the rest', async () => {
+    const small = new CassandraTier({ ...options, maxValueBytes: 1000 }, { name: 'small' });
+    await small.connect();
+    try {
+      const [fits, over, rest] = [uniqueName('fits'), uniqueName('over'), uniqueName('rest')];
+      await small.set(fits, Buffer.alloc(1000, 1), 60_000);
+      expect((await small.get(fits))?.length).toBe(1000);
+      await expect(small.set(over, Buffer.alloc(1001), 60_000)).rejects.toMatchObject({
+        tooLarge: true,
+        bytes: 1001,
+        limit: 1000,
+      });
+      await expect(small.add(over, Buffer.alloc(1001), 60_000)).rejects.toBeInstanceOf(
+        ValueTooLargeError,
+      );
+      await expect(
+        small.setMany([
+          { key: over, value: Buffer.alloc(1001), ttlMs: 60_000 },
+          { key: rest, value: Buffer.from('rest'), ttlMs: 60_000 },
+        ]),
+      ).rejects.toMatchObject({ tooLarge: true, bytes: 1001 });
+      expect(await small.get(rest)).toEqual(Buffer.from('rest'));
+      expect(await small.get(over)).toBeUndefined();
+    } finally {
+      await small.close();
+    }
+  });
+});
+
+/**
+ * A TCP relay in front of the real Cassandra that can stop relaying (both directions pause,
+ * nothing is lost): the node seems hung to the driver, as a stopped process or a dead network
+ * would.
+ */
+class HangingRelay {
+  private hung = false;
+  private readonly sockets = new Set<Socket>();
+  private constructor(private readonly server: Server) {}
+
+  static async start(target: string): Promise<HangingRelay> {
+    const [host, port] = target.split(':');
+    const relay: HangingRelay = new HangingRelay(
+      createServer((client) => {
+        const upstream = tcpConnect(Number(port), host);
+        for (const s of [client, upstream]) {
+          relay.sockets.add(s);
+          s.on('close', () => relay.sockets.delete(s));
+          s.on('error', () => undefined);
+          if (relay.hung) s.pause();
+        }
+        client.pipe(upstream);
+        upstream.pipe(client);
+        client.on('close', () => upstream.destroy());
+        upstream.on('close', () => client.destroy());
+      }),
+    );
+    await new Promise<void>((resolve) => relay.server.listen(0, '127.0.0.1', resolve));
+    return relay;
+  }
+
+  get address(): string {
+    const a = this.server.address();
+    if (a === null || typeof a === 'string') throw new Error('relay not listening');
+    return `127.0.0.1:${a.port}`;
+  }
+
+  hang(): void {
+    this.hung = true;
+    for (const s of this.sockets) s.pause();
+  }
+
+  resume(): void {
+    this.hung = false;
+    for (const s of this.sockets) s.resume();
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise((resolve) => this.server.close(resolve));
+  }
+}
+
+describe('CassandraTier timeouts', () => {
+  const TIMEOUT = 1000;
+  let relay: HangingRelay;
+  let hanging: CassandraTier;
+
+  beforeAll(async () => {
+    relay = await HangingRelay.start(servers.contactPoints[0]);
+    hanging = new CassandraTier(
+      { ...options, contactPoints: [relay.address], timeout: TIMEOUT },
+      { name: 'hung' },
+    );
+    // Connect (and create the schema) with a long timeout first: DDL can be slow.
+    const setup = new CassandraTier({ ...options, contactPoints: [relay.address] });
+    await setup.connect();
+    await setup.close();
+    await hanging.connect();
+    await hanging.set('before', Buffer.from('x'), 60_000);
+  });
+
+  afterAll(async () => {
+    relay?.resume();
+    await hanging?.close();
+    await relay?.close();
+  });
+
+  afterEach(() => relay.resume());
+
+  it.each([
+    ['get', () => hanging.get('before')],
+    ['set', () => hanging.set('k', Buffer.from('v'), 60_000)],
+    ['increment', () => hanging.increment('n', 1, 0)],
+    ['delete', () => hanging.delete('before')],
+    ['add', () => hanging.add('lease', Buffer.from('v'), 60_000)],
+  ] as const)(
+    'a hung node: %s rejects after one timeout, with timedOut and a message naming the tier and operation',
+    async (operation, run) => {
+      relay.hang();
+      const started = Date.now();
+      const err: unknown = await run().catch((e: unknown) => e);
+      const elapsed = Date.now() - started;
+      expect(err).toBeInstanceOf(Error);
+      expect(err).toMatchObject({ timedOut: true });
+      expect((err as Error).message).toMatch(
+        new RegExp(`^cassandra tier "hung": ${operation} .*timed out after ${TIMEOUT} ms`),
+      );
+      expect((err as Error).cause).toBeInstanceOf(Error);
+      // One timeout, not two (a second statement after the first timed out).
+      expect(elapsed).toBeGreaterThanOrEqual(TIMEOUT - 50);
+      expect(elapsed).toBeLessThan(2 * TIMEOUT);
+    },
+  );
+
+  it('other errors carry no timedOut', async () => {
+    const idle = new CassandraTier(options, { name: 'idle' });
+    const err: unknown = await idle.get('x').catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'E_NOT_CONNECTED' });
+    expect((err as { timedOut?: boolean }).timedOut).toBeUndefined();
+  });
+
+  it('a value over what the server takes gets the server write timeout: timedOut', async () => {
+    // maxValueBytes set beyond the server's 16 MiB mutation limit: Cassandra 2.1 answers a
+    // WriteTimeout response after its write_request_timeout (2 s).
+    const loose = new CassandraTier(
+      { ...options, maxValueBytes: 32 * 1024 * 1024 },
+      { name: 'loose' },
+    );
+    await loose.connect();
+    try {
+      const err: unknown = await loose
+        .set(uniqueName('huge'), Buffer.alloc(17 * 1024 * 1024), 60_000)
+        .catch((e: unknown) => e);
+      expect(err).toMatchObject({ timedOut: true });
+      expect((err as Error).message).toMatch(/^cassandra tier "loose": set .*timed out/);
+    } finally {
+      await loose.close();
+    }
+  }, 60_000);
+
+  it('in a store, a hung Cassandra costs one timeout, then its circuit is open', async () => {
+    const store = new TieredStore({
+      tiers: [{ type: 'memory' }, hanging],
+      namespace: uniqueName('hung'),
+    });
+    const errors: string[] = [];
+    store.on('error', (e: Error) => errors.push(e.message));
+    try {
+      await store.set('warm', 1);
+      relay.hang();
+      const started = Date.now();
+      // A miss at every tier, then the write of the value found elsewhere.
+      expect(await store.get('missing')).toBeUndefined();
+      await store.set('missing', 2);
+      for (let i = 0; i < 5; i++) expect(await store.get(`other${i}`)).toBeUndefined();
+      const elapsed = Date.now() - started;
+      expect(elapsed).toBeLessThan(2 * TIMEOUT);
+      const stats = store.stats()[1];
+      // The requests in flight when the first timeout opened the circuit: this get, and the
+      // generation read that the store may have sent beside it; nothing sent after.
+      expect(errors.length).toBe(stats.errors);
+      expect(errors).toContainEqual(
+        expect.stringMatching(/^hung: get "missing" failed: .*timed out/),
+      );
+      for (const e of errors)
+        expect(e).toMatch(/^hung: (get "missing"|generation) failed: .*timed out after 1000 ms/);
+      expect(stats.errors).toBeLessThanOrEqual(2);
+      expect(stats.circuit).toBe('open');
+    } finally {
+      relay.resume();
+      await store.disconnect();
+    }
+  });
+});
