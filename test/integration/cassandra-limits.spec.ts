@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
 import { ValueTooLargeError } from '../../lib/errors';
 import { TieredStore } from '../../lib/store/tiered-store';
@@ -282,4 +283,47 @@ describe('CassandraTier timeouts', () => {
       await store.disconnect();
     }
   });
+});
+
+describe('a value no shared tier holds, on the real chain (memory → memcached → Cassandra)', () => {
+  it('20 MiB: rejects with ValueTooLargeError at once, five times, stores it nowhere; the next ordinary write reaches Cassandra', async () => {
+    const namespace = uniqueName('big');
+    const memcached = { type: 'memcached' as const, servers: testServers().memcached };
+    const store = new TieredStore({ tiers: [{ type: 'memory' }, memcached, options], namespace });
+    // Another instance: what the shared tiers hold.
+    const shared = new TieredStore({ tiers: [memcached, options], namespace });
+    const errors: Error[] = [];
+    store.on('error', (e: Error) => errors.push(e));
+    try {
+      await store.set('big', 'older');
+      // Random bytes: the codec deflates large bodies, and these must stay 20 MiB.
+      const big = randomBytes(20 * 1024 * 1024);
+      const started = Date.now();
+      for (let i = 0; i < 5; i++) {
+        const err: unknown = await store.set('big', big).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(ValueTooLargeError);
+        expect((err as Error).message).toMatch(
+          /^set "big": the encoded value is \d+ bytes, more than any shared tier stores \(memcached: 1047552 bytes, cassandra: 16646144 bytes\)/,
+        );
+      }
+      // Nothing was sent to Cassandra: no 2 s server timeout per write.
+      expect(Date.now() - started).toBeLessThan(5 * 2000);
+      // The older value is gone everywhere, the memory tier included: no process serves it.
+      expect(await store.get('big')).toBeUndefined();
+      expect(await shared.get('big')).toBeUndefined();
+      // Skips, not failures: the circuit stayed closed and the next write reaches Cassandra.
+      expect(errors).toEqual([]);
+      expect(store.stats().map((s) => s.circuit)).toEqual(['closed', 'closed', 'closed']);
+      await store.set('after', 'ordinary');
+      const farOnly = new TieredStore({ tiers: [options], namespace });
+      try {
+        expect(await farOnly.get('after')).toBe('ordinary');
+      } finally {
+        await farOnly.disconnect();
+      }
+    } finally {
+      await store.disconnect();
+      await shared.disconnect();
+    }
+  }, 120_000);
 });
