@@ -4,11 +4,11 @@
  * options in `COUNTER_WORKER_OPTIONS`, then answers `run` commands over IPC: `increments`
  * concurrent `increment(key)` calls, reported with each call's start and end time.
  */
-import { type ChildProcess, fork } from 'node:child_process';
-import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { TieredStore } from '../../lib/store/tiered-store';
 import type { TieredStoreOptions } from '../../lib/store/tiered-store.options';
+import { forkTsWorker, stopWorker } from './ts-worker';
 
 /** What one `run` reports: per call, the value it resolved and when it ran (epoch ms). */
 export interface CounterReport {
@@ -20,9 +20,6 @@ export interface CounterReport {
 
 /** Epoch ms with sub-millisecond precision, comparable between processes of one machine. */
 export const epochMs = (): number => performance.timeOrigin + performance.now();
-
-/** This file, run by ts-node in each worker (tests run as ES modules: no `__filename`). */
-const WORKER = join(process.cwd(), 'test', 'support', 'counter-worker.ts');
 
 /** A worker process, seen from the test. */
 export class CounterWorker {
@@ -43,10 +40,7 @@ export class CounterWorker {
   }
 
   close(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return Promise.resolve();
-    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
-    this.child.send({ cmd: 'exit' });
-    return exited;
+    return stopWorker(this.child, () => this.child.send({ cmd: 'exit' }));
   }
 }
 
@@ -57,22 +51,11 @@ export function startCounterWorkers(
 ): Promise<CounterWorker[]> {
   return Promise.all(
     Array.from({ length: n }, async () => {
-      const child = fork(WORKER, [], {
-        execArgv: ['-r', 'ts-node/register/transpile-only'],
-        env: {
-          ...process.env,
-          TS_NODE_PROJECT: join(process.cwd(), 'tsconfig.json'),
-          COUNTER_WORKER_OPTIONS: JSON.stringify(options),
-        },
-        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      });
-      await new Promise<void>((resolve, reject) => {
-        child.once('exit', (code) => reject(new Error(`counter worker exited with ${code}`)));
-        child.once('message', (m: { type: string; message?: string }) =>
-          m.type === 'ready' ? resolve() : reject(new Error(`counter worker: ${m.message}`)),
-        );
-      });
-      child.removeAllListeners('exit');
+      const child = await forkTsWorker(
+        'counter-worker.ts',
+        { COUNTER_WORKER_OPTIONS: JSON.stringify(options) },
+        'counter worker',
+      );
       return new CounterWorker(child);
     }),
   );

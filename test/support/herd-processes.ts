@@ -1,6 +1,6 @@
-import { type ChildProcess, fork } from 'node:child_process';
-import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import type { HerdOptions, TieredCacheModuleOptions } from '../../lib';
+import { forkTsWorker, stopWorker } from './ts-worker';
 
 /** Module options a worker boots with (JSON: no clock, no functions). */
 export type WorkerConfig = Pick<TieredCacheModuleOptions, 'tiers' | 'namespace' | 'herd' | 'ttl'>;
@@ -33,8 +33,6 @@ export interface RunReport {
   latencies: number[];
 }
 
-const WORKER = join(process.cwd(), 'test', 'support', 'herd-worker.ts');
-
 /** One app instance in its own process (see `herd-worker.ts`). */
 export class HerdWorker {
   private constructor(private readonly child: ChildProcess) {}
@@ -43,22 +41,11 @@ export class HerdWorker {
   static async start(n: number, config: WorkerConfig): Promise<HerdWorker[]> {
     return Promise.all(
       Array.from({ length: n }, async () => {
-        const child = fork(WORKER, [], {
-          execArgv: ['-r', 'ts-node/register/transpile-only'],
-          env: {
-            ...process.env,
-            TS_NODE_PROJECT: join(process.cwd(), 'tsconfig.json'),
-            HERD_WORKER_CONFIG: JSON.stringify(config),
-          },
-          stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-        });
-        await new Promise<void>((resolve, reject) => {
-          child.once('exit', (code) => reject(new Error(`herd worker exited with ${code}`)));
-          child.once('message', (m: { type: string; message?: string }) =>
-            m.type === 'ready' ? resolve() : reject(new Error(`herd worker: ${m.message}`)),
-          );
-        });
-        child.removeAllListeners('exit');
+        const child = await forkTsWorker(
+          'herd-worker.ts',
+          { HERD_WORKER_CONFIG: JSON.stringify(config) },
+          'herd worker',
+        );
         return new HerdWorker(child);
       }),
     );
@@ -103,9 +90,6 @@ export class HerdWorker {
   }
 
   private stopWith(stop: () => void): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return Promise.resolve();
-    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
-    stop();
-    return exited;
+    return stopWorker(this.child, stop);
   }
 }
