@@ -109,6 +109,7 @@ export class Writer {
     this.parts.background.track(
       all.catch((err: unknown) => {
         if (err instanceof ValueTooLargeError) this.reportTooLarge(op, key, err);
+        else this.parts.report('store', op, key, err);
       }),
     );
     return true;
