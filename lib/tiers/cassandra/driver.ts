@@ -1,5 +1,5 @@
 import { errors, policies, types, type Client, type ClientOptions } from 'cassandra-driver';
-import { messageOf } from '../../errors';
+import { TierTimeoutError, messageOf } from '../../errors';
 import type { ResolvedCassandraOptions } from './cassandra.options';
 
 /**
@@ -93,6 +93,19 @@ export async function mapBounded<T, R>(
   };
   await Promise.all(Array.from({ length: Math.min(BULK_CONCURRENCY, items.length) }, worker));
   return results;
+}
+
+/**
+ * `err` as a `TierTimeoutError` when the request timed out (see {@link isTimeout}), naming what
+ * timed out (`what`: the tier and operation) and the limit; any other error as it is.
+ */
+export function asTimeoutError(err: unknown, what: string, timeoutMs: number): unknown {
+  const where = isTimeout(err);
+  if (!where) return err;
+  const limit = where === 'client' ? `after ${timeoutMs} ms` : 'on the server (its own timeout)';
+  return new TierTimeoutError(`${what} timed out ${limit}: ${describeConnectError(err)}`, {
+    cause: err,
+  });
 }
 
 /**
