@@ -25,7 +25,8 @@ const common: Config = {
  * Two projects:
  * - `unit`: no servers, fast.
  * - `integration`: real memcached and Cassandra, started once by the global setup
- *   (or taken from MEMCACHED_SERVERS / CASSANDRA_CONTACT_POINTS when those are set).
+ *   (or taken from MEMCACHED_SERVERS / CASSANDRA_CONTACT_POINTS when those are set); it also
+ *   runs the reliability suite (test/reliability: short scenarios, long ones with CHAOS=1).
  *   The setup runs only when a test of this project is selected.
  */
 const config: Config = {
@@ -35,7 +36,11 @@ const config: Config = {
     {
       ...common,
       displayName: 'integration',
-      testMatch: ['<rootDir>/test/integration/**/*.spec.ts', '<rootDir>/test/e2e/**/*.spec.ts'],
+      testMatch: [
+        '<rootDir>/test/integration/**/*.spec.ts',
+        '<rootDir>/test/e2e/**/*.spec.ts',
+        '<rootDir>/test/reliability/**/*.spec.ts',
+      ],
       globalSetup: '<rootDir>/test/harness/global-setup.ts',
       globalTeardown: '<rootDir>/test/harness/global-teardown.ts',
     },

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
 import { ValueTooLargeError } from '../../lib/errors';
 import { TieredStore } from '../../lib/store/tiered-store';
 import type { CassandraTierOptions } from '../../lib/tiers/cassandra/cassandra.options';
 import { CassandraTier } from '../../lib/tiers/cassandra/cassandra.tier';
 import { dropKeyspaceAfterAll, testServers, uniqueName } from '../harness/env';
+import { TcpRelay } from '../support/tcp-relay';
 
 const servers = testServers().cassandra;
 const keyspace = uniqueName('cassandra_limits').toLowerCase();
@@ -119,66 +119,13 @@ describe('CassandraTier value limit', () => {
   });
 });
 
-/**
- * A TCP relay in front of the real Cassandra that can stop relaying (both directions pause,
- * nothing is lost): the node seems hung to the driver, as a stopped process or a dead network
- * would.
- */
-class HangingRelay {
-  private hung = false;
-  private readonly sockets = new Set<Socket>();
-  private constructor(private readonly server: Server) {}
-
-  static async start(target: string): Promise<HangingRelay> {
-    const [host, port] = target.split(':');
-    const relay: HangingRelay = new HangingRelay(
-      createServer((client) => {
-        const upstream = tcpConnect(Number(port), host);
-        for (const s of [client, upstream]) {
-          relay.sockets.add(s);
-          s.on('close', () => relay.sockets.delete(s));
-          s.on('error', () => undefined);
-          if (relay.hung) s.pause();
-        }
-        client.pipe(upstream);
-        upstream.pipe(client);
-        client.on('close', () => upstream.destroy());
-        upstream.on('close', () => client.destroy());
-      }),
-    );
-    await new Promise<void>((resolve) => relay.server.listen(0, '127.0.0.1', resolve));
-    return relay;
-  }
-
-  get address(): string {
-    const a = this.server.address();
-    if (a === null || typeof a === 'string') throw new Error('relay not listening');
-    return `127.0.0.1:${a.port}`;
-  }
-
-  hang(): void {
-    this.hung = true;
-    for (const s of this.sockets) s.pause();
-  }
-
-  resume(): void {
-    this.hung = false;
-    for (const s of this.sockets) s.resume();
-  }
-
-  async close(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    await new Promise((resolve) => this.server.close(resolve));
-  }
-}
-
 describe('CassandraTier timeouts', () => {
   const TIMEOUT = 1000;
-  let relay: HangingRelay;
+  let relay: TcpRelay;
   let hanging: CassandraTier;
 
   beforeAll(async () => {
-    relay = await HangingRelay.start(servers.contactPoints[0]);
+    relay = await TcpRelay.start(servers.contactPoints[0]);
     hanging = new CassandraTier(
       { ...options, contactPoints: [relay.address], timeout: TIMEOUT },
       { name: 'hung' },

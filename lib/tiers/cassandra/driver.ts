@@ -42,6 +42,10 @@ export function clientOptions(
     // of 2,048 made a burst of unawaited writes (a cache's normal load) fail with
     // BusyConnectionError instead of queueing on the server.
     pooling: { maxRequestsPerConnection: MAX_REQUESTS_PER_CONNECTION },
+    // Reconnect within 5 s, not the driver's default of up to 10 minutes: a cache should serve
+    // again soon after its servers return. It also bounds the reconnection timers a closed client
+    // may leave behind after lost connections (cassandra-driver 4.10 does not clear them).
+    policies: { reconnection: new policies.reconnection.ExponentialReconnectionPolicy(500, 5000) },
   };
 }
 
