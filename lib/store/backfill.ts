@@ -82,9 +82,7 @@ export class Backfill {
       if (writes === undefined) continue;
       const batch = writes;
       this.background.track(
-        slot.callInOrder(
-          'backfill',
-          batch.length === 1 ? batch[0].key : undefined,
+        slot.backfill(
           batch.map((w) => w.key),
           () =>
             batch.length === 1

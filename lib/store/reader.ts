@@ -28,6 +28,8 @@ export class Reader {
     for (let i = from; i < to; i++) {
       const slot = this.parts.slots[i];
       const at = slot.keyFor(key, k);
+      // A tier that missed the key's last write or delete may hold an older value.
+      if (slot.missedWrite(at)) continue;
       const payload = await slot.call('get', key, () => slot.tier.get(at));
       if (payload === FAILED) continue;
       const record = payload === undefined ? undefined : this.decode(slot, payload, key, now);
@@ -65,7 +67,8 @@ export class Reader {
       const stillMissing: string[] = [];
       const found: Found[] = [];
       missing.forEach((k, j) => {
-        const payload = payloads[j];
+        // See `readTiers`: a tier that missed the key's last write or delete is not trusted for it.
+        const payload = slot.missedWrite(asked[j]) ? undefined : payloads[j];
         const { key, at } = positions.get(k)!;
         const record = payload === undefined ? undefined : this.decode(slot, payload, key, now);
         if (record === undefined || isStale(record, now)) {

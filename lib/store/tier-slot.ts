@@ -18,6 +18,14 @@ export type Failed = typeof FAILED;
  */
 export type WriteOutcome = 'stored' | 'failed' | 'tooLarge';
 
+/**
+ * Missed writes remembered per tier (see `TierSlot.missed`); past it, a tier that comes back
+ * may serve older values of the keys it missed beyond these until their TTL.
+ */
+const MAX_MISSED = 100_000;
+/** Missed keys deleted per replay (the next answer of the tier starts the next batch). */
+const REPLAY_BATCH = 1000;
+
 /** One value for {@link TierSlot.writeValues}: tier key, encoded size, payload, capped TTL. */
 export interface ValueWrite {
   at: string;
@@ -73,6 +81,14 @@ export class TierSlot {
   readonly maxValueBytes: number;
   readonly counters = new TierCounters();
   private readonly order = new WriteOrder();
+  /**
+   * Tier keys whose last write or delete this tier missed (it failed, or was skipped by the open
+   * circuit), at most {@link MAX_MISSED}: the tier may still hold an older value there, so reads
+   * treat them as misses until a write of the key lands or the store has deleted it there
+   * (replayed as soon as the tier answers again, see {@link replayMissed}).
+   */
+  private readonly missed = new Set<string>();
+  private replaying = false;
   /** False until `connect()` succeeded; a tier that failed to connect is connected again on use. */
   connected: boolean;
   private connecting: Promise<void> | undefined;
@@ -129,32 +145,104 @@ export class TierSlot {
   }
 
   /**
-   * {@link call} for a write or delete of the tier keys `at`: it starts once the earlier writes of
-   * those keys on this tier have settled (see {@link WriteOrder}; a local tier's writes land
-   * synchronously, in order already). Resolves what the tier answered, or {@link FAILED}.
+   * Runs `body`, a write or delete of the tier keys `at`, once the earlier writes of those keys on
+   * this tier have settled (see {@link WriteOrder}; a local tier's writes land synchronously, in
+   * order already).
    */
-  callInOrder<T>(
-    op: string,
-    key: string | undefined,
-    at: readonly string[],
-    fn: () => Promise<T>,
-  ): Promise<T | Failed> {
-    if (this.local) return this.call(op, key, fn);
-    return this.order.run(at, () => this.call(op, key, fn));
+  private inOrder<T>(at: readonly string[], body: () => Promise<T>): Promise<T> {
+    return this.local ? body() : this.order.run(at, body);
   }
 
-  /** {@link callInOrder} for writes: whether the tier accepted it. */
+  /**
+   * {@link call} for a write of the tier keys `at`, in write order (see {@link inOrder}),
+   * recording whether it landed (see {@link missed}): whether the tier accepted it.
+   */
   async write(
     op: string,
     key: string | undefined,
     at: readonly string[],
     fn: () => Promise<unknown>,
   ): Promise<boolean> {
-    return (await this.callInOrder(op, key, at, fn)) !== FAILED;
+    const body = async () => {
+      const ok = (await this.call(op, key, fn)) !== FAILED;
+      this.landed(at, ok);
+      return ok;
+    };
+    return this.inOrder(at, body);
   }
 
   /**
-   * Writes values in write order (see {@link callInOrder}), one outcome per value. A value larger
+   * A backfill of the tier keys `at` (a copy of what a farther tier holds) in write order: like
+   * {@link write}, but one that fails leaves nothing missed (the tier held no newer value), and
+   * one that lands makes the keys trusted again (see {@link missed}).
+   */
+  backfill(at: readonly string[], fn: () => Promise<unknown>): Promise<unknown> {
+    const body = async () => {
+      const r = await this.call('backfill', at.length === 1 ? at[0] : undefined, fn);
+      if (r !== FAILED) this.landed(at, true);
+      return r;
+    };
+    return this.inOrder(at, body);
+  }
+
+  /**
+   * Deletes the tier keys `at` in write order (see {@link inOrder}), recording whether it
+   * landed (see {@link missed}). Resolves what the tier answered, or {@link FAILED}.
+   */
+  remove(op: string, key: string | undefined, at: readonly string[]): Promise<boolean | Failed> {
+    const tier = this.tier;
+    const body = async () => {
+      const deleted = await this.call(op, key, () =>
+        at.length === 1 ? tier.delete(at[0]) : tier.deleteMany(at),
+      );
+      this.landed(at, deleted !== FAILED);
+      return deleted;
+    };
+    return this.inOrder(at, body);
+  }
+
+  /**
+   * Whether this tier missed the last write or delete of tier key `at` (see {@link missed}): its
+   * copy there must not be served.
+   */
+  missedWrite(at: string): boolean {
+    return this.missed.size > 0 && this.missed.has(at);
+  }
+
+  /** Records whether a write or delete of the tier keys `at` landed here (see {@link missed}). */
+  private landed(at: readonly string[], ok: boolean): void {
+    if (this.local) return;
+    if (ok) {
+      if (this.missed.size > 0) for (const k of at) this.missed.delete(k);
+      return;
+    }
+    for (const k of at) if (this.missed.size < MAX_MISSED) this.missed.add(k);
+  }
+
+  /**
+   * Deletes, on this tier, the keys whose writes it missed, in write order (a write of one of them
+   * made since runs after it; one that landed meanwhile took the key off the list), then forgets
+   * them. Started by the tier's next answer; at most one at a time.
+   */
+  private replayMissed(): void {
+    if (this.replaying) return;
+    this.replaying = true;
+    const keys = [...this.missed].slice(0, REPLAY_BATCH);
+    void this.order
+      .run(keys, async () => {
+        const still = keys.filter((k) => this.missed.has(k));
+        if (still.length === 0) return;
+        const tier = this.tier;
+        const done = await this.call('replay delete', undefined, () =>
+          still.length === 1 ? tier.delete(still[0]) : tier.deleteMany(still),
+        );
+        if (done !== FAILED) for (const k of still) this.missed.delete(k);
+      })
+      .finally(() => (this.replaying = false));
+  }
+
+  /**
+   * Writes values in write order (see {@link inOrder}), one outcome per value. A value larger
    * than {@link maxValueBytes} is never sent: its key is deleted on this tier instead, so an older
    * value is not served after this newer write, and it counts as skipped. So is one the tier
    * refuses for its size (an error saying `tooLarge`); when it refuses a batch, each value of it
@@ -165,9 +253,15 @@ export class TierSlot {
     key: string | undefined,
     writes: readonly ValueWrite[],
   ): Promise<WriteOutcome[]> {
-    const keys = writes.map((w) => w.at);
-    const body = () => this.sendValues(op, key, writes, true);
-    return this.local ? body() : this.order.run(keys, body);
+    return this.inOrder(
+      writes.map((w) => w.at),
+      async () => {
+        const outcomes = await this.sendValues(op, key, writes, true);
+        // A value refused for its size had its key deleted here instead: nothing older is left.
+        writes.forEach((w, i) => this.landed([w.at], outcomes[i] !== 'failed'));
+        return outcomes;
+      },
+    );
   }
 
   private async sendValues(
@@ -224,10 +318,9 @@ export class TierSlot {
     return writes.map((w) => outcomes.get(w)!);
   }
 
-  /** {@link attempt} in write order (see {@link callInOrder}): counters. */
+  /** {@link attempt} in write order (see {@link inOrder}): counters. */
   attemptInOrder<T>(op: string, key: string, at: string, fn: () => Promise<T>): Promise<T> {
-    if (this.local) return this.attempt(op, key, fn);
-    return this.order.run([at], () => this.attempt(op, key, fn));
+    return this.inOrder([at], () => this.attempt(op, key, fn));
   }
 
   /**
@@ -294,7 +387,10 @@ export class TierSlot {
     }
     return pending.then((result) => {
       this.breaker.success();
-      if (!this.local) this.counters.recordLatency(performance.now() - t0);
+      if (!this.local) {
+        this.counters.recordLatency(performance.now() - t0);
+        if (this.missed.size > 0) this.replayMissed();
+      }
       return result;
     }, failed);
   }

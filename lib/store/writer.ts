@@ -190,9 +190,7 @@ export class Writer {
       this.parts.slots.map((slot) => {
         const at = keys.map(([caller, k]) => slot.keyFor(caller, k));
         if (!slot.local) slot.counters.skipped += at.length;
-        return slot.callInOrder(op, key, at, () =>
-          at.length === 1 ? slot.tier.delete(at[0]) : slot.tier.deleteMany(at),
-        );
+        return slot.remove(op, key, at);
       }),
     );
   }
@@ -227,9 +225,7 @@ export class Writer {
       this.invalidateLeases(keys),
       ...this.parts.slots.map((slot) => {
         const at = keys.map((key, i) => slot.keyFor(key, finals[i]));
-        return slot.callInOrder(op, one, at, () =>
-          at.length === 1 ? slot.tier.delete(at[0]) : slot.tier.deleteMany(at),
-        );
+        return slot.remove(op, one, at);
       }),
     ]);
     const results = outcomes.slice(1);

@@ -4,6 +4,8 @@ import { TieredStore } from '../../lib/store/tiered-store';
 import type { CassandraTierOptions } from '../../lib/tiers/cassandra/cassandra.options';
 import { CassandraTier } from '../../lib/tiers/cassandra/cassandra.tier';
 import { dropKeyspaceAfterAll, testServers, uniqueName } from '../harness/env';
+import { eventually } from '../support/eventually';
+import { ManualClock } from '../support/manual-clock';
 import { TcpRelay } from '../support/tcp-relay';
 
 const servers = testServers().cassandra;
@@ -196,6 +198,45 @@ describe('CassandraTier timeouts', () => {
       await loose.close();
     }
   }, 60_000);
+
+  it('a delete Cassandra missed while hung is never served once it answers again, and is replayed there', async () => {
+    const clock = new ManualClock();
+    const namespace = uniqueName('missed');
+    const far = new CassandraTier(
+      { ...options, contactPoints: [relay.address], timeout: TIMEOUT },
+      { name: 'missed' },
+    );
+    const store = new TieredStore({ tiers: [{ type: 'memory' }, far], namespace, clock });
+    store.on('error', () => undefined);
+    // What Cassandra holds, asked without the memory tier (and with a connection of its own).
+    const direct = new TieredStore({ tiers: [options], namespace });
+    try {
+      await store.set('k', 'older');
+      expect(await direct.get('k')).toBe('older');
+      relay.hang();
+      // Cassandra times out on it (its circuit opens); the memory tier drops the key.
+      await store.delete('k');
+      expect(store.stats()[1].circuit).toBe('open');
+      relay.resume();
+      clock.advance(11_000);
+      // The memory tier no longer has the key, Cassandra still has the older value: not served.
+      expect(await store.get('k')).toBeUndefined();
+      expect(await store.getMany(['k'])).toEqual([undefined]);
+      // Once Cassandra answers a probe, the missed delete is replayed there. (The first
+      // requests after a hang may time out once more, and reopen the circuit: a cooldown later,
+      // the next probe.)
+      const replayed = await eventually(async () => {
+        clock.advance(11_000);
+        await store.set('other', 1);
+        return (await direct.get('k')) === undefined;
+      }, 30_000);
+      expect(replayed).toBe(true);
+    } finally {
+      relay.resume();
+      await direct.disconnect();
+      await store.disconnect();
+    }
+  });
 
   it('in a store, a hung Cassandra costs one timeout, then its circuit is open', async () => {
     const store = new TieredStore({
