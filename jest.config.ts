@@ -31,6 +31,10 @@ const common: Config = {
  */
 const config: Config = {
   testTimeout: 60_000,
+  // On two cores Jest runs every test in its own process (in band), so one timer a dependency
+  // leaves behind would keep the run from ever ending. Tests that care assert what they leave
+  // open themselves (test/support/open-resources.ts); the run ends when the tests have.
+  forceExit: true,
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.spec.ts'] },
     {

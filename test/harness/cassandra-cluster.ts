@@ -3,7 +3,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, policies } from 'cassandra-driver';
-import { releaseFailedClient } from '../../lib/tiers/cassandra/driver';
+import { releaseClient } from '../../lib/tiers/cassandra/driver';
 import { launchCassandra, seedProvider } from './cassandra';
 import { waitForPort } from './ports';
 import type { ManagedProcess } from './processes';
@@ -252,7 +252,7 @@ export class CassandraCluster {
     try {
       await client.connect();
     } catch (err) {
-      await releaseFailedClient(client);
+      await releaseClient(client);
       throw err;
     }
     return client;

@@ -1,15 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { dropKeyspaceAfterAll, testServers, uniqueName } from '../harness/env';
 import { eventually } from '../support/eventually';
-import {
-  appInstances,
-  closeInstances,
-  leftBehind,
-  Load,
-  openResources,
-  plan,
-  type AppInstance,
-} from '../support/load';
+import { appInstances, closeInstances, Load, plan, type AppInstance } from '../support/load';
+import { OpenResources } from '../support/open-resources';
 import { MemcachedTestbed } from '../support/memcached';
 import { TcpRelay } from '../support/tcp-relay';
 
@@ -34,7 +27,9 @@ dropKeyspaceAfterAll(keyspace);
 const bed = new MemcachedTestbed();
 let apps: AppInstance[] = [];
 let relay: TcpRelay | undefined;
+let resources: OpenResources | undefined;
 afterAll(async () => {
+  resources?.stop();
   relay?.resume();
   await closeInstances(apps);
   await relay?.close();
@@ -56,7 +51,8 @@ describe('reliability: memcached and Cassandra both unavailable', () => {
   it(
     `memcached killed and Cassandra hung for ${PLAN.outageMs} ms: answers from memory and origin, no caller error`,
     async () => {
-      const baseline = openResources();
+      const watch = OpenResources.watch({ stacks: true });
+      resources = watch;
       relay = await TcpRelay.start(cassandra.contactPoints[0]);
       const nodes = [await bed.node(), await bed.node()];
       await appInstances(
@@ -83,7 +79,7 @@ describe('reliability: memcached and Cassandra both unavailable', () => {
       let baselineRatio: number;
       let circuits: string[][];
       try {
-        expect(await eventually(() => load.steadyFor(0) >= PLAN.steadyMs, 30_000)).toBe(true);
+        expect(await eventually(() => load.warmedUp(PLAN.steadyMs), 30_000)).toBe(true);
         baselineRatio = load.hitRatio();
         const before = { ...load.counts };
         await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
@@ -108,8 +104,9 @@ describe('reliability: memcached and Cassandra both unavailable', () => {
       apps = [];
       await relay.close();
       relay = undefined;
-      await eventually(() => leftBehind(baseline).length === 0, 15_000);
-      const left = leftBehind(baseline);
+      await eventually(() => watch.left().length === 0, 15_000);
+      const left = watch.left();
+      watch.stop();
       load.report(`all down (${PLAN.outageMs} ms)`, recovery, [
         `during the outage ${outage.calls} calls, ${outage.origin} origin calls`,
         `memcached hit ratio before ${baselineRatio.toFixed(3)}`,

@@ -88,7 +88,7 @@ describe('reliability: one of 3 memcached nodes fails under load, then comes bac
       let baseline: number;
       let down = false;
       try {
-        expect(await eventually(() => load.steadyFor(0) >= PLAN.steadyMs, 30_000)).toBe(true);
+        expect(await eventually(() => load.warmedUp(PLAN.steadyMs), 30_000)).toBe(true);
         baseline = load.hitRatio();
         for (let round = 0; round < PLAN.rounds; round++) {
           await fault.begin(victim);

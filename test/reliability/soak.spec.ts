@@ -3,15 +3,8 @@ import { runInNewContext } from 'node:vm';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { dropKeyspaceAfterAll, testServers, uniqueName } from '../harness/env';
 import { eventually } from '../support/eventually';
-import {
-  appInstances,
-  closeInstances,
-  leftBehind,
-  Load,
-  openResources,
-  plan,
-  type AppInstance,
-} from '../support/load';
+import { appInstances, closeInstances, Load, plan, type AppInstance } from '../support/load';
+import { OpenResources } from '../support/open-resources';
 
 /**
  * Reliability soak: mixed load (getOrSet, get, set) from two app instances on the shared test
@@ -44,7 +37,7 @@ describe('reliability: soak with a leak check', () => {
   it(
     `${PLAN.soakMs / 1000} s of mixed load: no caller error, no wrong value, bounded origin calls, nothing left behind`,
     async () => {
-      const baseline = openResources();
+      const resources = OpenResources.watch();
       await appInstances(
         2,
         {
@@ -74,8 +67,8 @@ describe('reliability: soak with a leak check', () => {
       heap.push(heapAfter);
       await closeInstances(apps);
       apps = [];
-      const clean = await eventually(() => leftBehind(baseline).length === 0, 15_000);
-      const left = leftBehind(baseline);
+      const clean = await eventually(() => resources.left().length === 0, 15_000);
+      const left = resources.left();
       const growth = heapAfter - heapBefore;
       load.report(`soak (${PLAN.soakMs / 1000} s)`, 'no fault', [
         `heap ${heap.map((h) => h.toFixed(0)).join(' → ')} MB (${growth >= 0 ? '+' : ''}${growth.toFixed(1)} MB)`,

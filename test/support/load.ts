@@ -351,10 +351,25 @@ export class Load {
 
   /** memcached hit ratio between two moments (ms since start); NaN when it saw no lookups. */
   hitRatio(from = 0, to = Infinity): number {
+    const { hits, misses } = this.memcachedLookups(from, to);
+    return hits / (hits + misses);
+  }
+
+  /**
+   * memcached hits and misses between two moments (ms since start). Right after warming, the
+   * memory tier answers everything for up to its TTL, so memcached may not have seen a lookup yet.
+   */
+  memcachedLookups(from = 0, to = Infinity): { hits: number; misses: number } {
     const inside = this.timeline.filter((s) => s.t >= from && s.t <= to);
-    if (inside.length < 2) return NaN;
+    if (inside.length < 2) return { hits: 0, misses: 0 };
     const [a, b] = [inside[0], inside[inside.length - 1]];
-    return (b.hits - a.hits) / (b.hits - a.hits + b.misses - a.misses);
+    return { hits: b.hits - a.hits, misses: b.misses - a.misses };
+  }
+
+  /** Whether the steady state has lasted `ms` and memcached has seen at least `lookups` lookups. */
+  warmedUp(ms: number, lookups = 100): boolean {
+    const seen = this.memcachedLookups();
+    return this.steadyFor(0) >= ms && seen.hits + seen.misses >= lookups;
   }
 
   /** Whether the sample interval ending at `timeline[i]` is the steady state. */
@@ -424,23 +439,4 @@ export class Load {
     console.log(line);
     return line;
   }
-}
-
-/** Resource types that mean a socket, server or timer is still open. */
-const LEAK_TYPES = new Set(['TCPSocketWrap', 'TCPServerWrap', 'TCPWRAP', 'Timeout', 'Immediate']);
-
-/** Open sockets and timers of this process, counted per type (`process.getActiveResourcesInfo`). */
-export function openResources(): Record<string, number> {
-  const counts: Record<string, number> = {};
-  for (const type of process.getActiveResourcesInfo()) {
-    if (LEAK_TYPES.has(type)) counts[type] = (counts[type] ?? 0) + 1;
-  }
-  return counts;
-}
-
-/** What is open now beyond `baseline` (an {@link openResources} taken before), e.g. `Timeout +2`. */
-export function leftBehind(baseline: Record<string, number>): string[] {
-  return Object.entries(openResources())
-    .filter(([type, n]) => n > (baseline[type] ?? 0))
-    .map(([type, n]) => `${type} +${n - (baseline[type] ?? 0)}`);
 }

@@ -13,7 +13,7 @@ import {
   describeConnectError,
   asTimeoutError,
   mapBounded,
-  releaseFailedClient,
+  releaseClient,
 } from './driver';
 import {
   cassandraStatements,
@@ -135,7 +135,7 @@ export class CassandraTier implements Tier<Buffer> {
       await client.connect();
     } catch (err) {
       this.client = undefined;
-      await releaseFailedClient(client);
+      await releaseClient(client);
       throw new TieredCacheError(
         'E_UNREACHABLE',
         `cassandra tier "${this.name}": cannot connect to ${o.contactPoints.join(', ')} ` +
@@ -149,13 +149,13 @@ export class CassandraTier implements Tier<Buffer> {
       else await checkSchema(client, schema);
     } catch (err) {
       this.client = undefined;
-      await client.shutdown().catch(() => undefined);
+      await releaseClient(client);
       throw err;
     }
     if (this.closed) {
       // close() ran while we were connecting.
       this.client = undefined;
-      await client.shutdown();
+      await releaseClient(client);
       throw this.closedError();
     }
     this.connected = true;
@@ -340,7 +340,7 @@ export class CassandraTier implements Tier<Buffer> {
     this.connected = false;
     const client = this.client;
     this.client = undefined;
-    if (client) await client.shutdown();
+    if (client) await releaseClient(client);
   }
 
   /** Deletes the value row; resolves whether it existed just before. */

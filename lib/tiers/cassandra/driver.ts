@@ -49,20 +49,34 @@ export function clientOptions(
   };
 }
 
-/** The private parts of cassandra-driver 4.10's Client that {@link releaseFailedClient} needs. */
+/** The private parts of cassandra-driver 4.10's Client that {@link releaseClient} needs. */
 interface ClientInternals {
   controlConnection?: { connection?: { closeAsync?: () => Promise<void> } | null };
+  hosts?: { values(): HostInternals[] };
+}
+
+interface HostInternals {
+  _healthResponseCountTimer?: NodeJS.Timeout | null;
+  pool?: { clearNewConnectionAttempt?: () => void };
 }
 
 /**
- * Frees what a failed `client.connect()` left open. cassandra-driver 4.10 keeps the control
- * connection's socket (and its heartbeat timer) when connecting fails after that socket opened,
- * e.g. on a wrong `localDataCenter`; `shutdown()` does not close it, so the process would not exit.
+ * Shuts a client down and frees what cassandra-driver 4.10's `shutdown()` can leave open:
+ * - the control connection's own socket (and its heartbeat timer) when `connect()` failed after
+ *   that socket opened, e.g. on a wrong `localDataCenter`;
+ * - a host's health-check interval re-armed by a distance change, and a pool's scheduled
+ *   reconnection, after connections were lost.
+ * Either keeps the process alive after the tier is closed. Each step is guarded: a driver
+ * without these internals is simply shut down.
  */
-export async function releaseFailedClient(client: Client): Promise<void> {
+export async function releaseClient(client: Client): Promise<void> {
   await client.shutdown().catch(() => undefined);
-  const connection = (client as unknown as ClientInternals).controlConnection?.connection;
-  await connection?.closeAsync?.().catch(() => undefined);
+  const internals = client as unknown as ClientInternals;
+  await internals.controlConnection?.connection?.closeAsync?.().catch(() => undefined);
+  for (const host of internals.hosts?.values() ?? []) {
+    if (host._healthResponseCountTimer) clearInterval(host._healthResponseCountTimer);
+    host.pool?.clearNewConnectionAttempt?.();
+  }
 }
 
 /**
