@@ -34,7 +34,9 @@ export type ErrorCode =
   /** A value is larger than a tier stores (see `TierCapabilities.maxValueBytes`). */
   | 'E_TOO_LARGE'
   /** The chain cannot do what was asked, e.g. `iterate()` when its farthest tier cannot list its keys. */
-  | 'E_NOT_SUPPORTED';
+  | 'E_NOT_SUPPORTED'
+  /** An optional peer dependency an option needs is not installed (e.g. ioredis for the bus). */
+  | 'E_MISSING_PEER';
 
 /** A lifecycle or protocol failure; `code` says which. */
 export class TieredCacheError extends Error {

@@ -6,6 +6,14 @@ export type { TieredStoreOptions } from './store/tiered-store.options';
 export type { TierStats } from './store/tier-stats';
 export type { CircuitBreakerOptions, CircuitState } from './store/circuit-breaker';
 export { TieredKeyvAdapter, createTieredKeyv } from './store/keyv-adapter';
+export type { BusEvent } from './store/coherence';
+
+// Invalidation bus
+export type { BusOptions } from './bus/bus.options';
+export type { BusStats } from './bus/invalidation-bus';
+export type { InvalidationMessage } from './bus/invalidation-message';
+export type { InvalidationTransport, TransportHandlers } from './bus/invalidation-transport';
+export { RedisTransport, type RedisClientLike } from './bus/redis-transport';
 
 // Tiers: the contract, for tiers of your own, and the built-in ones
 export { MAX_KEY_BYTES, isLocalTier, localRecord } from './tiers/tier.interface';

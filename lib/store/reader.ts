@@ -1,5 +1,5 @@
 import type { CacheRecord } from '../serialization/codec';
-import type { LocalRecord } from '../tiers/tier.interface';
+import type { LocalRecord, LocalTier } from '../tiers/tier.interface';
 import type { Found } from './backfill';
 import { readRecord } from './local-records';
 import { isStale } from './stored-entry';
@@ -42,6 +42,41 @@ export class Reader {
       return record;
     }
     return undefined;
+  }
+
+  /** The live record of `key`, nearest tier first (the local tier's hit path included). */
+  async record(key: string): Promise<CacheRecord | undefined> {
+    const k = this.parts.keys.build(key);
+    const now = this.parts.clock.now();
+    const slots = this.parts.slots;
+    const near = slots[0];
+    if (near.local) {
+      const payload = (near.tier as LocalTier).peek(near.keyFor(key, k));
+      const record = payload && this.decode(near, payload, key, now);
+      if (record !== undefined && !isStale(record, now)) {
+        near.counters.hits++;
+        return record;
+      }
+      near.counters.misses++;
+      if (slots.length === 1) return undefined;
+    }
+    return this.readTiers(key, k, now, near.local ? 1 : 0, false);
+  }
+
+  /**
+   * `key`'s record for read-through, stale ones included (see `TieredStore.getEntry`): from the
+   * tier `lease` on with `scope` `'shared'`, from it alone with `'lease'`, all tiers otherwise.
+   */
+  scoped(
+    key: string,
+    scope: 'all' | 'shared' | 'lease',
+    leaseIndex: number,
+  ): Promise<CacheRecord | undefined> {
+    const k = this.parts.keys.build(key);
+    const lease = scope === 'all' ? -1 : leaseIndex;
+    const from = Math.max(lease, 0);
+    const to = scope === 'lease' && lease >= 0 ? lease + 1 : this.parts.slots.length;
+    return this.readTiers(key, k, this.parts.clock.now(), from, true, to);
   }
 
   /** Live records of `keys`, in order (`undefined` for misses), batched per tier. */

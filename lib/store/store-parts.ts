@@ -3,6 +3,7 @@ import type { KeyBuilder } from '../keys/key-builder';
 import type { Codec } from '../serialization/codec';
 import type { Backfill } from './backfill';
 import type { BackgroundWork } from './background';
+import type { Coherence } from './coherence';
 import type { Generation } from './generation';
 import type { MutationLog } from './mutation-log';
 import type { FailureReport, TierSlot } from './tier-slot';
@@ -32,4 +33,6 @@ export interface StoreParts {
   readonly report: FailureReport;
   /** The tier holding read-through leases. */
   readonly lease: TierSlot | undefined;
+  /** The invalidation bus's side of the store: told of every key written or deleted. */
+  readonly coherence: Coherence;
 }

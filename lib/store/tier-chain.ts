@@ -62,13 +62,14 @@ export class TierChain {
     });
     // A local tier in front of shared ones keeps entries at most the staleness bound by default.
     const anyShared = built.some((b) => !b.tier.capabilities.local);
-    this.slots = built.map(({ tier, ttlCap, shareObjects }) => {
+    this.slots = built.map(({ tier, ttlCap, shareObjects, perHost }) => {
       const local = tier.capabilities.local;
       return new TierSlot({
         tier,
-        ttlCap: ttlCap ?? (local && anyShared ? DEFAULT_LOCAL_TTL_CAP_MS : 0),
+        ttlCap: ttlCap ?? ((local && anyShared) || perHost ? DEFAULT_LOCAL_TTL_CAP_MS : 0),
         mode: !local ? 'encoded' : shareObjects ? 'shared' : 'copies',
         byCallerKey: local && !setup.keyFn,
+        perHost,
         circuitBreaker: setup.circuitBreaker,
         clock: setup.clock,
         report: setup.report,
@@ -78,10 +79,14 @@ export class TierChain {
     if (locals.length > 1) throw invalid('tiers', 'at most one local (memory) tier');
     this.local = locals[0];
     this.near = this.slots[0].local ? (this.slots[0].tier as LocalTier) : undefined;
-    this.authority = this.slots.findLast((s) => !s.local && s.tier.capabilities.counters);
+    // A per-host tier is not shared between hosts: no generation, counter or lease there.
+    const shared = (s: TierSlot) => !s.local && !s.perHost;
+    this.authority = this.slots.findLast((s) => shared(s) && s.tier.capabilities.counters);
     this.leaseIndex = -1;
     for (const kind of ['atomic', 'consensus'] as const) {
-      this.leaseIndex = this.slots.findLastIndex((s) => s.tier.capabilities.leases === kind);
+      this.leaseIndex = this.slots.findLastIndex(
+        (s) => !s.perHost && s.tier.capabilities.leases === kind,
+      );
       if (this.leaseIndex >= 0) break;
     }
     this.lease = this.slots[this.leaseIndex];
@@ -89,7 +94,7 @@ export class TierChain {
     const mode = setup.counters ?? 'farthest';
     if (mode === 'atomic') {
       this.counter = this.slots.findLast(
-        (s) => !s.local && s.tier.capabilities.counters === 'atomic',
+        (s) => shared(s) && s.tier.capabilities.counters === 'atomic',
       );
       if (this.counter === undefined)
         throw invalid(
@@ -102,9 +107,13 @@ export class TierChain {
         `must be 'farthest' or 'atomic', got ${typeof mode === 'string' ? JSON.stringify(mode) : describeValue(mode)}`,
       );
     }
-    const shared = this.slots.findIndex((s) => !s.local);
+    const nearestShared = this.slots.findIndex(shared);
     this.writeBound =
-      this.leaseIndex >= 0 ? this.leaseIndex : shared >= 0 ? shared : this.slots.length - 1;
+      this.leaseIndex >= 0
+        ? this.leaseIndex
+        : nearestShared >= 0
+          ? nearestShared
+          : this.slots.length - 1;
     this.maxKeyBytes = Math.min(...this.slots.map((s) => s.tier.capabilities.maxKeyBytes));
   }
 }

@@ -50,6 +50,8 @@ export interface SlotSetup {
   mode: PayloadMode;
   /** Keyed by caller keys instead of final ones (see {@link TierSlot.byCallerKey}). */
   byCallerKey: boolean;
+  /** A shared tier of this host only (memcached `local: true`), see {@link TierSlot.perHost}. */
+  perHost: boolean;
   circuitBreaker: CircuitBreakerOptions | undefined;
   clock: Clock;
   /** Receives every failure (the store turns it into a `TierError` event when someone listens). */
@@ -76,6 +78,20 @@ export class TierSlot {
    * changes, so the caller's key names an entry exactly; a hit then skips building the key.
    */
   readonly byCallerKey: boolean;
+  /**
+   * A shared tier that serves this host only (a memcached on localhost marked `local: true`):
+   * like the local tier, it is kept coherent by the invalidation bus and holds no lease, counter
+   * or generation.
+   */
+  readonly perHost: boolean;
+  /**
+   * The TTL cap while the invalidation bus is down (0 = none): the lower of {@link cap} and the
+   * store's `bus.degradedTtl`, on the tiers the bus keeps coherent.
+   */
+  degradedCap = 0;
+  /** Until then (clock ms) nothing this tier holds is served: a flush of a per-host tier. */
+  private distrustUntil = 0;
+  private readonly clock: Clock;
   readonly breaker: CircuitBreaker;
   /** The largest encoded entry the tier stores (`capabilities.maxValueBytes`; none: Infinity). */
   readonly maxValueBytes: number;
@@ -101,6 +117,8 @@ export class TierSlot {
     this.mode = setup.mode;
     this.local = setup.tier.capabilities.local;
     this.byCallerKey = setup.byCallerKey;
+    this.perHost = setup.perHost;
+    this.clock = setup.clock;
     this.breaker = new CircuitBreaker(setup.circuitBreaker ?? {}, setup.clock);
     this.report = setup.report;
     this.maxValueBytes = setup.tier.capabilities.maxValueBytes ?? Infinity;
@@ -115,7 +133,7 @@ export class TierSlot {
 
   /** The TTL this tier gets for `ttlMs`: capped by its cap (0 = none on either side). */
   ttlFor(ttlMs: number): number {
-    const cap = this.cap;
+    const cap = this.degradedCap > 0 ? this.degradedCap : this.cap;
     if (cap === 0) return ttlMs;
     if (ttlMs === 0) return cap;
     return Math.min(ttlMs, cap);
@@ -206,7 +224,24 @@ export class TierSlot {
    * copy there must not be served.
    */
   missedWrite(at: string): boolean {
+    if (this.distrustUntil > 0 && !this.trusted()) return true;
     return this.missed.size > 0 && this.missed.has(at);
+  }
+
+  /**
+   * Forgets what this tier holds without flushing its server (other namespaces may share it):
+   * nothing in it is served until every entry written before now has expired, that is for its
+   * TTL cap; what is written meanwhile is served after that. A tier without a cap cannot be
+   * forgotten this way: it keeps serving.
+   */
+  distrust(): void {
+    if (this.cap > 0) this.distrustUntil = this.clock.now() + this.cap;
+  }
+
+  private trusted(): boolean {
+    if (this.clock.now() < this.distrustUntil) return false;
+    this.distrustUntil = 0;
+    return true;
   }
 
   /** Records whether a write or delete of the tier keys `at` landed here (see {@link missed}). */

@@ -1,3 +1,4 @@
+import type { BusOptions } from '../bus/bus.options';
 import type { Clock } from '../clock';
 import { optionNames } from '../options';
 import type { KeyBuilderOptions } from '../keys/key-builder';
@@ -55,6 +56,13 @@ export interface TieredStoreOptions extends KeyBuilderOptions {
    */
   generationRefreshMs?: number;
   /**
+   * The invalidation bus: keeps the local tiers of every instance of this namespace coherent
+   * (see the README's "Coherence across instances"). Without it, another instance's write or
+   * delete reaches this one's local tiers only when their entries expire (their TTL cap).
+   * @default undefined: no bus
+   */
+  bus?: BusOptions;
+  /**
    * Time source; inject one in tests to advance time instead of sleeping.
    * @default systemClock (`Date.now()`, read at most once per millisecond)
    */
@@ -70,6 +78,7 @@ export const TIERED_STORE_OPTIONS = optionNames<TieredStoreOptions>({
   counters: true,
   generationRefreshMs: true,
   clock: true,
+  bus: true,
   namespace: true,
   version: true,
   keyFn: true,

@@ -7,22 +7,18 @@ import { Codec, type CacheRecord } from '../serialization/codec';
 import type { LocalRecord, LocalTier } from '../tiers/tier.interface';
 import { BackgroundWork } from './background';
 import { Backfill } from './backfill';
+import { Coherence, type BusEvent } from './coherence';
 import { Generation } from './generation';
 import { Iteration } from './iteration';
 import { isFresh } from './local-records';
 import { MutationLog } from './mutation-log';
 import { Reader } from './reader';
-import {
-  isStale,
-  toEntry,
-  type LeaseOutcome,
-  type SetEntryOptions,
-  type StoredEntry,
-} from './stored-entry';
+import { toEntry, type LeaseOutcome, type SetEntryOptions, type StoredEntry } from './stored-entry';
 import { TierChain } from './tier-chain';
 import { FAILED, type TierSlot } from './tier-slot';
 import type { StoreParts } from './store-parts';
 import type { TierStats } from './tier-stats';
+import type { BusStats } from '../bus/invalidation-bus';
 import { TIERED_STORE_OPTIONS, type TieredStoreOptions } from './tiered-store.options';
 import { Writer, ttlOption } from './writer';
 
@@ -36,6 +32,7 @@ import { Writer, ttlOption } from './writer';
  *   never fails a write another tier accepted; it emits `error` and is counted, and a circuit
  *   breaker skips it after consecutive failures.
  * - `clear()` bumps this namespace's generation instead of flushing shared servers.
+ * - With a `bus`, other instances' writes and deletes reach this one's local tiers (`bus` events).
  * - Roles come from each tier's capabilities: the local tier (at most one) is the fast path, the
  *   farthest shared tier that counts holds the generation (and counters, see `counters`), the
  *   farthest tier with the cheapest leases holds read-through leases.
@@ -57,6 +54,7 @@ export class TieredStore extends EventEmitter {
   private readonly reader: Reader;
   private readonly writer: Writer;
   private readonly iteration: Iteration;
+  private readonly coherence: Coherence;
   /** The tier holding read-through leases (and its index, -1 for none). */
   private readonly lease: TierSlot | undefined;
   private readonly leaseIndex: number;
@@ -104,6 +102,16 @@ export class TieredStore extends EventEmitter {
         mutations.startOver();
       },
     });
+    this.coherence = new Coherence({
+      bus: options.bus,
+      slots,
+      keys,
+      mutations,
+      generation: this.gen,
+      clock,
+      listening: () => this.listenerCount('bus') > 0,
+      emit: (event: BusEvent) => this.emit('bus', event),
+    });
     const parts: StoreParts = {
       slots,
       keys,
@@ -119,6 +127,7 @@ export class TieredStore extends EventEmitter {
       background,
       report,
       lease,
+      coherence: this.coherence,
     };
     this.reader = new Reader(parts);
     this.writer = new Writer(parts);
@@ -131,9 +140,10 @@ export class TieredStore extends EventEmitter {
   }
 
   /**
-   * Connects every tier and reads the namespace generation. A tier that cannot connect is
-   * reported (`error` event), counted and skipped by its circuit breaker; it never rejects unless
-   * `failFast` is set, then the first failure rejects.
+   * Connects every tier and the bus, and reads the namespace generation. A tier that cannot
+   * connect is reported (`error` event), counted and skipped by its circuit breaker; it never
+   * rejects unless `failFast` is set, then the first failure rejects. A bus whose broker cannot be
+   * reached yet is retried in the background (see the `bus` events).
    */
   connect(options: { failFast?: boolean } = {}): Promise<void> {
     this.connecting ??= this.doConnect(options.failFast ?? false);
@@ -141,6 +151,7 @@ export class TieredStore extends EventEmitter {
   }
 
   private async doConnect(failFast: boolean): Promise<void> {
+    const bus = this.coherence.start();
     await Promise.all(
       this.slots.map(async (slot) => {
         try {
@@ -154,6 +165,7 @@ export class TieredStore extends EventEmitter {
     );
     // A tier that just failed to connect is not asked again right away.
     if (this.gen.reachable) await this.gen.refresh();
+    await bus;
   }
 
   // ---------------------------------------------------------------- reads
@@ -213,12 +225,7 @@ export class TieredStore extends EventEmitter {
     key: string,
     options: { scope?: 'all' | 'shared' | 'lease' } = {},
   ): Promise<StoredEntry<T> | undefined> {
-    const k = this.keys.build(key);
-    const scope = options.scope ?? 'all';
-    const lease = scope === 'all' ? -1 : this.leaseIndex;
-    const from = Math.max(lease, 0);
-    const to = scope === 'lease' && lease >= 0 ? lease + 1 : this.slots.length;
-    const record = await this.reader.readTiers(key, k, this.clock.now(), from, true, to);
+    const record = await this.reader.scoped(key, options.scope ?? 'all', this.leaseIndex);
     return record && toEntry<T>(record);
   }
 
@@ -248,23 +255,8 @@ export class TieredStore extends EventEmitter {
    * Reads `key` like {@link get}, with its expiry: the record's `expiresAt` (epoch ms, `0` =
    * never) and, for read-through entries, `staleAt`, when a plain read stops seeing it.
    */
-  async getRecord<T>(key: string): Promise<CacheRecord<T> | undefined> {
-    const k = this.keys.build(key);
-    const now = this.clock.now();
-    if (this.near !== undefined) {
-      const slot = this.slots[0];
-      const payload = this.near.peek(slot.keyFor(key, k));
-      const record = payload && this.reader.decode(slot, payload, key, now);
-      if (record !== undefined && !isStale(record, now)) {
-        slot.counters.hits++;
-        return record as CacheRecord<T>;
-      }
-      slot.counters.misses++;
-      if (this.slots.length === 1) return undefined;
-    }
-    return this.reader.readTiers(key, k, now, this.near ? 1 : 0, false) as Promise<
-      CacheRecord<T> | undefined
-    >;
+  getRecord<T>(key: string): Promise<CacheRecord<T> | undefined> {
+    return this.reader.record(key) as Promise<CacheRecord<T> | undefined>;
   }
 
   /** {@link getRecord} of several keys, in order, batched per tier like {@link getMany}. */
@@ -272,13 +264,8 @@ export class TieredStore extends EventEmitter {
     return this.reader.getMany(keys) as Promise<Array<CacheRecord<T> | undefined>>;
   }
 
-  async has(key: string): Promise<boolean> {
-    return (await this.get(key)) !== undefined;
-  }
-
-  async hasMany(keys: string[]): Promise<boolean[]> {
-    return (await this.getMany(keys)).map((v) => v !== undefined);
-  }
+  has = async (key: string): Promise<boolean> => (await this.get(key)) !== undefined;
+  hasMany = async (keys: string[]) => (await this.getMany(keys)).map((v) => v !== undefined);
 
   /**
    * Every live entry of this namespace, version and current generation, as `[key, value]`, read
@@ -386,10 +373,12 @@ export class TieredStore extends EventEmitter {
   /**
    * Invalidates everything of this namespace and version, on every instance, without flushing
    * shared servers: bumps the generation held by the counter authority and empties the local
-   * tier. Other instances pick the new generation up within `generationRefreshMs`.
+   * tier. Other instances pick the new generation up through the bus, else within
+   * `generationRefreshMs`.
    */
-  clear(): Promise<void> {
-    return this.gen.bump();
+  async clear(): Promise<void> {
+    await this.gen.bump();
+    this.coherence.cleared(this.gen.current);
   }
 
   /**
@@ -416,21 +405,23 @@ export class TieredStore extends EventEmitter {
     return this.slots.map((s) => s.stats());
   }
 
+  /** The invalidation bus's state and counters; `undefined` without a bus (or before it starts). */
+  busStats(): BusStats | undefined {
+    return this.coherence.stats();
+  }
+
   /** Closes every tier's sockets, once the work started in the background has finished. */
   async disconnect(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     await this.background.drain();
+    await this.coherence.close();
     await Promise.all(
       this.slots.map((s) => s.tier.close().catch((err) => s.fail('close', undefined, err))),
     );
   }
 
-  /**
-   * Keyv assigns `namespace` to the store it is given. A bare `TieredStore` inside Keyv would
-   * see Keyv's key prefix and value envelopes, and share nothing with `TieredCache`: refuse it.
-   * @internal
-   */
+  /** Keyv sets `namespace` on its store: a bare `TieredStore` would share nothing. @internal */
   set namespace(_namespace: string | undefined) {
     throw new InvalidOptionError(
       'store',

@@ -32,7 +32,12 @@ export class Writer {
   async set(key: string, value: unknown, ttl?: number): Promise<boolean> {
     const k = this.parts.keys.build(key);
     const ttlMs = ttlOption('ttl', ttl, this.parts.defaultTtl);
-    return this.writeEverywhere('set', key, k, this.prepare(key, k, value, ttlMs), ttlMs, false);
+    const outgoing = this.prepare(key, k, value, ttlMs);
+    try {
+      return await this.writeEverywhere('set', key, k, outgoing, ttlMs, false);
+    } finally {
+      this.parts.coherence.changedKey(key);
+    }
   }
 
   /**
@@ -63,6 +68,8 @@ export class Writer {
       if (!(err instanceof ValueTooLargeError)) throw err;
       this.reportTooLarge('setEntry', key, err);
       return false;
+    } finally {
+      this.parts.coherence.changedKey(key);
     }
   }
 
@@ -121,15 +128,23 @@ export class Writer {
    * `ValueTooLargeError` naming them.
    */
   async setMany(entries: Array<{ key: string; value: unknown; ttl?: number }>): Promise<void> {
-    const prepared = entries.map((e) => {
+    const prepared = entries.map((e): Prepared => {
       const ttlMs = ttlOption('ttl', e.ttl, this.parts.defaultTtl);
       const k = this.parts.keys.build(e.key);
       const outgoing = this.prepare(e.key, k, e.value, ttlMs);
       return { key: e.key, k, ttlMs, outgoing, bytes: outgoing.encoded.length };
     });
-    const { slots, mutations } = this.parts;
+    const { mutations } = this.parts;
     for (const p of prepared) mutations.mutated(p.k);
-    const mark = mutations.mark();
+    try {
+      await this.writeMany(prepared, mutations.mark());
+    } finally {
+      this.parts.coherence.changed(prepared.map((p) => p.key));
+    }
+  }
+
+  private async writeMany(prepared: Prepared[], mark: number): Promise<void> {
+    const { slots } = this.parts;
     const unstorable = prepared.filter((p) => this.limits.noneHolds(p.bytes));
     const storable = prepared.filter((p) => !this.limits.noneHolds(p.bytes));
     const [, outcomes] = await Promise.all([
@@ -229,6 +244,7 @@ export class Writer {
       }),
     ]);
     const results = outcomes.slice(1);
+    this.parts.coherence.changed(keys);
     this.accepted(
       results.map((r) => r !== FAILED),
       op,
@@ -270,6 +286,7 @@ export class Writer {
     const value = await authority.attemptInOrder('increment', key, at, () =>
       authority.tier.increment!(at, by, authority.ttlFor(ttlMs)),
     );
+    this.parts.coherence.changedKey(key);
     // A newer write, delete or increment of the key, or a new generation, wins over this copy.
     if (this.parts.mutations.changedSince(k, mark)) return value;
     // Copies for the nearer tiers (a counter copy is the plain decimal, readable by `get`).
@@ -311,6 +328,15 @@ export class Writer {
         .join(', ')})`,
     );
   }
+}
+
+/** One entry of `setMany`, encoded. */
+interface Prepared {
+  key: string;
+  k: string;
+  ttlMs: number;
+  outgoing: Outgoing;
+  bytes: number;
 }
 
 /** A TTL option in ms (`>= 0`, rounded up), or `fallback` when absent. */

@@ -1,5 +1,5 @@
 import { systemClock } from '../clock';
-import { at, describeValue, invalid, milliseconds } from '../options';
+import { at, boolean, describeValue, invalid, milliseconds } from '../options';
 import { CassandraTier } from './cassandra/cassandra.tier';
 import { MemcachedTier } from './memcached/memcached.tier';
 import { MemoryTier } from './memory/memory.tier';
@@ -19,6 +19,8 @@ export interface TierSetup {
    * (`serialize: false`).
    */
   shareObjects: boolean;
+  /** A shared tier of this host only (memcached `local: true`), see `TierSlot.perHost`. */
+  perHost: boolean;
 }
 
 /** Built-in tier types and how to build each. */
@@ -46,7 +48,7 @@ export function createTier(
       `must be tier options ({ type: … }) or a tier object, got ${describeValue(spec)}`,
     );
   if (isTierObject(spec))
-    return { tier: checkTier(spec, path), ttlCap: undefined, shareObjects: false };
+    return { tier: checkTier(spec, path), ttlCap: undefined, shareObjects: false, perHost: false };
   const options = spec as TierOptions;
   const build = Object.hasOwn(BUILT_IN, options.type)
     ? BUILT_IN[options.type as keyof typeof BUILT_IN]
@@ -62,7 +64,8 @@ export function createTier(
   const ttlCap = Number.isNaN(ttl) ? undefined : Math.ceil(ttl);
   const tier = build(options, { clock: systemClock, ...context });
   const shareObjects = options.type === 'memory' && options.serialize === false;
-  return { tier, ttlCap, shareObjects };
+  const perHost = options.type === 'memcached' && boolean(at(path, 'local'), options.local, false);
+  return { tier, ttlCap, shareObjects, perHost };
 }
 
 function isTierObject(spec: object): spec is Tier<unknown> {

@@ -3,16 +3,22 @@ import { Client } from 'cassandra-driver';
 export interface TestServers {
   memcached: string[];
   cassandra: { contactPoints: string[]; localDataCenter: string };
+  /** `redis://host:port` of the shared test Redis (REDIS_URL). */
+  redis: { url: string };
 }
 
-function list(name: string): string[] {
+function required(name: string): string {
   const value = process.env[name];
   if (!value) {
     throw new Error(
       `${name} is not set: run integration tests through Jest's "integration" project`,
     );
   }
-  return value
+  return value;
+}
+
+function list(name: string): string[] {
+  return required(name)
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
@@ -25,6 +31,7 @@ export function testServers(): TestServers {
       contactPoints: list('CASSANDRA_CONTACT_POINTS'),
       localDataCenter: process.env.CASSANDRA_LOCAL_DC ?? 'datacenter1',
     },
+    redis: { url: required('REDIS_URL').trim() },
   };
 }
 

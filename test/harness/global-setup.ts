@@ -1,11 +1,13 @@
 import { CassandraNode } from './cassandra';
 import globalTeardown from './global-teardown';
 import { MemcachedNode } from './memcached';
+import { RedisNode } from './redis';
 
 /** What the setup started, kept for the teardown (both run in Jest's parent process). */
 export interface StartedServers {
   memcached: MemcachedNode[];
   cassandra?: CassandraNode;
+  redis?: RedisNode;
 }
 
 declare global {
@@ -13,9 +15,9 @@ declare global {
 }
 
 /**
- * Starts three memcached processes and one Cassandra node on free loopback ports, unless the
- * environment already names servers (MEMCACHED_SERVERS, CASSANDRA_CONTACT_POINTS), and hands
- * their addresses to the test workers through those same variables.
+ * Starts three memcached processes, one Cassandra node and one Redis on free loopback ports,
+ * unless the environment already names servers (MEMCACHED_SERVERS, CASSANDRA_CONTACT_POINTS,
+ * REDIS_URL), and hands their addresses to the test workers through those same variables.
  */
 export default async function globalSetup(): Promise<void> {
   const started: StartedServers = { memcached: [] };
@@ -39,6 +41,14 @@ export default async function globalSetup(): Promise<void> {
       })(),
     );
   }
+  if (!process.env.REDIS_URL) {
+    tasks.push(
+      (async () => {
+        started.redis = await RedisNode.start();
+        process.env.REDIS_URL = started.redis.url;
+      })(),
+    );
+  }
   process.env.CASSANDRA_LOCAL_DC ??= 'datacenter1';
 
   const results = await Promise.allSettled(tasks);
@@ -49,6 +59,7 @@ export default async function globalSetup(): Promise<void> {
   }
   process.stdout.write(
     `\ntest servers ready in ${Date.now() - t0} ms: memcached ${process.env.MEMCACHED_SERVERS}; ` +
-      `cassandra ${process.env.CASSANDRA_CONTACT_POINTS} (${process.env.CASSANDRA_LOCAL_DC})\n`,
+      `cassandra ${process.env.CASSANDRA_CONTACT_POINTS} (${process.env.CASSANDRA_LOCAL_DC}); ` +
+      `redis ${process.env.REDIS_URL}\n`,
   );
 }

@@ -5,5 +5,9 @@ export default async function globalTeardown(): Promise<void> {
   const started: StartedServers | undefined = globalThis.__tieredCacheServers;
   if (!started) return;
   globalThis.__tieredCacheServers = undefined;
-  await Promise.all([...started.memcached.map((n) => n.stop()), started.cassandra?.stop()]);
+  await Promise.all([
+    ...started.memcached.map((n) => n.stop()),
+    started.cassandra?.stop(),
+    started.redis?.stop(),
+  ]);
 }

@@ -6,7 +6,7 @@ export function requireCommand(command: string, args: string[], install: string)
   if (probe.error) {
     throw new Error(
       `'${command}' was not found on PATH: ${install}. ` +
-        'Or point the tests at running servers with MEMCACHED_SERVERS / CASSANDRA_CONTACT_POINTS.',
+        'Or point the tests at running servers with MEMCACHED_SERVERS / CASSANDRA_CONTACT_POINTS / REDIS_URL.',
     );
   }
 }

@@ -13,8 +13,12 @@ const FAILOVER = 30_000;
 
 const bed = new MemcachedTestbed();
 
+/**
+ * A tier of its own. Its timeout (unless a test sets one) is generous: a dead node is refused at
+ * once, and a busy machine can take longer than the default 500 ms to connect to a live one.
+ */
 function tier(options: Partial<MemcachedTierOptions>, clock?: ManualClock): MemcachedTier {
-  return bed.tier(new MemcachedTier({ type: 'memcached', ...options }, { clock }));
+  return bed.tier(new MemcachedTier({ type: 'memcached', timeout: 3000, ...options }, { clock }));
 }
 
 afterAll(() => bed.close());

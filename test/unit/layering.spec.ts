@@ -46,7 +46,7 @@ function inside(path: string, folder: string): boolean {
   return path.startsWith(folder.endsWith('/') ? folder : `${folder}/`);
 }
 
-const UPPER_LAYERS = ['tiers/', 'store/', 'herd/', 'nest/'];
+const UPPER_LAYERS = ['tiers/', 'bus/', 'store/', 'herd/', 'nest/'];
 
 /**
  * Where a relative specifier of `from` points, relative to lib/: the `.ts` file, or the folder's
@@ -81,6 +81,10 @@ function rulesBroken(file: string, specifier: string, target: string | undefined
   if (inside(file, 'tiers')) {
     for (const upper of ['store', 'herd', 'nest'])
       if (inside(target, upper)) broken.push(`lib/tiers/ imports nothing from lib/${upper}/`);
+  }
+  if (inside(file, 'bus')) {
+    for (const upper of ['tiers', 'store', 'herd', 'nest'])
+      if (inside(target, upper)) broken.push(`lib/bus/ imports nothing from lib/${upper}/`);
   }
   if (inside(file, 'store') && inside(target, 'tiers')) {
     if (isConcreteTier(target)) broken.push('lib/store/ imports no concrete tier');
@@ -180,6 +184,13 @@ describe('the layering checker', () => {
       [file('tiers/memory/memory.tier.ts', '../../store/tiered-store', '../tier.interface')],
       [
         'lib/tiers/memory/memory.tier.ts: "../../store/tiered-store": lib/tiers/ imports nothing from lib/store/',
+      ],
+    ],
+    [
+      'the bus importing the store',
+      [file('bus/invalidation-bus.ts', '../store/tier-slot', '../options')],
+      [
+        'lib/bus/invalidation-bus.ts: "../store/tier-slot": lib/bus/ imports nothing from lib/store/',
       ],
     ],
     [

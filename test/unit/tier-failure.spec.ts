@@ -22,6 +22,7 @@ function slotFailingWith(clock = new ManualClock()) {
     ttlCap: 0,
     mode: 'encoded',
     byCallerKey: false,
+    perHost: false,
     circuitBreaker: { failures: 3, cooldownMs: 1000 },
     clock,
     report: (_tier, _op, _key, err) => failures.push(err),

@@ -130,6 +130,11 @@ describe('unknown options', () => {
       ],
       [{ tiers: [{ ...CASSANDRA, keySpace: 'k' }] }, 'tiers[0].keySpace', 'keyspace'],
       [
+        { bus: { type: 'redis', url: 'redis://127.0.0.1:1', degradedTTL: 5 } },
+        'bus.degradedTTL',
+        'degradedTtl',
+      ],
+      [
         { tiers: [{ ...CASSANDRA, credentials: { username: 'u', password: 'p', passwrd: 'p' } }] },
         'tiers[0].credentials.passwrd',
         'password',
@@ -154,6 +159,16 @@ describe('unknown options', () => {
         namespace: 'a',
         version: 1,
         keyFn: (k) => k,
+        bus: {
+          transport: {
+            publish: () => Promise.resolve(),
+            subscribe: () => Promise.resolve(),
+            close: () => Promise.resolve(),
+          },
+          degradedTtl: 1,
+          maxQueue: 1,
+          timeout: 1,
+        },
       };
       expect(() => createTieredStore(all)).not.toThrow();
       expect([...TIERED_STORE_OPTIONS].sort()).toEqual(Object.keys(all).sort());

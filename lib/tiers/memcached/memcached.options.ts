@@ -84,6 +84,15 @@ export interface MemcachedTierOptions extends BaseTierOptions {
    */
   discovery?: MemcachedDiscoveryOptions;
   /**
+   * A memcached of this host only (e.g. one on localhost in front of the shared cluster), not
+   * shared with other hosts: the invalidation bus drops other instances' keys from it, as from
+   * the memory tier; it gets the memory tier's default TTL cap (5 s) and holds no lease, counter
+   * or namespace generation. A flush (after a missed invalidation) does not empty the server:
+   * the store stops serving from it for its TTL cap.
+   * @default false
+   */
+  local?: boolean;
+  /**
    * Per-operation timeout in ms, connecting included.
    * @default 500
    */
@@ -150,6 +159,7 @@ const MEMCACHED_OPTIONS = optionNames<MemcachedTierOptions>({
   name: true,
   servers: true,
   discovery: true,
+  local: true,
   timeout: true,
   retries: true,
   maxValueBytes: true,

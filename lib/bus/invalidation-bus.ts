@@ -1,0 +1,210 @@
+import { randomUUID } from 'node:crypto';
+import { decodeMessage, encodeMessage, type InvalidationMessage } from './invalidation-message';
+import type { InvalidationTransport } from './invalidation-transport';
+
+/** Keys per message; more in one tick go out as several messages. */
+const MAX_KEYS_PER_MESSAGE = 1000;
+/** Senders whose last sequence number a receiver remembers (the oldest heard of are forgotten). */
+const MAX_SENDERS = 10_000;
+
+/** What the bus tells the store. */
+export interface BusHandlers {
+  /** Another instance invalidated these keys (and, with `generation`, cleared the namespace). */
+  invalidate(message: InvalidationMessage): void;
+  /** An invalidation may have been missed (`reason` says how): drop everything local. */
+  flush(reason: string): void;
+  /** The bus went down (`up` false: invalidations may be missed from now on) or came back. */
+  state(up: boolean, reason: string): void;
+}
+
+export interface BusSetup {
+  transport: InvalidationTransport;
+  /** The channel: one per namespace. */
+  channel: string;
+  /** Publishes in flight at most; past it, messages are dropped (and counted). */
+  maxQueue: number;
+  handlers: BusHandlers;
+}
+
+/** What the bus did, for stats and metrics. */
+export interface BusStats {
+  /** Whether the subscription is up (invalidations are being received). */
+  up: boolean;
+  /** Messages the broker took, that it refused or did not answer, dropped by the full queue. */
+  published: number;
+  publishFailed: number;
+  dropped: number;
+  /** Messages received from other instances; sequence gaps seen; messages not understood. */
+  received: number;
+  gaps: number;
+  invalid: number;
+  /** Publishes in flight now. */
+  inFlight: number;
+}
+
+/**
+ * The invalidation bus of one store: publishes the keys this instance writes or deletes (those of
+ * one tick in one message), receives other instances' and hands them to the store, and never
+ * loses one silently. Every message carries its sender's sequence number; a publish that fails or
+ * is dropped still consumes its number, so receivers see the gap. A receiver that sees a gap, or
+ * whose subscription goes down or comes back, is told to flush. Publishing never blocks a caller:
+ * it happens after the tick, at most `maxQueue` publishes in flight.
+ */
+export class InvalidationBus {
+  /** This instance's id on the channel. */
+  readonly id = randomUUID();
+  private seq = 0;
+  private readonly pendingKeys = new Set<string>();
+  private pendingGeneration: number | undefined;
+  private readonly pendingTags = new Set<string>();
+  private scheduled = false;
+  private up = false;
+  private closed = false;
+  private readonly senders = new Map<string, number>();
+  private readonly counts = {
+    published: 0,
+    publishFailed: 0,
+    dropped: 0,
+    received: 0,
+    gaps: 0,
+    invalid: 0,
+    inFlight: 0,
+  };
+
+  constructor(private readonly setup: BusSetup) {}
+
+  /** Subscribes; the bus counts as up once the transport says so. */
+  async start(): Promise<void> {
+    await this.setup.transport.subscribe(this.setup.channel, {
+      message: (payload) => this.receive(payload),
+      state: (up, reason) => this.changeState(up, reason ?? (up ? 'subscribed' : 'disconnected')),
+    });
+  }
+
+  get isUp(): boolean {
+    return this.up;
+  }
+
+  stats(): BusStats {
+    return { up: this.up, ...this.counts };
+  }
+
+  /** Announces that `keys` changed here (sent after this tick, with the tick's others). */
+  keysChanged(keys: readonly string[]): void {
+    if (this.closed) return;
+    for (const key of keys) this.pendingKeys.add(key);
+    this.schedule();
+  }
+
+  /** Announces that this instance cleared the namespace: it is now at `generation`. */
+  cleared(generation: number): void {
+    if (this.closed) return;
+    this.pendingGeneration = Math.max(generation, this.pendingGeneration ?? generation);
+    this.schedule();
+  }
+
+  /** Announces invalidated tags. */
+  tagsInvalidated(tags: readonly string[]): void {
+    if (this.closed) return;
+    for (const tag of tags) this.pendingTags.add(tag);
+    this.schedule();
+  }
+
+  /** Sends what is pending, then closes the transport. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.send();
+    this.closed = true;
+    this.up = false;
+    await this.setup.transport.close();
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => this.send());
+  }
+
+  /** Publishes what this tick gathered, in messages of at most {@link MAX_KEYS_PER_MESSAGE} keys. */
+  private send(): void {
+    this.scheduled = false;
+    if (this.closed) return;
+    const keys = [...this.pendingKeys];
+    const generation = this.pendingGeneration;
+    const tags = [...this.pendingTags];
+    this.pendingKeys.clear();
+    this.pendingTags.clear();
+    this.pendingGeneration = undefined;
+    if (keys.length === 0 && generation === undefined && tags.length === 0) return;
+    const at = Date.now();
+    for (let i = 0; i === 0 || i < keys.length; i += MAX_KEYS_PER_MESSAGE) {
+      const first = i === 0;
+      this.publish({
+        from: this.id,
+        seq: ++this.seq,
+        at,
+        keys: keys.slice(i, i + MAX_KEYS_PER_MESSAGE),
+        generation: first ? generation : undefined,
+        tags: first ? tags : undefined,
+      });
+    }
+  }
+
+  private publish(message: InvalidationMessage): void {
+    const { counts } = this;
+    // The number is spent either way: receivers see the gap a dropped or failed message leaves.
+    if (counts.inFlight >= this.setup.maxQueue) {
+      counts.dropped++;
+      return;
+    }
+    counts.inFlight++;
+    let sent: Promise<void>;
+    try {
+      sent = this.setup.transport.publish(this.setup.channel, encodeMessage(message));
+    } catch (err) {
+      sent = Promise.reject(err);
+    }
+    sent.then(
+      () => {
+        counts.inFlight--;
+        counts.published++;
+      },
+      () => {
+        counts.inFlight--;
+        counts.publishFailed++;
+      },
+    );
+  }
+
+  private receive(payload: Buffer): void {
+    if (this.closed) return;
+    const message = decodeMessage(payload);
+    if (typeof message === 'string') {
+      this.counts.invalid++;
+      return;
+    }
+    if (message.from === this.id) return;
+    this.counts.received++;
+    const last = this.senders.get(message.from);
+    // Most recently heard of last: the first entry is the one to forget when there are too many.
+    this.senders.delete(message.from);
+    this.senders.set(message.from, Math.max(message.seq, last ?? 0));
+    if (this.senders.size > MAX_SENDERS) this.senders.delete(this.senders.keys().next().value!);
+    if (last !== undefined && message.seq > last + 1) {
+      this.counts.gaps++;
+      const missed = message.seq - last - 1;
+      this.setup.handlers.flush(
+        `missed ${missed} invalidation message${missed === 1 ? '' : 's'} from instance ${message.from}`,
+      );
+    }
+    this.setup.handlers.invalidate(message);
+  }
+
+  private changeState(up: boolean, reason: string): void {
+    if (this.closed || up === this.up) return;
+    this.up = up;
+    // Numbering starts over: what was missed meanwhile is covered by the flush that follows.
+    this.senders.clear();
+    this.setup.handlers.state(up, reason);
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * One message on the bus: what one sender invalidated during one tick.
+ * - `from`: the sender's instance id (a receiver ignores its own messages);
+ * - `seq`: the sender's sequence number, 1, 2, 3… (a receiver that sees one skipped may have
+ *   missed an invalidation);
+ * - `at`: when it was sent (epoch ms), for delivery-time figures;
+ * - `keys`: keys written, deleted or counted, as the caller gave them (never values);
+ * - `generation`: set when the sender cleared the namespace: its new generation;
+ * - `tags`: tags invalidated.
+ */
+export interface InvalidationMessage {
+  from: string;
+  seq: number;
+  at: number;
+  keys: string[];
+  generation?: number;
+  tags?: string[];
+}
+
+/** Format version: a receiver ignores (and counts) messages of another. */
+const VERSION = 1;
+
+export function encodeMessage(m: InvalidationMessage): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      v: VERSION,
+      f: m.from,
+      s: m.seq,
+      t: m.at,
+      k: m.keys,
+      ...(m.generation !== undefined && { g: m.generation }),
+      ...(m.tags !== undefined && m.tags.length > 0 && { x: m.tags }),
+    }),
+  );
+}
+
+/** The message in `payload`, or a string saying why it is not one. */
+export function decodeMessage(payload: Buffer): InvalidationMessage | string {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(payload.toString('utf8'));
+  } catch {
+    return 'not JSON';
+  }
+  const o = raw as {
+    v?: unknown;
+    f?: unknown;
+    s?: unknown;
+    t?: unknown;
+    k?: unknown;
+    g?: unknown;
+    x?: unknown;
+  };
+  if (o === null || typeof o !== 'object') return 'not an object';
+  if (o.v !== VERSION) return `format version ${String(o.v)}, expected ${VERSION}`;
+  if (typeof o.f !== 'string' || o.f === '') return 'no sender id';
+  if (!Number.isSafeInteger(o.s) || (o.s as number) < 1) return 'no sequence number';
+  if (!isStrings(o.k)) return 'keys are not a list of strings';
+  if (o.g !== undefined && !Number.isSafeInteger(o.g)) return 'generation is not an integer';
+  if (o.x !== undefined && !isStrings(o.x)) return 'tags are not a list of strings';
+  return {
+    from: o.f,
+    seq: o.s as number,
+    at: typeof o.t === 'number' ? o.t : 0,
+    keys: o.k,
+    generation: o.g as number | undefined,
+    tags: o.x,
+  };
+}
+
+function isStrings(v: unknown): v is string[] {
+  return Array.isArray(v) && v.every((s) => typeof s === 'string');
+}

@@ -1,0 +1,170 @@
+import type { Clock } from '../clock';
+import { busConfig, type BusConfig, type BusOptions } from '../bus/bus.options';
+import { InvalidationBus, type BusStats } from '../bus/invalidation-bus';
+import type { InvalidationMessage } from '../bus/invalidation-message';
+import type { KeyBuilder } from '../keys/key-builder';
+import type { LocalTier } from '../tiers/tier.interface';
+import type { Generation } from './generation';
+import type { MutationLog } from './mutation-log';
+import type { TierSlot } from './tier-slot';
+
+/** What the bus reports, as the store's `bus` event. */
+export interface BusEvent {
+  /**
+   * - `down`: invalidations may be missed from now on (local tiers flushed, degraded cap on);
+   * - `up`: the bus is back (local tiers flushed once more: what was missed meanwhile is gone);
+   * - `gap`: a message of another instance was missed (local tiers flushed);
+   * - `invalidated`: another instance's message was applied (emitted only when listened to).
+   */
+  type: 'down' | 'up' | 'gap' | 'invalidated';
+  message: string;
+  /** `invalidated`: the message; `at` is when it was sent. */
+  invalidation?: InvalidationMessage;
+}
+
+export interface CoherenceSetup {
+  bus: BusOptions | undefined;
+  slots: readonly TierSlot[];
+  keys: KeyBuilder;
+  mutations: MutationLog;
+  generation: Generation;
+  clock: Clock;
+  /** Whether anyone listens to `invalidated` events (they are not built otherwise). */
+  listening: () => boolean;
+  emit: (event: BusEvent) => void;
+}
+
+/**
+ * Keeps this instance's local tiers (the memory tier, and memcached tiers marked `local: true`)
+ * coherent with the others through the invalidation bus: announces what this instance changes,
+ * drops what others change, flushes when something may have been missed, and caps new local
+ * entries at `bus.degradedTtl` while the bus is down. Without a `bus` option it does nothing.
+ */
+export class Coherence {
+  private readonly config: BusConfig | undefined;
+  private readonly local: readonly TierSlot[];
+  private bus: InvalidationBus | undefined;
+  private starting: Promise<void> | undefined;
+  private closed = false;
+
+  constructor(private readonly setup: CoherenceSetup) {
+    this.config = busConfig(setup.bus);
+    this.local = setup.slots.filter((s) => s.local || s.perHost);
+    // Down until subscribed: nothing local may outlive the degraded cap before then.
+    this.degrade(true);
+  }
+
+  /** Connects the bus (once); a broker that cannot be reached yet is retried by the transport. */
+  start(): Promise<void> {
+    if (this.config === undefined || this.closed) return Promise.resolve();
+    this.starting ??= this.open(this.config);
+    return this.starting;
+  }
+
+  private async open(config: BusConfig): Promise<void> {
+    const transport = await config.transport();
+    const bus = new InvalidationBus({
+      transport,
+      channel: `tiered-cache:${this.setup.keys.namespace}:invalidations`,
+      maxQueue: config.maxQueue,
+      handlers: {
+        invalidate: (m) => this.apply(m),
+        flush: (reason) => this.flush('gap', reason),
+        state: (up, reason) => {
+          this.degrade(!up);
+          this.flush(up ? 'up' : 'down', reason);
+        },
+      },
+    });
+    if (this.closed) return void (await transport.close());
+    this.bus = bus;
+    await bus.start();
+  }
+
+  /** This instance wrote, deleted or counted `keys` (caller keys): tell the others. */
+  changed(keys: readonly string[]): void {
+    if (this.config === undefined) return;
+    if (this.bus === undefined) void this.start().catch(() => undefined);
+    this.bus?.keysChanged(keys);
+  }
+
+  /** {@link changed} of one key. */
+  changedKey(key: string): void {
+    if (this.config !== undefined) this.changed([key]);
+  }
+
+  /** This instance cleared the namespace, now at `generation`: tell the others. */
+  cleared(generation: number): void {
+    this.bus?.cleared(generation);
+  }
+
+  stats(): BusStats | undefined {
+    return this.bus?.stats();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.starting?.catch(() => undefined);
+    await this.bus?.close();
+  }
+
+  /** Drops another instance's keys from the local tiers (and moves to its generation). */
+  private apply(m: InvalidationMessage): void {
+    const { keys, mutations } = this.setup;
+    const callerKeys: string[] = [];
+    const finals: string[] = [];
+    for (const key of m.keys) {
+      let k: string;
+      try {
+        k = keys.build(key);
+      } catch {
+        continue; // not a key this store could have stored
+      }
+      // Reads in flight must not backfill the value they read before this.
+      mutations.mutated(k);
+      callerKeys.push(key);
+      finals.push(k);
+    }
+    if (finals.length > 0) {
+      for (const slot of this.local) {
+        const at = callerKeys.map((key, i) => slot.keyFor(key, finals[i]));
+        // In write order: after a backfill of the key already under way there.
+        void slot.remove('bus invalidate', undefined, at);
+      }
+    }
+    if (m.generation !== undefined) this.setup.generation.adopt(m.generation);
+    if (this.setup.listening())
+      this.setup.emit({
+        type: 'invalidated',
+        message: `${m.keys.length} key(s) from instance ${m.from}`,
+        invalidation: m,
+      });
+  }
+
+  /** Forgets everything local: something may have been missed. */
+  private flush(type: 'gap' | 'up' | 'down', reason: string): void {
+    this.setup.mutations.startOver();
+    for (const slot of this.local) {
+      if (slot.local) (slot.tier as LocalTier).clear();
+      else slot.distrust();
+    }
+    const what =
+      type === 'gap'
+        ? 'a missed invalidation'
+        : type === 'up'
+          ? 'the bus is back'
+          : 'the bus is down';
+    this.setup.emit({
+      type,
+      message: `invalidation bus: ${reason}; local tiers flushed (${what})`,
+    });
+  }
+
+  /** Caps new local entries at `degradedTtl` (`on`), or lifts that cap. */
+  private degrade(on: boolean): void {
+    if (this.config === undefined) return;
+    const ttl = this.config.degradedTtl;
+    for (const slot of this.local)
+      slot.degradedCap = on ? (slot.cap > 0 ? Math.min(slot.cap, ttl) : ttl) : 0;
+  }
+}
