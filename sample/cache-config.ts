@@ -29,8 +29,9 @@ function list(value: string | undefined): string[] {
 
 /**
  * The sample's cache options, from the environment (MEMCACHED_SERVERS, CASSANDRA_CONTACT_POINTS,
- * CASSANDRA_LOCAL_DC, CACHE_NAMESPACE). Servers that do not answer are left out, so the app
- * always starts: with no server configured or reachable it runs on the memory tier alone.
+ * CASSANDRA_LOCAL_DC, REDIS_URL, CACHE_NAMESPACE). Servers that do not answer are left out, so the
+ * app always starts: with no server configured or reachable it runs on the memory tier alone.
+ * REDIS_URL adds the invalidation bus, which keeps the memory tiers of several instances coherent.
  */
 export async function cacheOptions(config: ConfigService): Promise<TieredCacheModuleOptions> {
   const logger = new Logger('Sample');
@@ -57,5 +58,21 @@ export async function cacheOptions(config: ConfigService): Promise<TieredCacheMo
   } else {
     logger.log(`cache tiers: ${tiers.map((t) => t.type).join(' → ')}`);
   }
-  return { namespace: config.get('CACHE_NAMESPACE') ?? 'sample', ttl: 60_000, tiers };
+  const redis = config.get<string>('REDIS_URL');
+  const bus =
+    redis !== undefined && (await reachable(new URL(redis).host, 6379))
+      ? { type: 'redis' as const, url: redis }
+      : undefined;
+  if (redis !== undefined)
+    logger.log(
+      bus
+        ? `invalidation bus on ${redis}`
+        : `REDIS_URL ${redis} is not reachable: no invalidation bus`,
+    );
+  return {
+    namespace: config.get('CACHE_NAMESPACE') ?? 'sample',
+    ttl: 60_000,
+    tiers,
+    ...(bus && { bus }),
+  };
 }

@@ -58,6 +58,8 @@ const BUS_OPTIONS = optionNames<BusOptions>({
 export interface BusConfig {
   degradedTtl: number;
   maxQueue: number;
+  /** How long `connect()` waits for the subscription, ms. */
+  timeoutMs: number;
   /** Builds the transport (loading ioredis when it is needed). */
   transport(): Promise<InvalidationTransport>;
 }
@@ -72,7 +74,7 @@ export function busConfig(options: BusOptions | undefined): BusConfig | undefine
   );
   const maxQueue = integer(at('bus', 'maxQueue'), o.maxQueue, 1000, 1);
   const timeoutMs = Math.ceil(positiveMilliseconds(at('bus', 'timeout'), o.timeout, 1000));
-  const base = { degradedTtl, maxQueue };
+  const base = { degradedTtl, maxQueue, timeoutMs };
   if (o.transport !== undefined) {
     if (o.type !== undefined || o.url !== undefined || o.client !== undefined)
       throw invalid('bus', 'give either transport, or type: "redis" with url or client, not both');

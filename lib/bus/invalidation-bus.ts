@@ -4,6 +4,8 @@ import type { InvalidationTransport } from './invalidation-transport';
 
 /** Keys per message; more in one tick go out as several messages. */
 const MAX_KEYS_PER_MESSAGE = 1000;
+/** How long `close()` waits for the publishes in flight, ms. */
+const CLOSE_WAIT_MS = 2000;
 /** Senders whose last sequence number a receiver remembers (the oldest heard of are forgotten). */
 const MAX_SENDERS = 10_000;
 
@@ -61,6 +63,7 @@ export class InvalidationBus {
   private up = false;
   private closed = false;
   private readonly senders = new Map<string, number>();
+  private readonly inFlight = new Set<Promise<void>>();
   private readonly counts = {
     published: 0,
     publishFailed: 0,
@@ -110,12 +113,23 @@ export class InvalidationBus {
     this.schedule();
   }
 
-  /** Sends what is pending, then closes the transport. */
+  /**
+   * Sends what is pending, waits (up to 2 s) for the publishes in flight, then closes the
+   * transport: the last writes of an instance that shuts down still reach the others.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.send();
     this.closed = true;
     this.up = false;
+    if (this.inFlight.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.allSettled(this.inFlight),
+        new Promise((resolve) => (timer = setTimeout(resolve, CLOSE_WAIT_MS).unref())),
+      ]);
+      clearTimeout(timer);
+    }
     await this.setup.transport.close();
   }
 
@@ -164,16 +178,19 @@ export class InvalidationBus {
     } catch (err) {
       sent = Promise.reject(err);
     }
-    sent.then(
+    const settled = sent.then(
       () => {
-        counts.inFlight--;
         counts.published++;
       },
       () => {
-        counts.inFlight--;
         counts.publishFailed++;
       },
     );
+    this.inFlight.add(settled);
+    void settled.finally(() => {
+      counts.inFlight--;
+      this.inFlight.delete(settled);
+    });
   }
 
   private receive(payload: Buffer): void {

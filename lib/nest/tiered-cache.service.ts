@@ -14,6 +14,7 @@ import {
 } from '../herd/herd.options';
 import { ReadThrough, type CacheLookup } from '../herd/read-through';
 import type { TierStats } from '../store/tier-stats';
+import type { BusEvent } from '../store/coherence';
 import { TieredStore } from '../store/tiered-store';
 import { TIERED_CACHE_OPTIONS } from './tiered-cache.module-definition';
 import type { TieredCacheModuleOptions } from './tiered-cache.options';
@@ -68,12 +69,20 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
 
   /** Connects the tiers (see `failFast`) and logs the chain. */
   async onModuleInit(): Promise<void> {
-    if (this.options.logErrors !== false)
+    if (this.options.logErrors !== false) {
       this.store.on('error', (err: TierError) => this.logError(err));
+      // The bus going down, coming back, or a missed invalidation: one line each (throttled).
+      this.store.on('bus', (e: BusEvent) => {
+        if (e.type !== 'invalidated') this.throttled(`bus ${e.type}`, e.message);
+      });
+    }
     await this.store.connect({ failFast: this.options.failFast === true });
     const tiers = this.store.stats();
     this.logger.log(
-      `tiers: ${tiers.map((t) => `${t.name}${t.circuit === 'closed' ? '' : ' (down)'}`).join(' → ')}`,
+      `tiers: ${tiers.map((t) => `${t.name}${t.circuit === 'closed' ? '' : ' (down)'}`).join(' → ')}` +
+        (this.options.bus === undefined
+          ? ''
+          : `; invalidation bus ${this.store.busStats()?.up ? 'up' : 'connecting'}`),
     );
   }
 

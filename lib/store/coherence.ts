@@ -46,6 +46,8 @@ export class Coherence {
   private bus: InvalidationBus | undefined;
   private starting: Promise<void> | undefined;
   private closed = false;
+  /** Resolves `connect()`'s wait for the subscription. */
+  private onUp: (() => void) | undefined;
 
   constructor(private readonly setup: CoherenceSetup) {
     this.config = busConfig(setup.bus);
@@ -73,12 +75,23 @@ export class Coherence {
         state: (up, reason) => {
           this.degrade(!up);
           this.flush(up ? 'up' : 'down', reason);
+          if (up) this.onUp?.();
         },
       },
     });
     if (this.closed) return void (await transport.close());
     this.bus = bus;
+    // Waits (up to the bus timeout) for the subscription, so that a store connected to a broker
+    // that answers starts coherent, without a degraded start.
+    let ready: () => void = () => undefined;
+    const up = new Promise<void>((resolve) => (ready = resolve));
+    this.onUp = ready;
+    const timer = setTimeout(ready, config.timeoutMs).unref();
     await bus.start();
+    if (bus.isUp) ready();
+    await up;
+    clearTimeout(timer);
+    this.onUp = undefined;
   }
 
   /** This instance wrote, deleted or counted `keys` (caller keys): tell the others. */

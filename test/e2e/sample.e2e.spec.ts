@@ -5,7 +5,9 @@ import request from 'supertest';
 import { TieredCache } from '../../lib';
 import { AppModule } from '../../sample/app.module';
 import { ProductsRepository } from '../../sample/products/products.repository';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { uniqueName } from '../harness/env';
+import { eventually } from '../support/eventually';
 
 describe('sample app (the product catalogue, on the test servers)', () => {
   let app: INestApplication;
@@ -29,6 +31,7 @@ describe('sample app (the product catalogue, on the test servers)', () => {
         .stats()
         .map((t) => t.kind),
     ).toEqual(['memory', 'memcached', 'cassandra']);
+    expect(app.get(TieredCache).store.busStats()).toBeDefined();
   });
 
   it('caches the list and the products, and an update evicts them', async () => {
@@ -53,5 +56,38 @@ describe('sample app (the product catalogue, on the test servers)', () => {
     const http = request(app.getHttpServer());
     const first = (await http.get('/cache/visits')).body.visits;
     expect((await http.get('/cache/visits')).body.visits).toBe(first + 1);
+  });
+
+  it("two instances (REDIS_URL: the invalidation bus) count visits together: each sees the other's write at once", async () => {
+    const second = await (
+      await Test.createTestingModule({ imports: [AppModule] }).compile()
+    )
+      .createNestApplication({ logger: false })
+      .init();
+    try {
+      const [a, b] = [app, second].map((x) => x.get(TieredCache).store);
+      expect(await eventually(() => !!a.busStats()?.up && !!b.busStats()?.up, 15_000)).toBe(true);
+      const [httpA, httpB] = [app, second].map((x) => request(x.getHttpServer()));
+      const visit = async (http: typeof httpA) => (await http.get('/cache/visits')).body.visits;
+      /** Waits until `to` got every invalidation `from` sent since both were up. */
+      const base = new Map([a, b].map((x) => [x, { ...x.busStats()! }]));
+      const delivered = (from: typeof a, to: typeof a) =>
+        eventually(async () => {
+          await sleep(1); // invalidations travel after the response
+          const sent = from.busStats()!.published - base.get(from)!.published;
+          const got = to.busStats()!.received - base.get(to)!.received;
+          return from.busStats()!.inFlight === 0 && got >= sent;
+        }, 5000);
+      const first = await visit(httpA); // now in a's memory tier
+      expect(await delivered(a, b)).toBe(true);
+      expect(await visit(httpB)).toBe(first + 1);
+      expect(await delivered(b, a)).toBe(true);
+      // Without the bus, a would read its own memory copy (first) for up to 5 s.
+      expect(await visit(httpA)).toBe(first + 2);
+      expect(await delivered(a, b)).toBe(true);
+      expect(await visit(httpB)).toBe(first + 3);
+    } finally {
+      await second.close();
+    }
   });
 });

@@ -1,0 +1,240 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createTieredStore, type InvalidationTransport, type TransportHandlers } from '../../lib';
+import { busConfig } from '../../lib/bus/bus.options';
+import { InvalidationBus, type BusHandlers } from '../../lib/bus/invalidation-bus';
+import { decodeMessage, encodeMessage } from '../../lib/bus/invalidation-message';
+
+/**
+ * The bus's own logic (numbering, batching, gaps, the bounded queue, option checks) over an
+ * in-process channel: a transport in its own right, not a stand-in for Redis (the Redis transport
+ * is tested against a real Redis in test/integration/bus*.spec.ts).
+ */
+class InProcessChannel {
+  readonly subscribers = new Map<string, TransportHandlers[]>();
+  /** Publishes held (not delivered) until released, to model a hung broker. */
+  hold = false;
+  readonly held: Array<() => void> = [];
+
+  transport(): InvalidationTransport {
+    return {
+      publish: (channel, payload) =>
+        new Promise<void>((resolve) => {
+          const deliver = () => {
+            for (const h of this.subscribers.get(channel) ?? []) h.message(payload);
+            resolve();
+          };
+          if (this.hold) this.held.push(deliver);
+          else queueMicrotask(deliver);
+        }),
+      subscribe: async (channel, handlers) => {
+        this.subscribers.set(channel, [...(this.subscribers.get(channel) ?? []), handlers]);
+        handlers.state(true);
+      },
+      close: async () => undefined,
+    };
+  }
+}
+
+function recorder(): BusHandlers & {
+  keys: string[][];
+  flushes: string[];
+  states: Array<[boolean, string]>;
+} {
+  const r = {
+    keys: [] as string[][],
+    flushes: [] as string[],
+    states: [] as Array<[boolean, string]>,
+    invalidate: (m: { keys: string[] }) => void r.keys.push(m.keys),
+    flush: (reason: string) => void r.flushes.push(reason),
+    state: (up: boolean, reason: string) => void r.states.push([up, reason]),
+  };
+  return r;
+}
+
+async function pair(channel = new InProcessChannel(), maxQueue = 1000) {
+  const a = recorder();
+  const b = recorder();
+  const busA = new InvalidationBus({
+    transport: channel.transport(),
+    channel: 'c',
+    maxQueue,
+    handlers: a,
+  });
+  const busB = new InvalidationBus({
+    transport: channel.transport(),
+    channel: 'c',
+    maxQueue,
+    handlers: b,
+  });
+  await busA.start();
+  await busB.start();
+  return { channel, a, b, busA, busB };
+}
+
+const tick = () => sleep(1);
+
+describe('InvalidationBus', () => {
+  it("sends one tick's keys as one message, ignores its own, numbers them in order", async () => {
+    const { a, b, busA, busB } = await pair();
+    busA.keysChanged(['k1', 'k2']);
+    busA.keysChanged(['k2', 'k3']);
+    await tick();
+    busA.keysChanged(['k4']);
+    await tick();
+    expect(b.keys).toEqual([['k1', 'k2', 'k3'], ['k4']]);
+    expect(a.keys).toEqual([]); // its own messages
+    expect(busA.stats()).toMatchObject({ published: 2, publishFailed: 0, dropped: 0 });
+    expect(busB.stats()).toMatchObject({ received: 2, gaps: 0, up: true });
+    expect(b.flushes).toEqual([]);
+  });
+
+  it('splits a tick of more than 1,000 keys into several messages', async () => {
+    const { b, busA } = await pair();
+    busA.keysChanged(Array.from({ length: 2500 }, (_, i) => `k${i}`));
+    await tick();
+    expect(b.keys.map((k) => k.length)).toEqual([1000, 1000, 500]);
+    expect(busA.stats().published).toBe(3);
+  });
+
+  it('a full queue drops messages but spends their numbers: the receiver sees the gap and flushes', async () => {
+    const { channel, b, busA, busB } = await pair(new InProcessChannel(), 2);
+    channel.hold = true;
+    for (let i = 0; i < 5; i++) {
+      busA.keysChanged([`k${i}`]);
+      await tick();
+    }
+    expect(busA.stats()).toMatchObject({ inFlight: 2, dropped: 3 });
+    channel.hold = false;
+    for (const deliver of channel.held.splice(0)) deliver();
+    await tick();
+    expect(b.keys).toEqual([['k0'], ['k1']]);
+    expect(b.flushes).toEqual([]);
+    busA.keysChanged(['k5']); // number 6: 3, 4 and 5 never came
+    await tick();
+    expect(b.flushes).toEqual([
+      expect.stringMatching(/missed 3 invalidation messages from instance/),
+    ]);
+    expect(busB.stats().gaps).toBe(1);
+    expect(b.keys.at(-1)).toEqual(['k5']); // still applied
+  });
+
+  it('ignores payloads that are not its messages, and counts them', async () => {
+    const { channel, b, busB } = await pair();
+    for (const payload of [
+      '',
+      'null',
+      '{"v":2}',
+      '{"v":1,"f":"x","s":0,"k":[]}',
+      '{"v":1,"f":"x","s":1,"k":[1]}',
+    ])
+      for (const h of channel.subscribers.get('c')!) h.message(Buffer.from(payload));
+    expect(b.keys).toEqual([]);
+    expect(busB.stats().invalid).toBe(5 * 1);
+  });
+
+  it('a subscription going down or coming back is reported, and numbering starts over', async () => {
+    const channel = new InProcessChannel();
+    let handlersB: TransportHandlers | undefined;
+    const b = recorder();
+    const transportB = channel.transport();
+    const busB = new InvalidationBus({
+      transport: {
+        ...transportB,
+        subscribe: (c, h) => {
+          handlersB = h;
+          return transportB.subscribe(c, h);
+        },
+      },
+      channel: 'c',
+      maxQueue: 10,
+      handlers: b,
+    });
+    await busB.start();
+    const busA = new InvalidationBus({
+      transport: channel.transport(),
+      channel: 'c',
+      maxQueue: 10,
+      handlers: recorder(),
+    });
+    await busA.start();
+    busA.keysChanged(['k1']);
+    await tick();
+    handlersB!.state(false, 'connection lost');
+    handlersB!.state(false, 'still lost'); // no change, not reported again
+    busA.keysChanged(['k2']); // sent while b is "down" (delivered here, but b may not trust it)
+    await tick();
+    busA.keysChanged(['k3']);
+    await tick();
+    handlersB!.state(true, 'back');
+    busA.keysChanged(['k4']);
+    await tick();
+    expect(b.states).toEqual([
+      [true, 'subscribed'],
+      [false, 'connection lost'],
+      [true, 'back'],
+    ]);
+    expect(busB.stats().gaps).toBe(0); // numbering started over at each change
+  });
+
+  it('carries a clear (generation) and tags', () => {
+    const m = { from: 'i', seq: 3, at: 5, keys: ['a'], generation: 7, tags: ['t'] };
+    expect(decodeMessage(encodeMessage(m))).toEqual(m);
+    expect(decodeMessage(encodeMessage({ ...m, generation: undefined, tags: undefined }))).toEqual({
+      ...m,
+      generation: undefined,
+      tags: undefined,
+    });
+  });
+});
+
+describe('bus options', () => {
+  const transport = new InProcessChannel().transport();
+  it.each([
+    [{ type: 'redis' }, 'bus: a redis bus needs exactly one of url and client'],
+    [
+      { type: 'redis', url: 'localhost:6379' },
+      'bus.url: must be a redis:// or rediss:// URL, got string',
+    ],
+    [
+      { type: 'redis', url: 'redis://h:1', client: {} },
+      'bus: a redis bus needs exactly one of url and client',
+    ],
+    [{ type: 'redis', client: {} }, 'bus.client: must be an ioredis client, got object'],
+    [
+      { type: 'kafka', url: 'x' },
+      'bus.type: must be "redis" (with url or client), or give a transport; got "kafka"',
+    ],
+    [
+      { url: 'redis://h:1' },
+      'bus.type: must be "redis" (with url or client), or give a transport; got none',
+    ],
+    [
+      { transport: {} },
+      'bus.transport: must implement InvalidationTransport; object lacks publish, subscribe, close',
+    ],
+    [
+      { transport, type: 'redis' },
+      'bus: give either transport, or type: "redis" with url or client, not both',
+    ],
+    [{ transport, degradedTtl: 0 }, 'bus.degradedTtl: 0 is not a number of milliseconds > 0'],
+    [{ transport, maxQueue: 0.5 }, 'bus.maxQueue: 0.5 is not an integer >= 1'],
+    [
+      { transport, degradedTTL: 5 },
+      'bus.degradedTTL: unknown option (did you mean "degradedTtl"?)',
+    ],
+    ['redis://h:1', 'bus: must be an object, got string'],
+  ])('%j: %s', (options, message) => {
+    expect(() => busConfig(options as never)).toThrow(message);
+    // The same through the store, before anything is connected.
+    expect(() => createTieredStore({ bus: options as never })).toThrow(message);
+  });
+
+  it('defaults: degradedTtl 1000 ms, maxQueue 1000, timeout 1000 ms', () => {
+    expect(busConfig({ transport })).toMatchObject({
+      degradedTtl: 1000,
+      maxQueue: 1000,
+      timeoutMs: 1000,
+    });
+    expect(busConfig(undefined)).toBeUndefined();
+  });
+});
