@@ -32,9 +32,10 @@ export interface BusOptions {
    */
   degradedTtl?: number;
   /**
-   * Publishes in flight at most (an integer >= 1); past it, messages are dropped and counted (a
-   * hung broker then costs writers nothing; receivers see the gap and flush).
-   * @default 1000
+   * Keys waiting to be published at most (an integer >= 1): one publish is in flight at a time,
+   * and the keys written meanwhile wait to go out together in the next. Past this many (a
+   * stalled broker), they are dropped and counted; receivers see the gap and flush.
+   * @default 10000
    */
   maxQueue?: number;
   /**
@@ -72,7 +73,7 @@ export function busConfig(options: BusOptions | undefined): BusConfig | undefine
   const degradedTtl = Math.ceil(
     positiveMilliseconds(at('bus', 'degradedTtl'), o.degradedTtl, 1000),
   );
-  const maxQueue = integer(at('bus', 'maxQueue'), o.maxQueue, 1000, 1);
+  const maxQueue = integer(at('bus', 'maxQueue'), o.maxQueue, 10_000, 1);
   const timeoutMs = Math.ceil(positiveMilliseconds(at('bus', 'timeout'), o.timeout, 1000));
   const base = { degradedTtl, maxQueue, timeoutMs };
   if (o.transport !== undefined) {

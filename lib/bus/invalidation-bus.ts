@@ -23,7 +23,7 @@ export interface BusSetup {
   transport: InvalidationTransport;
   /** The channel: one per namespace. */
   channel: string;
-  /** Publishes in flight at most; past it, messages are dropped (and counted). */
+  /** Keys waiting to be published at most; past it, they are dropped (and counted). */
   maxQueue: number;
   handlers: BusHandlers;
 }
@@ -32,25 +32,33 @@ export interface BusSetup {
 export interface BusStats {
   /** Whether the subscription is up (invalidations are being received). */
   up: boolean;
-  /** Messages the broker took, that it refused or did not answer, dropped by the full queue. */
+  /** Messages the broker took, and that it refused or did not answer. */
   published: number;
   publishFailed: number;
+  /** Keys dropped because more than `maxQueue` were waiting (receivers see a gap). */
   dropped: number;
+  /** Keys waiting for the publish in flight to finish. */
+  pending: number;
   /** Messages received from other instances; sequence gaps seen; messages not understood. */
   received: number;
   gaps: number;
   invalid: number;
-  /** Publishes in flight now. */
+  /** Publishes in flight now (at most one, but when closing). */
   inFlight: number;
 }
 
 /**
- * The invalidation bus of one store: publishes the keys this instance writes or deletes (those of
- * one tick in one message), receives other instances' and hands them to the store, and never
- * loses one silently. Every message carries its sender's sequence number; a publish that fails or
- * is dropped still consumes its number, so receivers see the gap. A receiver that sees a gap, or
- * whose subscription goes down or comes back, is told to flush. Publishing never blocks a caller:
- * it happens after the tick, at most `maxQueue` publishes in flight.
+ * The invalidation bus of one store: publishes the keys this instance writes or deletes,
+ * receives other instances' and hands them to the store, and never loses one silently.
+ *
+ * - Publishing never blocks a caller: keys are gathered and sent after the tick, one publish at a
+ *   time; the keys that come while one is in flight go out together in the next. A sequential
+ *   writer thus costs one publish per broker round trip, not one per write, and a stalled broker
+ *   makes the queue of keys grow, not the number of messages: past `maxQueue` keys waiting, they
+ *   are dropped and counted.
+ * - Every message carries its sender's sequence number; a publish that fails, or keys dropped,
+ *   spend a number, so receivers see the gap. A receiver that sees a gap, or whose subscription
+ *   goes down or comes back, is told to flush.
  */
 export class InvalidationBus {
   /** This instance's id on the channel. */
@@ -68,6 +76,7 @@ export class InvalidationBus {
     published: 0,
     publishFailed: 0,
     dropped: 0,
+    pending: 0,
     received: 0,
     gaps: 0,
     invalid: 0,
@@ -89,13 +98,19 @@ export class InvalidationBus {
   }
 
   stats(): BusStats {
-    return { up: this.up, ...this.counts };
+    return { up: this.up, ...this.counts, pending: this.pendingKeys.size };
   }
 
   /** Announces that `keys` changed here (sent after this tick, with the tick's others). */
   keysChanged(keys: readonly string[]): void {
     if (this.closed) return;
     for (const key of keys) this.pendingKeys.add(key);
+    if (this.pendingKeys.size > this.setup.maxQueue) {
+      // Receivers will see the number these keys would have had go missing, and flush.
+      this.counts.dropped += this.pendingKeys.size;
+      this.pendingKeys.clear();
+      this.seq++;
+    }
     this.schedule();
   }
 
@@ -119,7 +134,7 @@ export class InvalidationBus {
    */
   async close(): Promise<void> {
     if (this.closed) return;
-    this.send();
+    this.send(true);
     this.closed = true;
     this.up = false;
     if (this.inFlight.size > 0) {
@@ -134,15 +149,18 @@ export class InvalidationBus {
   }
 
   private schedule(): void {
-    if (this.scheduled) return;
+    if (this.scheduled || this.counts.inFlight > 0) return; // the publish in flight sends them
     this.scheduled = true;
     setImmediate(() => this.send());
   }
 
-  /** Publishes what this tick gathered, in messages of at most {@link MAX_KEYS_PER_MESSAGE} keys. */
-  private send(): void {
+  /**
+   * Publishes what is pending, in messages of at most {@link MAX_KEYS_PER_MESSAGE} keys, unless a
+   * publish is in flight (its end sends them) or `all` (closing).
+   */
+  private send(all = false): void {
     this.scheduled = false;
-    if (this.closed) return;
+    if (this.closed || (this.counts.inFlight > 0 && !all)) return;
     const keys = [...this.pendingKeys];
     const generation = this.pendingGeneration;
     const tags = [...this.pendingTags];
@@ -150,7 +168,8 @@ export class InvalidationBus {
     this.pendingTags.clear();
     this.pendingGeneration = undefined;
     if (keys.length === 0 && generation === undefined && tags.length === 0) return;
-    const at = Date.now();
+    // Sub-millisecond: a delivery on loopback takes a fraction of one.
+    const at = performance.timeOrigin + performance.now();
     for (let i = 0; i === 0 || i < keys.length; i += MAX_KEYS_PER_MESSAGE) {
       const first = i === 0;
       this.publish({
@@ -166,11 +185,6 @@ export class InvalidationBus {
 
   private publish(message: InvalidationMessage): void {
     const { counts } = this;
-    // The number is spent either way: receivers see the gap a dropped or failed message leaves.
-    if (counts.inFlight >= this.setup.maxQueue) {
-      counts.dropped++;
-      return;
-    }
     counts.inFlight++;
     let sent: Promise<void>;
     try {
@@ -178,18 +192,21 @@ export class InvalidationBus {
     } catch (err) {
       sent = Promise.reject(err);
     }
+    // A failed publish is not retried: its number is spent, receivers see the gap.
     const settled = sent.then(
-      () => {
-        counts.published++;
-      },
-      () => {
-        counts.publishFailed++;
-      },
+      () => void counts.published++,
+      () => void counts.publishFailed++,
     );
     this.inFlight.add(settled);
     void settled.finally(() => {
       counts.inFlight--;
       this.inFlight.delete(settled);
+      if (
+        this.pendingKeys.size > 0 ||
+        this.pendingGeneration !== undefined ||
+        this.pendingTags.size > 0
+      )
+        this.send();
     });
   }
 

@@ -46,6 +46,8 @@ export class Coherence {
   private bus: InvalidationBus | undefined;
   private starting: Promise<void> | undefined;
   private closed = false;
+  /** Whether the bus has been up before. */
+  private wasUp = false;
   /** Resolves `connect()`'s wait for the subscription. */
   private onUp: (() => void) | undefined;
 
@@ -164,9 +166,12 @@ export class Coherence {
     const what =
       type === 'gap'
         ? 'a missed invalidation'
-        : type === 'up'
-          ? 'the bus is back'
-          : 'the bus is down';
+        : type === 'down'
+          ? 'the bus is down'
+          : this.wasUp
+            ? 'the bus is back'
+            : 'what they took in before the bus was up';
+    if (type === 'up') this.wasUp = true;
     this.setup.emit({
       type,
       message: `invalidation bus: ${reason}; local tiers flushed (${what})`,

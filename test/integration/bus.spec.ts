@@ -179,15 +179,17 @@ describe('invalidation bus (Redis)', () => {
     const a = (await instance({ namespace, bus: { transport } })).store;
     const { store: b, events } = await instance({ namespace, bus: { type: 'redis', url } });
     expect(await Promise.all([busUp(a), busUp(b)])).toEqual([true, true]);
-    await a.set('k1', 'old', 60_000);
-    await a.set('k2', 'old', 60_000);
-    await a.set('k3', 'old', 60_000);
-    await caughtUp(a, b);
+    for (const k of ['k1', 'k2', 'k3']) {
+      await a.set(k, 'old', 60_000);
+      await caughtUp(a, b); // a message each: numbers 1, 2, 3
+    }
     expect(b.busStats()!.received).toBe(3);
     for (const k of ['k1', 'k2', 'k3', 'other']) await b.get(k); // b's memory tier holds them
     await b.set('other', 'kept?', 60_000);
 
     await a.set('k2', 'new', 60_000); // message 4, dropped: b never hears of it
+    const sent = () => a.busStats()!.inFlight === 0 && a.busStats()!.pending === 0;
+    expect(await eventually(sent, 5000)).toBe(true);
     expect(await b.get('k2')).toBe('old'); // b's stale copy
     await a.set('k3', 'new', 60_000); // delivered, one number after the dropped one
     expect(await eventually(() => events.some((e) => e.type === 'gap'), 5000)).toBe(true);

@@ -10,7 +10,9 @@ jest.unstable_mockModule('ioredis', () => {
 });
 
 it('a redis bus without ioredis: connect() rejects with E_MISSING_PEER naming the package', async () => {
-  const { createTieredStore } = await import('../../lib');
+  // Loaded after the mock above (a static import would load ioredis's importer first).
+  const LIB = '../../lib';
+  const { createTieredStore } = (await import(LIB)) as typeof import('../../lib');
   const store = createTieredStore({ bus: { type: 'redis', url: 'redis://127.0.0.1:1' } });
   const err = await store.connect().catch((e: unknown) => e);
   expect(err).toMatchObject({
