@@ -1,3 +1,4 @@
+import { bus } from './bus.bench';
 import { jsonTreeCopy, memoryHit } from './memory-hit.bench';
 import { cassandraHit, memcachedGetMany, memcachedHit } from './remote-hit.bench';
 import { BenchServerPool, type BenchServers, type ServerKind } from './servers';
@@ -14,6 +15,7 @@ const SCENARIOS: Scenario[] = [
   ['memory-copy', () => jsonTreeCopy(), []],
   ['memcached-hit', memcachedHit, ['memcached']],
   ['memcached-getmany', memcachedGetMany, ['memcached']],
+  ['bus', bus, ['memcached', 'redis']],
   ['cassandra-hit', cassandraHit, ['cassandra']],
   ['stampede', stampede, ['memcached', 'cassandra']],
 ];

@@ -34,6 +34,14 @@ export function encodeMessage(m: InvalidationMessage): Buffer {
   );
 }
 
+/**
+ * How every message of sender `from` begins: a receiver skips its own messages (the broker sends
+ * them back too) by comparing these bytes, without parsing them.
+ */
+export function senderPrefix(from: string): Buffer {
+  return Buffer.from(`{"v":${VERSION},"f":${JSON.stringify(from)},`);
+}
+
 /** The message in `payload`, or a string saying why it is not one. */
 export function decodeMessage(payload: Buffer): InvalidationMessage | string {
   let raw: unknown;
