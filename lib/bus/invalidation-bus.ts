@@ -256,8 +256,9 @@ export class InvalidationBus {
   private changeState(up: boolean, reason: string): void {
     if (this.closed || up === this.up) return;
     this.up = up;
-    // Numbering starts over: what was missed meanwhile is covered by the flush that follows.
-    this.senders.clear();
+    // Senders' numbers are kept: a publish that fails after this subscription is back, before
+    // the sender's first one that lands, must still show as a gap (ids never repeat, so a kept
+    // number costs at most one extra flush).
     this.setup.handlers.state(up, reason);
   }
 }

@@ -18,8 +18,10 @@ export interface Found {
 /**
  * Copies hits found in a far tier into the nearer ones, with the entry's remaining TTL capped
  * per tier, without delaying the reader: a local tier is written at once, shared ones in the
- * background (one batch per tier); a tier whose `maxValueBytes` the entry exceeds is skipped. A read that began before a local mutation of the key (or a
- * new generation) copies nothing: the newer write or delete wins.
+ * background (one batch per tier); a tier whose `maxValueBytes` the entry exceeds is skipped. A
+ * read that began before a local mutation of the key (or a new generation) copies nothing: the
+ * newer write or delete wins. Into a tier that keeps tombstones, copies are `add`s: a delete or
+ * write another instance made meanwhile wins there too.
  */
 export class Backfill {
   constructor(
@@ -81,13 +83,17 @@ export class Backfill {
       }
       if (writes === undefined) continue;
       const batch = writes;
+      const tier = slot.tier;
       this.background.track(
         slot.backfill(
           batch.map((w) => w.key),
-          () =>
-            batch.length === 1
-              ? slot.tier.set(batch[0].key, batch[0].value, batch[0].ttlMs)
-              : slot.tier.setMany(batch),
+          // `add`: a delete's tombstone, or a newer write, that landed first wins.
+          slot.tombstones
+            ? () => Promise.all(batch.map((w) => tier.add!(w.key, w.value, w.ttlMs)))
+            : async () =>
+                batch.length === 1
+                  ? tier.set(batch[0].key, batch[0].value, batch[0].ttlMs)
+                  : tier.setMany(batch),
         ),
       );
     }

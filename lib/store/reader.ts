@@ -3,6 +3,7 @@ import type { LocalRecord, LocalTier } from '../tiers/tier.interface';
 import type { Found } from './backfill';
 import { readRecord } from './local-records';
 import { isStale } from './stored-entry';
+import { isTombstone } from './tombstone';
 import type { StoreParts } from './store-parts';
 import { FAILED, type TierSlot } from './tier-slot';
 
@@ -32,7 +33,10 @@ export class Reader {
       if (slot.missedWrite(at)) continue;
       const payload = await slot.call('get', key, () => slot.tier.get(at));
       if (payload === FAILED) continue;
-      const record = payload === undefined ? undefined : this.decode(slot, payload, key, now);
+      const record =
+        payload === undefined || isTombstone(payload)
+          ? undefined
+          : this.decode(slot, payload, key, now);
       if (record === undefined || (!graced && isStale(record, now))) {
         slot.counters.misses++;
         continue;
@@ -103,7 +107,8 @@ export class Reader {
       const found: Found[] = [];
       missing.forEach((k, j) => {
         // See `readTiers`: a tier that missed the key's last write or delete is not trusted for it.
-        const payload = slot.missedWrite(asked[j]) ? undefined : payloads[j];
+        const payload =
+          slot.missedWrite(asked[j]) || isTombstone(payloads[j]) ? undefined : payloads[j];
         const { key, at } = positions.get(k)!;
         const record = payload === undefined ? undefined : this.decode(slot, payload, key, now);
         if (record === undefined || isStale(record, now)) {

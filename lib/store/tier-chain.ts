@@ -115,5 +115,11 @@ export class TierChain {
           ? nearestShared
           : this.slots.length - 1;
     this.maxKeyBytes = Math.min(...this.slots.map((s) => s.tier.capabilities.maxKeyBytes));
+    // Tombstones where another instance's backfill could undo a delete (see `tombstone.ts`).
+    const farthest = this.slots.findLastIndex(shared);
+    this.slots.forEach((s, i) => {
+      s.tombstones =
+        !s.local && i < farthest && s.tier.capabilities.leases === 'atomic' && s !== this.counter;
+    });
   }
 }

@@ -89,6 +89,12 @@ export class TierSlot {
    * store's `bus.degradedTtl`, on the tiers the bus keeps coherent.
    */
   degradedCap = 0;
+  /**
+   * Deletes leave a tombstone here, and backfills `add` (see `tombstone.ts`): a shared tier with
+   * atomic `add` in front of a farther shared one, that does not hold the counters. Set by the
+   * chain.
+   */
+  tombstones = false;
   /** Until then (clock ms) nothing this tier holds is served: a flush of a per-host tier. */
   private distrustUntil = 0;
   private readonly clock: Clock;
@@ -194,10 +200,12 @@ export class TierSlot {
    * {@link write}, but one that fails leaves nothing missed (the tier held no newer value), and
    * one that lands makes the keys trusted again (see {@link missed}).
    */
-  backfill(at: readonly string[], fn: () => Promise<unknown>): Promise<unknown> {
+  backfill(at: readonly string[], fn: () => Promise<boolean[] | void>): Promise<unknown> {
     const body = async () => {
       const r = await this.call('backfill', at.length === 1 ? at[0] : undefined, fn);
-      if (r !== FAILED) this.landed(at, true);
+      // An `add` the tier refused left what it held (a newer value, a tombstone, or an older
+      // value it missed the deletion of): only what landed is trusted again.
+      if (r !== FAILED) this.landed(r ? at.filter((_, i) => r[i]) : at, true);
       return r;
     };
     return this.inOrder(at, body);

@@ -114,7 +114,7 @@ describe('read-through herd protection (real servers)', () => {
     });
 
     it('a holder that never finishes delays the others until its lease runs out, then one computes', async () => {
-      // The lease lives lockTimeout (whole seconds on the servers, so 1-2 s here).
+      // The lease lives lockTimeout (whole seconds on the servers' clock, so 1-2 s here).
       const [a, b] = await Promise.all([
         instance(chain, { lockTimeout: 2000 }),
         instance(chain, { lockTimeout: 2000 }),
@@ -130,7 +130,10 @@ describe('read-through herd protection (real servers)', () => {
       const waited = performance.now() - t0;
       expect(results.every((r) => r === 'b')).toBe(true);
       expect(db.calls).toBe(1);
-      expect(waited).toBeGreaterThanOrEqual(900);
+      // memcached counts expiry on a clock that ticks once a second, and may be most of a tick
+      // behind: a 2 s lease has been seen to end 0.8 s after it was taken. Without the lease,
+      // b would compute at once.
+      expect(waited).toBeGreaterThanOrEqual(500);
       expect(waited).toBeLessThan(5000);
       release();
       expect(await hung).toBe('a');

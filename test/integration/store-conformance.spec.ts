@@ -17,5 +17,10 @@ describeStoreConformance('memory (serialize: false) → memcached → cassandra'
   copies: false,
 });
 describeStoreConformance('two memcached levels: a local 1 s cap in front of the cluster', {
-  tiers: () => [{ type: 'memcached', servers: [servers.memcached[0]], ttl: 1000 }, memcached],
+  // The local memcached is not one of the cluster's nodes: were it, both tiers would hold the
+  // same keys on it (a delete's tombstone in the near tier would be the far tier's to delete).
+  tiers: () => [
+    { type: 'memcached', servers: [servers.memcached[0]], ttl: 1000 },
+    { type: 'memcached', servers: servers.memcached.slice(1) },
+  ],
 });

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { eventually } from '../support/eventually';
 import { createTieredStore, type InvalidationTransport, type TransportHandlers } from '../../lib';
 import { busConfig } from '../../lib/bus/bus.options';
 import { InvalidationBus, type BusHandlers } from '../../lib/bus/invalidation-bus';
@@ -13,12 +14,15 @@ class InProcessChannel {
   readonly subscribers = new Map<string, TransportHandlers[]>();
   /** Publishes held (not delivered) until released, to model a hung broker. */
   hold = false;
+  /** Publishes rejected, to model a broker that refuses them. */
+  failing = false;
   readonly held: Array<() => void> = [];
 
   transport(): InvalidationTransport {
     return {
       publish: (channel, payload) =>
-        new Promise<void>((resolve) => {
+        new Promise<void>((resolve, reject) => {
+          if (this.failing) return reject(new Error('refused'));
           const deliver = () => {
             for (const h of this.subscribers.get(channel) ?? []) h.message(payload);
             resolve();
@@ -73,14 +77,23 @@ async function pair(channel = new InProcessChannel(), maxQueue = 10_000) {
 
 const tick = () => sleep(1);
 
+/**
+ * Waits until `bus` has handed what it was given to the transport and (`answered`) the transport
+ * has answered: no fixed pause, publishes start up to about 1 ms apart.
+ */
+async function sent(bus: InvalidationBus, answered = true): Promise<void> {
+  const done = () => bus.stats().pending === 0 && (!answered || bus.stats().inFlight === 0);
+  expect(await eventually(done, 2000)).toBe(true);
+}
+
 describe('InvalidationBus', () => {
   it("sends one tick's keys as one message, ignores its own, numbers them in order", async () => {
     const { a, b, busA, busB } = await pair();
     busA.keysChanged(['k1', 'k2']);
     busA.keysChanged(['k2', 'k3']);
-    await tick();
+    await sent(busA);
     busA.keysChanged(['k4']);
-    await tick();
+    await sent(busA);
     expect(b.keys).toEqual([['k1', 'k2', 'k3'], ['k4']]);
     expect(a.keys).toEqual([]); // its own messages
     expect(busA.stats()).toMatchObject({ published: 2, publishFailed: 0, dropped: 0 });
@@ -91,7 +104,7 @@ describe('InvalidationBus', () => {
   it('splits a tick of more than 1,000 keys into several messages', async () => {
     const { b, busA } = await pair();
     busA.keysChanged(Array.from({ length: 2500 }, (_, i) => `k${i}`));
-    await tick();
+    await sent(busA);
     expect(b.keys.map((k) => k.length)).toEqual([1000, 1000, 500]);
     expect(busA.stats().published).toBe(3);
   });
@@ -101,11 +114,11 @@ describe('InvalidationBus', () => {
     const release = async () => {
       channel.hold = false;
       for (const deliver of channel.held.splice(0)) deliver();
-      await tick();
+      await sent(busA);
     };
     channel.hold = true;
     busA.keysChanged(['k0']);
-    await tick(); // published, not answered yet
+    await sent(busA, false); // published, not answered yet
     busA.keysChanged(['k1']);
     await tick();
     busA.keysChanged(['k2']);
@@ -117,7 +130,7 @@ describe('InvalidationBus', () => {
 
     channel.hold = true;
     busA.keysChanged(['k3']);
-    await tick();
+    await sent(busA, false);
     busA.keysChanged(['k4', 'k5', 'k6']); // 3 waiting > maxQueue 2: dropped
     busA.keysChanged(['k7']);
     expect(busA.stats()).toMatchObject({ inFlight: 1, pending: 1, dropped: 3 });
@@ -170,22 +183,32 @@ describe('InvalidationBus', () => {
     });
     await busA.start();
     busA.keysChanged(['k1']);
-    await tick();
+    await sent(busA);
     handlersB!.state(false, 'connection lost');
     handlersB!.state(false, 'still lost'); // no change, not reported again
     busA.keysChanged(['k2']); // sent while b is "down" (delivered here, but b may not trust it)
-    await tick();
+    await sent(busA);
     busA.keysChanged(['k3']);
-    await tick();
+    await sent(busA);
     handlersB!.state(true, 'back');
     busA.keysChanged(['k4']);
-    await tick();
+    await sent(busA);
     expect(b.states).toEqual([
       [true, 'subscribed'],
       [false, 'connection lost'],
       [true, 'back'],
     ]);
-    expect(busB.stats().gaps).toBe(0); // numbering started over at each change
+    expect(busB.stats().gaps).toBe(0); // every message arrived, in order
+    // A's next publish fails (after b came back): b notices at A's following message.
+    channel.failing = true;
+    busA.keysChanged(['k5']);
+    await sent(busA);
+    channel.failing = false;
+    expect(busA.stats().publishFailed).toBe(1);
+    busA.keysChanged(['k6']);
+    await sent(busA);
+    expect(b.keys.at(-1)).toEqual(['k6']);
+    expect(b.flushes).toEqual([expect.stringMatching(/missed 1 invalidation message/)]);
   });
 
   it('carries a clear (generation) and tags', () => {

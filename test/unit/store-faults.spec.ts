@@ -400,13 +400,19 @@ describe('TieredStore failure handling (fault-injected tiers)', () => {
     expect(await store.set('k', 'v')).toBe(true); // the middle tier missed it
     middle.resetCalls();
     expect(await store.get('k')).toBe('v');
-    expect(await eventually(() => middle.calls.set + middle.calls.setMany === 1, 2000)).toBe(true);
-    far.resetCalls();
-    expect(await store.get('k')).toBe('v'); // from the middle tier now
-    expect(far.calls.get).toBe(0);
+    // A nearer shared tier is backfilled with `add` (a delete's tombstone there would win).
+    expect(await eventually(() => middle.calls.add === 1, 2000)).toBe(true);
+    expect(middle.calls.set + middle.calls.setMany).toBe(0);
+    // Once it landed, reads are answered by the middle tier.
+    const fromMiddle = async () => {
+      far.resetCalls();
+      return (await store.get('k')) === 'v' && far.calls.get === 0;
+    };
+    expect(await eventually(fromMiddle, 2000)).toBe(true);
 
     // A backfill that fails: reported, and the read still answers.
     middle.fail('set');
+    middle.fail('add');
     expect(await store.set('j', 'w')).toBe(true);
     expect(await store.get('j')).toBe('w');
     expect(
