@@ -18,6 +18,12 @@ const MAX_KEYS_PER_MESSAGE = 1000;
 const MIN_INTERVAL_MS = 1;
 /** How long `close()` waits for the publishes in flight, ms. */
 const CLOSE_WAIT_MS = 2000;
+/**
+ * Clock skew allowed between hosts, ms: a first message of a sender made less than this after a
+ * receiver came up, at a number past 1, is not taken for a gap (the sender may have started
+ * before, its first messages sent before the receiver listened).
+ */
+const SKEW_MS = 1000;
 /** Senders whose last sequence number a receiver remembers (the oldest heard of are forgotten). */
 const MAX_SENDERS = 10_000;
 
@@ -32,7 +38,11 @@ export interface BusHandlers {
 }
 
 export interface BusSetup {
-  transport: InvalidationTransport;
+  /**
+   * The transport, built on first use (by `start()` or the first publish): keys changed before
+   * it is ready wait for it like any others.
+   */
+  transport: () => Promise<InvalidationTransport>;
   /** The channel: one per namespace. */
   channel: string;
   /** Keys waiting to be published at most; past it, they are dropped (and counted). */
@@ -75,6 +85,10 @@ export interface BusStats {
 export class InvalidationBus {
   /** This instance's id on the channel. */
   readonly id = randomUUID();
+  /** When this bus was made (epoch ms): its messages carry it. */
+  private readonly born = wallClock();
+  /** When the subscription last came up (epoch ms); Infinity while down. */
+  private upSince = Infinity;
   private readonly ownPrefix = senderPrefix(this.id);
   /** When the last publish started (`performance.now()`). */
   private lastSent = -Infinity;
@@ -98,11 +112,19 @@ export class InvalidationBus {
     inFlight: 0,
   };
 
+  private transportReady: Promise<InvalidationTransport> | undefined;
+
   constructor(private readonly setup: BusSetup) {}
+
+  private transport(): Promise<InvalidationTransport> {
+    return (this.transportReady ??= this.setup.transport());
+  }
 
   /** Subscribes; the bus counts as up once the transport says so. */
   async start(): Promise<void> {
-    await this.setup.transport.subscribe(this.setup.channel, {
+    const transport = await this.transport();
+    if (this.closed) return;
+    await transport.subscribe(this.setup.channel, {
       message: (payload) => this.receive(payload),
       state: (up, reason) => this.changeState(up, reason ?? (up ? 'subscribed' : 'disconnected')),
     });
@@ -160,7 +182,8 @@ export class InvalidationBus {
       ]);
       clearTimeout(timer);
     }
-    await this.setup.transport.close();
+    const transport = await this.transportReady?.catch(() => undefined);
+    await transport?.close();
   }
 
   private schedule(): void {
@@ -186,14 +209,14 @@ export class InvalidationBus {
     this.pendingTags.clear();
     this.pendingGeneration = undefined;
     if (keys.length === 0 && generation === undefined && tags.length === 0) return;
-    // Sub-millisecond: a delivery on loopback takes a fraction of one.
-    const at = performance.timeOrigin + performance.now();
+    const at = wallClock();
     for (let i = 0; i === 0 || i < keys.length; i += MAX_KEYS_PER_MESSAGE) {
       const first = i === 0;
       this.publish({
         from: this.id,
         seq: ++this.seq,
         at,
+        born: this.born,
         keys: keys.slice(i, i + MAX_KEYS_PER_MESSAGE),
         generation: first ? generation : undefined,
         tags: first ? tags : undefined,
@@ -207,7 +230,8 @@ export class InvalidationBus {
     counts.inFlight++;
     let sent: Promise<void>;
     try {
-      sent = this.setup.transport.publish(this.setup.channel, encodeMessage(message));
+      const payload = encodeMessage(message);
+      sent = this.transport().then((t) => t.publish(this.setup.channel, payload));
     } catch (err) {
       sent = Promise.reject(err);
     }
@@ -243,9 +267,12 @@ export class InvalidationBus {
     this.senders.delete(message.from);
     this.senders.set(message.from, Math.max(message.seq, last ?? 0));
     if (this.senders.size > MAX_SENDERS) this.senders.delete(this.senders.keys().next().value!);
-    if (last !== undefined && message.seq > last + 1) {
+    // A sender heard of for the first time, made while this bus was listening, whose numbering
+    // does not start at 1: its first messages were lost (a publish failed as it started).
+    const firstMissed = last === undefined && message.born > this.upSince + SKEW_MS;
+    if ((last !== undefined && message.seq > last + 1) || (firstMissed && message.seq > 1)) {
       this.counts.gaps++;
-      const missed = message.seq - last - 1;
+      const missed = message.seq - (last ?? 0) - 1;
       this.setup.handlers.flush(
         `missed ${missed} invalidation message${missed === 1 ? '' : 's'} from instance ${message.from}`,
       );
@@ -256,6 +283,7 @@ export class InvalidationBus {
   private changeState(up: boolean, reason: string): void {
     if (this.closed || up === this.up) return;
     this.up = up;
+    this.upSince = up ? wallClock() : Infinity;
     // Senders' numbers are kept: a publish that fails after this subscription is back, before
     // the sender's first one that lands, must still show as a gap (ids never repeat, so a kept
     // number costs at most one extra flush).
@@ -268,4 +296,9 @@ function isPrefix(prefix: Buffer, payload: Buffer): boolean {
     payload.length > prefix.length &&
     payload.compare(prefix, 0, prefix.length, 0, prefix.length) === 0
   );
+}
+
+/** Epoch ms, sub-millisecond (a delivery on loopback takes a fraction of one). */
+function wallClock(): number {
+  return performance.timeOrigin + performance.now();
 }

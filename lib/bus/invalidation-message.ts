@@ -4,6 +4,8 @@
  * - `seq`: the sender's sequence number, 1, 2, 3… (a receiver that sees one skipped may have
  *   missed an invalidation);
  * - `at`: when it was sent (epoch ms), for delivery-time figures;
+ * - `born`: when the sender's bus was made (epoch ms): a receiver that was up since before then
+ *   and first hears of it at a number past 1 has missed its first messages;
  * - `keys`: keys written, deleted or counted, as the caller gave them (never values);
  * - `generation`: set when the sender cleared the namespace: its new generation;
  * - `tags`: tags invalidated.
@@ -12,6 +14,7 @@ export interface InvalidationMessage {
   from: string;
   seq: number;
   at: number;
+  born: number;
   keys: string[];
   generation?: number;
   tags?: string[];
@@ -27,6 +30,7 @@ export function encodeMessage(m: InvalidationMessage): Buffer {
       f: m.from,
       s: m.seq,
       t: m.at,
+      b: m.born,
       k: m.keys,
       ...(m.generation !== undefined && { g: m.generation }),
       ...(m.tags !== undefined && m.tags.length > 0 && { x: m.tags }),
@@ -55,6 +59,7 @@ export function decodeMessage(payload: Buffer): InvalidationMessage | string {
     f?: unknown;
     s?: unknown;
     t?: unknown;
+    b?: unknown;
     k?: unknown;
     g?: unknown;
     x?: unknown;
@@ -70,6 +75,7 @@ export function decodeMessage(payload: Buffer): InvalidationMessage | string {
     from: o.f,
     seq: o.s as number,
     at: typeof o.t === 'number' ? o.t : 0,
+    born: typeof o.b === 'number' ? o.b : 0,
     keys: o.k,
     generation: o.g as number | undefined,
     tags: o.x,

@@ -62,7 +62,14 @@ export class RedisTransport implements InvalidationTransport {
     const Redis = await loadIoredis();
     const client = new Redis(o.url!, options);
     client.on('error', () => undefined); // reported through the bus state, not as unhandled errors
-    client.connect().catch(() => undefined); // reconnects on its own (retryStrategy)
+    // Publishes fail at once while disconnected: the first ones must not go out before the
+    // connection is up. Waits up to the timeout; past it, the client reconnects on its own.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      client.connect().catch(() => undefined),
+      new Promise((resolve) => (timer = setTimeout(resolve, o.timeoutMs).unref())),
+    ]);
+    clearTimeout(timer);
     return new RedisTransport(client, true, o.timeoutMs);
   }
 

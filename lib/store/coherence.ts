@@ -43,7 +43,7 @@ export interface CoherenceSetup {
 export class Coherence {
   private readonly config: BusConfig | undefined;
   private readonly local: readonly TierSlot[];
-  private bus: InvalidationBus | undefined;
+  private readonly bus: InvalidationBus | undefined;
   private starting: Promise<void> | undefined;
   private closed = false;
   /** Whether the bus has been up before. */
@@ -54,22 +54,13 @@ export class Coherence {
   constructor(private readonly setup: CoherenceSetup) {
     this.config = busConfig(setup.bus);
     this.local = setup.slots.filter((s) => s.local || s.perHost);
-    // Down until subscribed: nothing local may outlive the degraded cap before then.
-    this.degrade(true);
-  }
-
-  /** Connects the bus (once); a broker that cannot be reached yet is retried by the transport. */
-  start(): Promise<void> {
-    if (this.config === undefined || this.closed) return Promise.resolve();
-    this.starting ??= this.open(this.config);
-    return this.starting;
-  }
-
-  private async open(config: BusConfig): Promise<void> {
-    const transport = await config.transport();
-    const bus = new InvalidationBus({
-      transport,
-      channel: `tiered-cache:${this.setup.keys.namespace}:invalidations`,
+    const config = this.config;
+    if (config === undefined) return;
+    // Built now, its transport on first use: keys changed before then are published once it
+    // is ready, not lost.
+    this.bus = new InvalidationBus({
+      transport: config.transport,
+      channel: `tiered-cache:${setup.keys.namespace}:invalidations`,
       maxQueue: config.maxQueue,
       handlers: {
         invalidate: (m) => this.apply(m),
@@ -81,8 +72,18 @@ export class Coherence {
         },
       },
     });
-    if (this.closed) return void (await transport.close());
-    this.bus = bus;
+    // Down until subscribed: nothing local may outlive the degraded cap before then.
+    this.degrade(true);
+  }
+
+  /** Connects the bus (once); a broker that cannot be reached yet is retried by the transport. */
+  start(): Promise<void> {
+    if (this.bus === undefined || this.closed) return Promise.resolve();
+    this.starting ??= this.open(this.bus, this.config!);
+    return this.starting;
+  }
+
+  private async open(bus: InvalidationBus, config: BusConfig): Promise<void> {
     // Waits (up to the bus timeout) for the subscription, so that a store connected to a broker
     // that answers starts coherent, without a degraded start.
     let ready: () => void = () => undefined;
@@ -98,14 +99,14 @@ export class Coherence {
 
   /** This instance wrote, deleted or counted `keys` (caller keys): tell the others. */
   changed(keys: readonly string[]): void {
-    if (this.config === undefined) return;
-    if (this.bus === undefined) void this.start().catch(() => undefined);
-    this.bus?.keysChanged(keys);
+    if (this.bus === undefined) return;
+    if (this.starting === undefined) void this.start().catch(() => undefined);
+    this.bus.keysChanged(keys);
   }
 
   /** {@link changed} of one key. */
   changedKey(key: string): void {
-    if (this.config !== undefined) this.changed([key]);
+    if (this.bus !== undefined) this.changed([key]);
   }
 
   /** This instance cleared the namespace, now at `generation`: tell the others. */
@@ -114,7 +115,7 @@ export class Coherence {
   }
 
   stats(): BusStats | undefined {
-    return this.bus?.stats();
+    return this.starting === undefined ? undefined : this.bus?.stats();
   }
 
   async close(): Promise<void> {

@@ -140,6 +140,32 @@ describe('invalidation bus (Redis)', () => {
     expect(b.busStats()!.gaps).toBe(0);
   });
 
+  it('a write made before connect() (the bus not started yet) still reaches the others', async () => {
+    const namespace = uniqueName('busearly');
+    const bus = { type: 'redis' as const, url: servers.redis.url };
+    // A long memory cap: only the bus can tell b.
+    const memcached = { type: 'memcached' as const, servers: servers.memcached };
+    const tiers = [{ type: 'memory' as const, ttl: 600_000 }, memcached];
+    const b = (await instance({ namespace, bus, tiers })).store;
+    expect(await busUp(b)).toBe(true);
+    const seed = createTieredStore({
+      namespace,
+      tiers: [{ type: 'memory' }, { type: 'memcached', servers: servers.memcached }],
+    });
+    stores.push(seed);
+    await seed.set('k', 'v1', 60_000);
+    expect(await b.get('k')).toBe('v1'); // in b's memory tier now
+    const a = createTieredStore({
+      namespace,
+      tiers: [{ type: 'memory' }, { type: 'memcached', servers: servers.memcached }],
+      bus,
+    });
+    stores.push(a);
+    a.on('error', () => undefined);
+    await a.set('k', 'v2', 60_000); // no connect(): the bus starts with this write
+    expect(await eventually(async () => (await b.get('k')) === 'v2', 5000)).toBe(true);
+  });
+
   it("an instance's last write before it disconnects still reaches the others", async () => {
     const namespace = uniqueName('busclose');
     const bus = { type: 'redis' as const, url: servers.redis.url };
