@@ -158,7 +158,8 @@ describe('invalidation bus (Redis)', () => {
     const a = createTieredStore({
       namespace,
       tiers: [{ type: 'memory' }, { type: 'memcached', servers: servers.memcached }],
-      bus,
+      // Time enough to open its Redis connection on a busy machine before the first publish.
+      bus: { ...bus, timeout: 5000 },
     });
     stores.push(a);
     a.on('error', () => undefined);
