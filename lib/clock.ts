@@ -24,3 +24,19 @@ export const systemClock: Clock = {
     return cachedNow;
   },
 };
+
+/**
+ * Resolves once `work` has settled or `ms` have passed, whichever comes first (never rejects).
+ * The timer does not keep the process alive, and is cleared when `work` wins.
+ */
+export async function waitAtMost(work: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    work.then(
+      () => undefined,
+      () => undefined,
+    ),
+    new Promise((resolve) => (timer = setTimeout(resolve, ms).unref())),
+  ]);
+  clearTimeout(timer);
+}

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { waitAtMost } from '../clock';
 import {
   decodeMessage,
   encodeMessage,
@@ -105,11 +106,9 @@ export class InvalidationBus {
     published: 0,
     publishFailed: 0,
     dropped: 0,
-    pending: 0,
     received: 0,
     gaps: 0,
     invalid: 0,
-    inFlight: 0,
   };
 
   private transportReady: Promise<InvalidationTransport> | undefined;
@@ -135,7 +134,12 @@ export class InvalidationBus {
   }
 
   stats(): BusStats {
-    return { up: this.up, ...this.counts, pending: this.pendingKeys.size };
+    return {
+      up: this.up,
+      ...this.counts,
+      pending: this.pendingKeys.size,
+      inFlight: this.inFlight.size,
+    };
   }
 
   /** Announces that `keys` changed here (sent after this tick, with the tick's others). */
@@ -174,20 +178,13 @@ export class InvalidationBus {
     this.send(true);
     this.closed = true;
     this.up = false;
-    if (this.inFlight.size > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        Promise.allSettled(this.inFlight),
-        new Promise((resolve) => (timer = setTimeout(resolve, CLOSE_WAIT_MS).unref())),
-      ]);
-      clearTimeout(timer);
-    }
+    if (this.inFlight.size > 0) await waitAtMost(Promise.allSettled(this.inFlight), CLOSE_WAIT_MS);
     const transport = await this.transportReady?.catch(() => undefined);
     await transport?.close();
   }
 
   private schedule(): void {
-    if (this.scheduled || this.counts.inFlight > 0) return; // the publish in flight sends them
+    if (this.scheduled || this.inFlight.size > 0) return; // the publish in flight sends them
     this.scheduled = true;
     // Timers have a 1 ms resolution: a wait of less than half that is not worth one.
     const wait = this.lastSent + MIN_INTERVAL_MS - performance.now();
@@ -201,14 +198,13 @@ export class InvalidationBus {
    */
   private send(all = false): void {
     this.scheduled = false;
-    if (this.closed || (this.counts.inFlight > 0 && !all)) return;
+    if (this.closed || (this.inFlight.size > 0 && !all) || !this.hasPending()) return;
     const keys = [...this.pendingKeys];
     const generation = this.pendingGeneration;
     const tags = [...this.pendingTags];
     this.pendingKeys.clear();
     this.pendingTags.clear();
     this.pendingGeneration = undefined;
-    if (keys.length === 0 && generation === undefined && tags.length === 0) return;
     const at = wallClock();
     for (let i = 0; i === 0 || i < keys.length; i += MAX_KEYS_PER_MESSAGE) {
       const first = i === 0;
@@ -227,7 +223,6 @@ export class InvalidationBus {
   private publish(message: InvalidationMessage): void {
     const { counts } = this;
     this.lastSent = performance.now();
-    counts.inFlight++;
     let sent: Promise<void>;
     try {
       const payload = encodeMessage(message);
@@ -242,15 +237,15 @@ export class InvalidationBus {
     );
     this.inFlight.add(settled);
     void settled.finally(() => {
-      counts.inFlight--;
       this.inFlight.delete(settled);
-      if (
-        this.pendingKeys.size > 0 ||
-        this.pendingGeneration !== undefined ||
-        this.pendingTags.size > 0
-      )
-        this.schedule();
+      if (this.hasPending()) this.schedule();
     });
+  }
+
+  private hasPending(): boolean {
+    return (
+      this.pendingKeys.size > 0 || this.pendingGeneration !== undefined || this.pendingTags.size > 0
+    );
   }
 
   private receive(payload: Buffer): void {
@@ -260,7 +255,6 @@ export class InvalidationBus {
       this.counts.invalid++;
       return;
     }
-    if (message.from === this.id) return;
     this.counts.received++;
     const last = this.senders.get(message.from);
     // Most recently heard of last: the first entry is the one to forget when there are too many.

@@ -1,3 +1,4 @@
+import { waitAtMost } from '../clock';
 import { TieredCacheError } from '../errors';
 import type { InvalidationTransport, TransportHandlers } from './invalidation-transport';
 
@@ -27,8 +28,11 @@ export interface RedisTransportOptions {
   timeoutMs: number;
 }
 
-/** What the transport asks of the connections it opens: fail fast, reconnect on its own. */
-const CONNECTION = {
+/**
+ * What the transport asks of the connections it opens: fail fast, reconnect on its own; a
+ * command's deadline and the connect timeout are `timeoutMs`.
+ */
+const connection = (timeoutMs: number) => ({
   lazyConnect: true,
   // A publish while disconnected fails at once instead of queueing: the bus counts it, and the
   // receivers see the gap its sequence number leaves.
@@ -36,7 +40,9 @@ const CONNECTION = {
   maxRetriesPerRequest: 0,
   autoResubscribe: false,
   retryStrategy: (attempt: number) => Math.min(100 * attempt, 2000),
-};
+  commandTimeout: timeoutMs,
+  connectTimeout: timeoutMs,
+});
 
 /**
  * The Redis transport (ioredis): PUBLISH on one connection, SUBSCRIBE on another. The
@@ -57,19 +63,13 @@ export class RedisTransport implements InvalidationTransport {
 
   /** @throws TieredCacheError `E_MISSING_PEER` when ioredis is not installed and no client is given. */
   static async create(o: RedisTransportOptions): Promise<RedisTransport> {
-    const options = { ...CONNECTION, commandTimeout: o.timeoutMs, connectTimeout: o.timeoutMs };
     if (o.client !== undefined) return new RedisTransport(o.client, false, o.timeoutMs);
     const Redis = await loadIoredis();
-    const client = new Redis(o.url!, options);
+    const client = new Redis(o.url!, connection(o.timeoutMs));
     client.on('error', () => undefined); // reported through the bus state, not as unhandled errors
     // Publishes fail at once while disconnected: the first ones must not go out before the
     // connection is up. Waits up to the timeout; past it, the client reconnects on its own.
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      client.connect().catch(() => undefined),
-      new Promise((resolve) => (timer = setTimeout(resolve, o.timeoutMs).unref())),
-    ]);
-    clearTimeout(timer);
+    await waitAtMost(client.connect(), o.timeoutMs);
     return new RedisTransport(client, true, o.timeoutMs);
   }
 
@@ -80,9 +80,7 @@ export class RedisTransport implements InvalidationTransport {
 
   async subscribe(channel: string, handlers: TransportHandlers): Promise<void> {
     const sub = this.publisher.duplicate({
-      ...CONNECTION,
-      commandTimeout: this.timeoutMs,
-      connectTimeout: this.timeoutMs,
+      ...connection(this.timeoutMs),
       // SUBSCRIBE and PING wait for the connection instead of failing while it reconnects.
       enableOfflineQueue: true,
     });

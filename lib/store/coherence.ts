@@ -1,4 +1,4 @@
-import type { Clock } from '../clock';
+import { waitAtMost } from '../clock';
 import { busConfig, type BusConfig, type BusOptions } from '../bus/bus.options';
 import { InvalidationBus, type BusStats } from '../bus/invalidation-bus';
 import type { InvalidationMessage } from '../bus/invalidation-message';
@@ -28,7 +28,6 @@ export interface CoherenceSetup {
   keys: KeyBuilder;
   mutations: MutationLog;
   generation: Generation;
-  clock: Clock;
   /** Whether anyone listens to `invalidated` events (they are not built otherwise). */
   listening: () => boolean;
   emit: (event: BusEvent) => void;
@@ -86,14 +85,9 @@ export class Coherence {
   private async open(bus: InvalidationBus, config: BusConfig): Promise<void> {
     // Waits (up to the bus timeout) for the subscription, so that a store connected to a broker
     // that answers starts coherent, without a degraded start.
-    let ready: () => void = () => undefined;
-    const up = new Promise<void>((resolve) => (ready = resolve));
-    this.onUp = ready;
-    const timer = setTimeout(ready, config.timeoutMs).unref();
+    const up = new Promise<void>((resolve) => (this.onUp = resolve));
     await bus.start();
-    if (bus.isUp) ready();
-    await up;
-    clearTimeout(timer);
+    if (!bus.isUp) await waitAtMost(up, config.timeoutMs);
     this.onUp = undefined;
   }
 

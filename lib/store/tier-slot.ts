@@ -5,6 +5,7 @@ import type { Tier } from '../tiers/tier.interface';
 import { CircuitBreaker, type CircuitBreakerOptions } from './circuit-breaker';
 import type { PayloadMode } from './local-records';
 import { TierCounters, type TierStats } from './tier-stats';
+import { TOMBSTONE, TOMBSTONE_TTL_MS } from './tombstone';
 import { WriteOrder } from './write-order';
 
 /** What a guarded call resolves when the tier failed or its circuit was open. */
@@ -216,15 +217,26 @@ export class TierSlot {
    * landed (see {@link missed}). Resolves what the tier answered, or {@link FAILED}.
    */
   remove(op: string, key: string | undefined, at: readonly string[]): Promise<boolean | Failed> {
-    const tier = this.tier;
     const body = async () => {
-      const deleted = await this.call(op, key, () =>
-        at.length === 1 ? tier.delete(at[0]) : tier.deleteMany(at),
-      );
+      const deleted = await this.call(op, key, () => this.erase(at));
       this.landed(at, deleted !== FAILED);
       return deleted;
     };
     return this.inOrder(at, body);
+  }
+
+  /**
+   * Deletes the tier keys `at` on the tier; with {@link tombstones}, by writing tombstones over
+   * them (see `tombstone.ts`), then resolves false: a tombstone does not tell whether something
+   * was there.
+   */
+  private async erase(at: readonly string[]): Promise<boolean> {
+    const tier = this.tier;
+    if (!this.tombstones) return at.length === 1 ? tier.delete(at[0]) : tier.deleteMany(at);
+    const ttlMs = this.ttlFor(TOMBSTONE_TTL_MS);
+    if (at.length === 1) await tier.set(at[0], TOMBSTONE, ttlMs);
+    else await tier.setMany(at.map((k) => ({ key: k, value: TOMBSTONE, ttlMs })));
+    return false;
   }
 
   /**
@@ -275,10 +287,7 @@ export class TierSlot {
       .run(keys, async () => {
         const still = keys.filter((k) => this.missed.has(k));
         if (still.length === 0) return;
-        const tier = this.tier;
-        const done = await this.call('replay delete', undefined, () =>
-          still.length === 1 ? tier.delete(still[0]) : tier.deleteMany(still),
-        );
+        const done = await this.call('replay delete', undefined, () => this.erase(still));
         if (done !== FAILED) for (const k of still) this.missed.delete(k);
       })
       .finally(() => (this.replaying = false));
@@ -320,10 +329,7 @@ export class TierSlot {
     if (over.length > 0) {
       this.counters.skipped += over.length;
       for (const w of over) outcomes.set(w, 'tooLarge');
-      const gone = over.map((w) => w.at);
-      await this.call(op, key, () =>
-        gone.length === 1 ? tier.delete(gone[0]) : tier.deleteMany(gone),
-      );
+      await this.call(op, key, () => this.erase(over.map((w) => w.at)));
     }
     if (fit.length > 0) {
       let outcome: WriteOutcome = 'stored';
@@ -350,10 +356,7 @@ export class TierSlot {
         for (const w of fit) outcomes.set(w, (await this.sendValues(op, key, [w], false))[0]);
       } else if (refused) {
         for (const w of fit) outcomes.set(w, 'tooLarge');
-        const gone = fit.map((w) => w.at);
-        await this.call(op, key, () =>
-          gone.length === 1 ? tier.delete(gone[0]) : tier.deleteMany(gone),
-        );
+        await this.call(op, key, () => this.erase(fit.map((w) => w.at)));
       } else {
         for (const w of fit) outcomes.set(w, outcome);
       }

@@ -108,7 +108,6 @@ export class TieredStore extends EventEmitter {
       keys,
       mutations,
       generation: this.gen,
-      clock,
       listening: () => this.listenerCount('bus') > 0,
       emit: (event: BusEvent) => this.emit('bus', event),
     });
@@ -264,8 +263,13 @@ export class TieredStore extends EventEmitter {
     return this.reader.getMany(keys) as Promise<Array<CacheRecord<T> | undefined>>;
   }
 
-  has = async (key: string): Promise<boolean> => (await this.get(key)) !== undefined;
-  hasMany = async (keys: string[]) => (await this.getMany(keys)).map((v) => v !== undefined);
+  async has(key: string): Promise<boolean> {
+    return (await this.get(key)) !== undefined;
+  }
+
+  async hasMany(keys: string[]): Promise<boolean[]> {
+    return (await this.getMany(keys)).map((v) => v !== undefined);
+  }
 
   /**
    * Every live entry of this namespace, version and current generation, as `[key, value]`, read

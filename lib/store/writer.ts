@@ -4,8 +4,7 @@ import type { EntryMeta } from '../serialization/codec';
 import { Outgoing } from './local-records';
 import type { SetEntryOptions } from './stored-entry';
 import type { StoreParts } from './store-parts';
-import { FAILED, type TierSlot } from './tier-slot';
-import { TOMBSTONE, TOMBSTONE_TTL_MS } from './tombstone';
+import { FAILED } from './tier-slot';
 import { ValueLimits } from './value-limits';
 
 /**
@@ -241,7 +240,7 @@ export class Writer {
       this.invalidateLeases(keys),
       ...this.parts.slots.map((slot) => {
         const at = keys.map((key, i) => slot.keyFor(key, finals[i]));
-        return slot.tombstones ? this.bury(slot, op, one, at) : slot.remove(op, one, at);
+        return slot.remove(op, one, at);
       }),
     ]);
     const results = outcomes.slice(1);
@@ -252,22 +251,6 @@ export class Writer {
       one,
     );
     return results.some((r) => r === true) && results.every((r) => r !== FAILED);
-  }
-
-  /**
-   * Deletes tier keys `at` by writing tombstones over them (see `tombstone.ts`); resolves false
-   * (a tombstone does not tell whether something was there), or FAILED.
-   */
-  private async bury(
-    slot: TierSlot,
-    op: string,
-    key: string | undefined,
-    at: string[],
-  ): Promise<false | typeof FAILED> {
-    const ttlMs = slot.ttlFor(TOMBSTONE_TTL_MS);
-    const writes = at.map((a) => ({ at: a, bytes: TOMBSTONE.length, value: TOMBSTONE, ttlMs }));
-    const outcomes = await slot.writeValues(op, key, writes);
-    return outcomes.includes('failed') ? FAILED : false;
   }
 
   /** Deletes the read-through leases of `keys`, so that refreshes in flight do not write back. */

@@ -63,6 +63,12 @@ export class MapTier implements Tier<Buffer> {
   }
 
   /** Number of live entries (expired ones are dropped first). */
+  /** The payloads it holds (live ones), in insertion order. */
+  payloads(): Buffer[] {
+    for (const key of [...this.backend.keys()]) this.live(key);
+    return [...this.backend.values()].map((e) => e.value);
+  }
+
   get size(): number {
     for (const key of [...this.backend.keys()]) this.live(key);
     return this.backend.size;
