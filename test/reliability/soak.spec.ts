@@ -24,7 +24,12 @@ const PLAN = plan({
 });
 const READ_KEYS = 200;
 
-/** A full garbage collection (`--expose-gc` turned on at run time), then the heap in use, MB. */
+/**
+ * A full garbage collection (`--expose-gc` turned on at run time), then the heap in use, MB. Only
+ * before and after the load: a full collection of the in-band Jest heap (hundreds of MB) stops
+ * the event loop for long enough that tier calls in flight time out, which is not the soak's
+ * subject. Samples during the load read the heap without collecting.
+ */
 function heapAfterGc(): number {
   setFlagsFromString('--expose-gc');
   const gc = runInNewContext('gc') as () => void;
@@ -60,7 +65,7 @@ describe('reliability: soak with a leak check', () => {
       // The load stops by itself after soakMs; the heap is sampled ten times meanwhile.
       for (let i = 1; i < 10; i++) {
         await sleep(PLAN.soakMs / 10);
-        heap.push(heapAfterGc());
+        heap.push(process.memoryUsage().heapUsed / 2 ** 20);
       }
       await load.finished();
       const heapAfter = heapAfterGc();
@@ -83,9 +88,13 @@ describe('reliability: soak with a leak check', () => {
       // A key is computed again only once its entry is stale, at least a TTL after the last time,
       // by one instance (the cluster-wide lease): at most floor(elapsed / ttl) + 1 times, plus a
       // little slack for a lease that timed out on a busy machine (without leases: twice that).
+      // A tier call that timed out (a stalled machine) may cost a read-through one origin call on
+      // each instance, so each tier error allows two more.
       const windows = Math.floor(load.now() / PLAN.ttl) + 1;
       expect(load.counts.origin).toBeGreaterThanOrEqual(READ_KEYS);
-      expect(load.counts.origin).toBeLessThanOrEqual(READ_KEYS * windows + READ_KEYS / 20);
+      expect(load.counts.origin).toBeLessThanOrEqual(
+        READ_KEYS * windows + READ_KEYS / 20 + 2 * load.tierErrors,
+      );
       expect(Math.max(...load.originPerKey.values())).toBeLessThanOrEqual(windows + 1);
       expect(growth).toBeLessThan(PLAN.maxHeapGrowthMb);
       expect(left).toEqual([]);
