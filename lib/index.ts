@@ -7,11 +7,13 @@ export type { TierStats } from './store/tier-stats';
 export type { CircuitBreakerOptions, CircuitState } from './store/circuit-breaker';
 export { TieredKeyvAdapter, createTieredKeyv } from './store/keyv-adapter';
 export type { BusEvent } from './store/coherence';
+export type { SetManyEntry, SetOptions } from './store/stored-entry';
+export type { InvalidateTagsOptions, TagMode } from './store/tag-times';
 
 // Invalidation bus
 export type { BusOptions } from './bus/bus.options';
 export type { BusStats } from './bus/invalidation-bus';
-export type { InvalidationMessage } from './bus/invalidation-message';
+export type { InvalidationMessage, TagInvalidation } from './bus/invalidation-message';
 export type { InvalidationTransport, TransportHandlers } from './bus/invalidation-transport';
 export { RedisTransport, type RedisClientLike } from './bus/redis-transport';
 
@@ -64,7 +66,15 @@ export type { ErrorCode, MemcachedErrorKind } from './errors';
 
 // Keys, serialization, time
 export { KeyBuilder, type KeyBuilderOptions } from './keys/key-builder';
-export { Codec, MAX_VALUE_DEPTH, type CacheRecord, type CodecOptions } from './serialization/codec';
+export {
+  Codec,
+  MAX_TAG_BYTES,
+  MAX_TAGS_PER_ENTRY,
+  MAX_VALUE_DEPTH,
+  type CacheRecord,
+  type CodecOptions,
+  type Tagged,
+} from './serialization/codec';
 export { systemClock, type Clock } from './clock';
 
 // Herd protection

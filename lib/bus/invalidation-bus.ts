@@ -5,6 +5,7 @@ import {
   encodeMessage,
   senderPrefix,
   type InvalidationMessage,
+  type TagInvalidation,
 } from './invalidation-message';
 import type { InvalidationTransport } from './invalidation-transport';
 
@@ -96,7 +97,8 @@ export class InvalidationBus {
   private seq = 0;
   private readonly pendingKeys = new Set<string>();
   private pendingGeneration: number | undefined;
-  private readonly pendingTags = new Set<string>();
+  /** Tag invalidations waiting, by mode and tag: the latest time of each. */
+  private readonly pendingTags = new Map<string, TagInvalidation>();
   private scheduled = false;
   private up = false;
   private closed = false;
@@ -163,9 +165,13 @@ export class InvalidationBus {
   }
 
   /** Announces invalidated tags. */
-  tagsInvalidated(tags: readonly string[]): void {
+  tagsInvalidated(tags: readonly TagInvalidation[]): void {
     if (this.closed) return;
-    for (const tag of tags) this.pendingTags.add(tag);
+    for (const t of tags) {
+      const id = `${t.mode}:${t.tag}`;
+      const seen = this.pendingTags.get(id);
+      if (seen === undefined || seen.at < t.at) this.pendingTags.set(id, t);
+    }
     this.schedule();
   }
 
@@ -201,7 +207,7 @@ export class InvalidationBus {
     if (this.closed || (this.inFlight.size > 0 && !all) || !this.hasPending()) return;
     const keys = [...this.pendingKeys];
     const generation = this.pendingGeneration;
-    const tags = [...this.pendingTags];
+    const tags = [...this.pendingTags.values()];
     this.pendingKeys.clear();
     this.pendingTags.clear();
     this.pendingGeneration = undefined;

@@ -8,7 +8,7 @@
  *   and first hears of it at a number past 1 has missed its first messages;
  * - `keys`: keys written, deleted or counted, as the caller gave them (never values);
  * - `generation`: set when the sender cleared the namespace: its new generation;
- * - `tags`: tags invalidated.
+ * - `tags`: tags invalidated, each with its mode and when (see {@link TagInvalidation}).
  */
 export interface InvalidationMessage {
   from: string;
@@ -17,7 +17,17 @@ export interface InvalidationMessage {
   born: number;
   keys: string[];
   generation?: number;
-  tags?: string[];
+  tags?: TagInvalidation[];
+}
+
+/**
+ * One tag invalidation: entries tagged `tag` written at `at` (epoch ms) or before are gone
+ * (`delete`) or stale (`expire`).
+ */
+export interface TagInvalidation {
+  tag: string;
+  mode: 'delete' | 'expire';
+  at: number;
 }
 
 /** Format version: a receiver ignores (and counts) messages of another. */
@@ -33,7 +43,8 @@ export function encodeMessage(m: InvalidationMessage): Buffer {
       b: m.born,
       k: m.keys,
       ...(m.generation !== undefined && { g: m.generation }),
-      ...(m.tags !== undefined && m.tags.length > 0 && { x: m.tags }),
+      ...(m.tags !== undefined &&
+        m.tags.length > 0 && { x: m.tags.map((t) => [t.tag, t.mode === 'delete' ? 0 : 1, t.at]) }),
     }),
   );
 }
@@ -70,7 +81,8 @@ export function decodeMessage(payload: Buffer): InvalidationMessage | string {
   if (!Number.isSafeInteger(o.s) || (o.s as number) < 1) return 'no sequence number';
   if (!isStrings(o.k)) return 'keys are not a list of strings';
   if (o.g !== undefined && !Number.isSafeInteger(o.g)) return 'generation is not an integer';
-  if (o.x !== undefined && !isStrings(o.x)) return 'tags are not a list of strings';
+  const tags = o.x === undefined ? undefined : tagsOf(o.x);
+  if (tags === null) return 'tags are not a list of [tag, mode, time]';
   return {
     from: o.f,
     seq: o.s as number,
@@ -78,8 +90,21 @@ export function decodeMessage(payload: Buffer): InvalidationMessage | string {
     born: typeof o.b === 'number' ? o.b : 0,
     keys: o.k,
     generation: o.g as number | undefined,
-    tags: o.x,
+    tags,
   };
+}
+
+function tagsOf(x: unknown): TagInvalidation[] | null {
+  if (!Array.isArray(x)) return null;
+  const out: TagInvalidation[] = [];
+  for (const t of x as unknown[]) {
+    if (!Array.isArray(t) || t.length !== 3) return null;
+    const [tag, mode, at] = t as unknown[];
+    if (typeof tag !== 'string' || (mode !== 0 && mode !== 1) || typeof at !== 'number')
+      return null;
+    out.push({ tag, mode: mode === 0 ? 'delete' : 'expire', at });
+  }
+  return out;
 }
 
 function isStrings(v: unknown): v is string[] {

@@ -33,6 +33,8 @@ export interface ReadThroughCall<T> extends ResolvedHerdOptions {
   ttl: number | undefined;
   /** Store the computed value only when this returns true. */
   condition: ((value: T) => boolean) | undefined;
+  /** Tags of the computed entry (checked by the store). */
+  tags?: readonly string[];
 }
 
 export interface ReadThroughHooks {
@@ -203,12 +205,12 @@ export class ReadThrough {
     const value = await factory();
     const delta = Math.max(0, this.clock.now() - started);
     let stored = value !== undefined && (call.condition?.(value) ?? true);
-    if (stored) stored = await this.write(key, value, call, delta, mark, lease);
+    if (stored) stored = await this.write(key, value, call, started, delta, mark, lease);
     return { value, status: 'MISS', stored };
   }
 
   /**
-   * Stores a computed value unless the key was deleted while it was computed: through this
+   * Stores a computed value (computed from `started` on) unless the key was deleted while it was computed: through this
    * store (its mutation mark), or anywhere (the delete removed our lease). Checked before the
    * write and again after it; a delete that lands in between is undone.
    */
@@ -216,16 +218,20 @@ export class ReadThrough {
     key: string,
     value: T,
     call: ReadThroughCall<T>,
+    started: number,
     delta: number,
     mark: number,
     lease: Lease,
   ): Promise<boolean> {
     if (lease.outcome === 'acquired' && (await lease.lost())) return false;
+    // Tagged as of when the computation began: a tag invalidated meanwhile covers the value.
     const written = await this.store.setEntry(key, value, {
       ttl: call.ttl,
       grace: call.grace,
       delta,
       unchangedSince: mark,
+      tags: call.tags,
+      taggedAt: started,
     });
     if (written && lease.outcome === 'acquired' && (await lease.lost())) {
       await this.store.delete(key);

@@ -13,6 +13,8 @@ import {
   type ResolvedHerdOptions,
 } from '../herd/herd.options';
 import { ReadThrough, type CacheLookup } from '../herd/read-through';
+import type { SetManyEntry, SetOptions } from '../store/stored-entry';
+import { tagList, type InvalidateTagsOptions } from '../store/tag-times';
 import type { TierStats } from '../store/tier-stats';
 import type { BusEvent } from '../store/coherence';
 import { TieredStore } from '../store/tiered-store';
@@ -34,9 +36,15 @@ export interface GetOrSetOptions<T = unknown> extends HerdOptions {
    * @default every value is stored
    */
   condition?: (value: T) => boolean;
+  /**
+   * Tags of the computed entry: {@link TieredCache.invalidateTags} of any of them covers it (as
+   * of when its computation began).
+   */
+  tags?: readonly string[];
 }
 
 const LOG_EVERY_MS = 10_000;
+const GET_OR_SET_OPTIONS = ['ttl', 'condition', 'tags'];
 
 /**
  * The tiered cache as an injectable service: plain reads and writes, counters, and `getOrSet`,
@@ -96,9 +104,12 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
     return this.store.get<T>(key);
   }
 
-  /** Stores `value`; `ttl` in ms (default: the module's `ttl`; 0 = no expiry). */
-  async set<T>(key: string, value: T, ttl?: number): Promise<void> {
-    await this.store.set(key, value, ttl);
+  /**
+   * Stores `value`; `ttl` in ms (default: the module's `ttl`; 0 = no expiry), given alone or with
+   * the entry's `tags` (see {@link invalidateTags}).
+   */
+  async set<T>(key: string, value: T, options?: number | SetOptions): Promise<void> {
+    await this.store.set(key, value, options);
   }
 
   /** Deletes one key or several, from every tier. */
@@ -112,9 +123,21 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
     return this.store.getMany<T>(keys);
   }
 
-  /** Stores several entries, each with its own `ttl` in ms (default: the module's `ttl`). */
-  mset(entries: Array<{ key: string; value: unknown; ttl?: number }>): Promise<void> {
+  /**
+   * Stores several entries, each with its own `ttl` in ms (default: the module's `ttl`) and
+   * `tags`.
+   */
+  mset(entries: SetManyEntry[]): Promise<void> {
     return this.store.setMany(entries);
+  }
+
+  /**
+   * Invalidates every entry written with one of `tags` until now, in every tier and on every
+   * instance (see `TieredStore.invalidateTags`): `mode: 'delete'` (default) makes them misses,
+   * `'expire'` stale (served by `getOrSet` within `grace` while one caller refreshes).
+   */
+  invalidateTags(tags: string[], options?: InvalidateTagsOptions): Promise<void> {
+    return this.store.invalidateTags(tags, options);
   }
 
   /** Adds `by` to the counter `key` and returns its new value (see `TieredStore.increment`). */
@@ -157,8 +180,10 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
     options: GetOrSetOptions<T> = {},
   ): Promise<CacheLookup<T>> {
     let herd: ResolvedHerdOptions;
+    let tags: readonly string[] | undefined;
     try {
-      herd = resolveHerdOptions(options, this.herd, 'getOrSet options', ['ttl', 'condition']);
+      herd = resolveHerdOptions(options, this.herd, 'getOrSet options', GET_OR_SET_OPTIONS);
+      tags = tagList('getOrSet options.tags', options.tags);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -166,6 +191,7 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
       ...herd,
       ttl: options.ttl,
       condition: options.condition,
+      tags,
     });
   }
 

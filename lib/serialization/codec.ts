@@ -1,6 +1,7 @@
 import { deserialize, serialize } from 'node:v8';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { CacheDecodeError } from '../errors';
+import { adoptRealm, SAME_REALM } from './realm';
 import { at, integer, invalid, onlyKnownKeys, optionNames } from '../options';
 
 /**
@@ -13,10 +14,12 @@ import { at, integer, invalid, onlyKnownKeys, optionNames } from '../options';
  * | ------ | ---- | ---------------------------------------------------------- |
  * | 0      | 1    | format byte `0xC7` (never an ASCII digit, see below)       |
  * | 1      | 1    | flags: bit 0 = body is deflated, bit 1 = body is JSON,     |
- * |        |      | bit 2 = read-through metadata, bit 3 = key                 |
+ * |        |      | bit 2 = read-through metadata, bit 3 = key, bit 4 = tags   |
  * | 2      | 8    | expiresAt, float64 big-endian, epoch ms, `0` = never      |
  * | 10     | 16   | only with flag bit 2: staleAt, then delta (float64 BE)     |
  * | 10/26  | 4+n  | only with flag bit 3: key length n (uint32 BE), key UTF-8 |
+ * | …      | 9+…  | only with flag bit 4: tagged at (float64 BE), tag count    |
+ * |        |      | (uint8), each tag: length (uint16 BE), UTF-8               |
  * | …      | …    | body: JSON (flag bit 1) or V8 structured serialization     |
  *
  * `staleAt` and `delta` are the read-through metadata of `getOrSet` (see `herd/`): the logical
@@ -28,6 +31,10 @@ import { at, integer, invalid, onlyKnownKeys, optionNames } from '../options';
  * that iterating a tier can name them (`TieredStore.iterate`); a plain final key names its entry
  * itself. Entries without the flag (all of those written before it existed) decode as before.
  * A reader that predates the flag cannot decode an entry that has it (a corrupt body: a miss).
+ *
+ * Tags (see `store/tag-times.ts`) travel the same way: the entry's tags and when it was written
+ * (for a read-through entry, when its computation began), which readers compare with the times
+ * its tags were invalidated. The same holds for readers that predate that flag.
  *
  * Values that JSON carries exactly (plain objects and arrays of strings, finite numbers other
  * than -0, booleans and `null`: the bulk of what apps cache) get a UTF-8 JSON body, which V8
@@ -46,10 +53,13 @@ const FLAG_DEFLATED = 0b1;
 const FLAG_JSON = 0b10;
 const FLAG_META = 0b100;
 const FLAG_KEY = 0b1000;
+const FLAG_TAGS = 0b10000;
 const HEADER_BYTES = 10;
 const META_BYTES = 16;
 /** The key's length field. */
 const KEY_LENGTH_BYTES = 4;
+/** The tags section's fixed part: when the entry was tagged, and the tag count. */
+const TAGS_HEADER_BYTES = 9;
 
 /**
  * How deeply a value's objects, arrays, Maps and Sets may nest (a value inside 1000 of them is
@@ -93,7 +103,23 @@ export interface CacheRecord<T = unknown> {
    * {@link Codec.encode}).
    */
   key?: string;
+  /** Tagged entries only: their tags and when they were written (see {@link Tagged}). */
+  tagged?: Tagged;
 }
+
+/**
+ * The tags of an entry and when it was written (epoch ms; for a read-through entry, when its
+ * computation began): an invalidation of one of the tags at that time or later covers it.
+ */
+export interface Tagged {
+  readonly tags: readonly string[];
+  readonly at: number;
+}
+
+/** Most tags one entry may carry (their names are stored in the entry). */
+export const MAX_TAGS_PER_ENTRY = 64;
+/** Longest tag, in bytes of UTF-8. */
+export const MAX_TAG_BYTES = 256;
 
 /** Read-through metadata stored with an entry (see {@link CacheRecord}). */
 export interface EntryMeta {
@@ -122,7 +148,13 @@ export class Codec {
    * @param key the key that was hashed, for an entry under a hashed final key only (see
    *   {@link CacheRecord.key}); plain final keys name their entry themselves.
    */
-  encode(value: unknown, expiresAt: number, meta?: EntryMeta, key?: string): Buffer {
+  encode(
+    value: unknown,
+    expiresAt: number,
+    meta?: EntryMeta,
+    key?: string,
+    tagged?: Tagged,
+  ): Buffer {
     const json = inspect(value);
     let body: Buffer;
     let flags = 0;
@@ -150,6 +182,12 @@ export class Codec {
       flags |= FLAG_KEY;
       header += KEY_LENGTH_BYTES + keyBytes;
     }
+    const tagsAt = header;
+    if (tagged !== undefined) {
+      flags |= FLAG_TAGS;
+      header += TAGS_HEADER_BYTES;
+      for (const tag of tagged.tags) header += 2 + Buffer.byteLength(tag);
+    }
     const out = Buffer.allocUnsafe(header + body.length);
     out[0] = FORMAT_V1;
     out[1] = flags;
@@ -162,6 +200,16 @@ export class Codec {
       const at = header - keyBytes;
       out.writeUInt32BE(keyBytes, at - KEY_LENGTH_BYTES);
       out.write(key, at, 'utf8');
+    }
+    if (tagged !== undefined) {
+      out.writeDoubleBE(tagged.at, tagsAt);
+      out[tagsAt + 8] = tagged.tags.length;
+      let at = tagsAt + TAGS_HEADER_BYTES;
+      for (const tag of tagged.tags) {
+        const n = out.write(tag, at + 2, 'utf8');
+        out.writeUInt16BE(n, at);
+        at += 2 + n;
+      }
     }
     body.copy(out, header);
     return out;
@@ -205,6 +253,7 @@ export class Codec {
       record.key = buf.toString('utf8', header + KEY_LENGTH_BYTES, end);
       header = end;
     }
+    if (flags & FLAG_TAGS) header = readTags(buf, header, record);
     try {
       const deflated = (flags & FLAG_DEFLATED) !== 0;
       if (flags & FLAG_JSON) {
@@ -228,47 +277,22 @@ export class Codec {
   }
 }
 
-/**
- * `v8.deserialize` builds objects in Node's main realm. Inside a `vm` context (Jest runs every
- * test file in one) those are not `instanceof` the context's own Map, Set, Date or Array, and
- * Jest's equality rejects them. Where the realms differ (never in a plain Node process, where
- * this costs nothing) decoded values are rebuilt with this realm's constructors.
- */
-const SAME_REALM = deserialize(serialize([])) instanceof Array;
-
-function adoptRealm(value: unknown): unknown {
-  if (value === null || typeof value !== 'object') return value;
-  if (Buffer.isBuffer(value)) return value;
-  if (ArrayBuffer.isView(value)) {
-    const Ctor = (globalThis as unknown as Record<string, new (v: unknown) => unknown>)[
-      value.constructor.name
-    ];
-    return typeof Ctor === 'function' ? new Ctor(value) : value;
+/** Reads the tags section at `at` into `record`; returns where the body begins. */
+function readTags(buf: Buffer, at: number, record: CacheRecord): number {
+  const truncated = () => new CacheDecodeError(`truncated tags (${buf.length} bytes)`);
+  if (buf.length < at + TAGS_HEADER_BYTES) throw truncated();
+  const taggedAt = buf.readDoubleBE(at);
+  const tags: string[] = new Array<string>(buf[at + 8]);
+  at += TAGS_HEADER_BYTES;
+  for (let i = 0; i < tags.length; i++) {
+    if (buf.length < at + 2) throw truncated();
+    const end = at + 2 + buf.readUInt16BE(at);
+    if (buf.length < end) throw truncated();
+    tags[i] = buf.toString('utf8', at + 2, end);
+    at = end;
   }
-  const tag = Object.prototype.toString.call(value);
-  switch (tag) {
-    case '[object Array]':
-      // Array.from, not .map: map would build the array with the foreign realm's species.
-      return Array.from(value as unknown[], (v) => adoptRealm(v));
-    case '[object Map]':
-      return new Map(
-        [...(value as Map<unknown, unknown>)].map(([k, v]) => [adoptRealm(k), adoptRealm(v)]),
-      );
-    case '[object Set]':
-      return new Set([...(value as Set<unknown>)].map(adoptRealm));
-    case '[object Date]':
-      return new Date((value as Date).getTime());
-    case '[object RegExp]':
-      return new RegExp((value as RegExp).source, (value as RegExp).flags);
-    case '[object Object]': {
-      const out: Record<string, unknown> = {};
-      for (const k of Object.keys(value))
-        out[k] = adoptRealm((value as Record<string, unknown>)[k]);
-      return out;
-    }
-    default:
-      return value;
-  }
+  record.tagged = { tags, at: taggedAt };
+  return at;
 }
 
 /** Whether `bytes` were encoded with a JSON body: their value is a JSON tree (see `json-tree`). */

@@ -57,10 +57,10 @@ export class Backfill {
         if (isLocalTier(tier)) {
           // The local tier, filled from a farther tier, which holds bytes: written at once.
           const meta = metaOf(record);
-          const { value, expiresAt, key: hashed } = record;
+          const { value, expiresAt, key: hashed, tagged } = record;
           let r: LocalRecord;
           try {
-            r = recordFor(slot.mode, value, payload as Buffer, expiresAt, meta, hashed);
+            r = recordFor(slot.mode, value, payload as Buffer, expiresAt, meta, hashed, tagged);
           } catch (err) {
             // A value this version would not store (e.g. nested too deep), written elsewhere:
             // served from the far tier as it is, never copied nearer.
@@ -78,6 +78,7 @@ export class Backfill {
                 record.expiresAt,
                 metaOf(record),
                 (payload as LocalRecord).key,
+                (payload as LocalRecord).tagged,
               );
         (writes ??= []).push({ key: k, value: p, ttlMs });
       }

@@ -1,11 +1,12 @@
 import { waitAtMost } from '../clock';
 import { busConfig, type BusConfig, type BusOptions } from '../bus/bus.options';
 import { InvalidationBus, type BusStats } from '../bus/invalidation-bus';
-import type { InvalidationMessage } from '../bus/invalidation-message';
+import type { InvalidationMessage, TagInvalidation } from '../bus/invalidation-message';
 import type { KeyBuilder } from '../keys/key-builder';
 import type { LocalTier } from '../tiers/tier.interface';
 import type { Generation } from './generation';
 import type { MutationLog } from './mutation-log';
+import type { TagTimes } from './tag-times';
 import type { TierSlot } from './tier-slot';
 
 /** What the bus reports, as the store's `bus` event. */
@@ -28,6 +29,7 @@ export interface CoherenceSetup {
   keys: KeyBuilder;
   mutations: MutationLog;
   generation: Generation;
+  tags: TagTimes;
   /** Whether anyone listens to `invalidated` events (they are not built otherwise). */
   listening: () => boolean;
   emit: (event: BusEvent) => void;
@@ -103,6 +105,18 @@ export class Coherence {
     if (this.bus !== undefined) this.changed([key]);
   }
 
+  /** Whether the bus is up: every invalidation of another instance reaches this one at once. */
+  get isUp(): boolean {
+    return this.bus?.isUp === true;
+  }
+
+  /** This instance invalidated tags: tell the others. */
+  tagsInvalidated(list: readonly TagInvalidation[]): void {
+    if (this.bus === undefined) return;
+    if (this.starting === undefined) void this.start().catch(() => undefined);
+    this.bus.tagsInvalidated(list);
+  }
+
   /** This instance cleared the namespace, now at `generation`: tell the others. */
   cleared(generation: number): void {
     this.bus?.cleared(generation);
@@ -143,10 +157,11 @@ export class Coherence {
       }
     }
     if (m.generation !== undefined) this.setup.generation.adopt(m.generation);
+    if (m.tags !== undefined) this.setup.tags.learn(m.tags);
     if (this.setup.listening())
       this.setup.emit({
         type: 'invalidated',
-        message: `${m.keys.length} key(s) from instance ${m.from}`,
+        message: `${m.keys.length} key(s)${m.tags ? `, ${m.tags.length} tag(s)` : ''} from instance ${m.from}`,
         invalidation: m,
       });
   }
@@ -154,6 +169,7 @@ export class Coherence {
   /** Forgets everything local: something may have been missed. */
   private flush(type: 'gap' | 'up' | 'down', reason: string): void {
     this.setup.mutations.startOver();
+    this.setup.tags.forget();
     for (const slot of this.local) {
       if (slot.local) (slot.tier as LocalTier).clear();
       else slot.distrust();

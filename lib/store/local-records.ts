@@ -1,5 +1,11 @@
 import type { Clock } from '../clock';
-import { hasJsonBody, ownCopy, type Codec, type EntryMeta } from '../serialization/codec';
+import {
+  hasJsonBody,
+  ownCopy,
+  type Codec,
+  type EntryMeta,
+  type Tagged,
+} from '../serialization/codec';
 import { copyJsonTree, nestedKeys } from '../serialization/json-tree';
 import { localRecord, type LocalRecord } from '../tiers/tier.interface';
 
@@ -20,18 +26,19 @@ export class Outgoing {
     readonly meta?: EntryMeta,
     /** The key that was hashed, for an entry under a hashed final key (see `Codec.encode`). */
     readonly key?: string,
+    readonly tagged?: Tagged,
   ) {}
 
   payloadFor(mode: PayloadMode): Buffer | LocalRecord {
     return mode === 'encoded'
       ? this.encoded
-      : recordFor(mode, this.value, this.encoded, this.expiresAt, this.meta, this.key);
+      : recordFor(mode, this.value, this.encoded, this.expiresAt, this.meta, this.key, this.tagged);
   }
 }
 
 /**
  * What a local tier keeps for `value`, whose encoded entry is `encoded`, with its read-through
- * metadata and (under a hashed final key) the key that was hashed, if any. In `copies` mode
+ * metadata, its tags and (under a hashed final key) the key that was hashed, if any. In `copies` mode
  * objects are never kept as the caller's (or another reader's) own: a JSON tree gets a private
  * copy; any other object keeps its bytes, in a buffer of their own (a slice would pin its whole
  * parent: a socket read, or the 8 KiB pool `allocUnsafe` uses).
@@ -43,11 +50,13 @@ export function recordFor(
   expiresAt: number,
   meta: EntryMeta | undefined,
   key: string | undefined,
+  tagged: Tagged | undefined,
 ): LocalRecord {
   const record = localRecord(value, encoded.length, expiresAt);
   record.staleAt = meta?.staleAt;
   record.delta = meta?.delta;
   record.key = key;
+  record.tagged = tagged;
   if (mode === 'copies' && typeof value === 'object' && value !== null) {
     if (hasJsonBody(encoded)) {
       record.value = copyJsonTree(value);

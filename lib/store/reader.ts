@@ -1,8 +1,9 @@
-import type { CacheRecord } from '../serialization/codec';
+import type { CacheRecord, Tagged } from '../serialization/codec';
 import type { LocalRecord, LocalTier } from '../tiers/tier.interface';
 import type { Found } from './backfill';
 import { readRecord } from './local-records';
 import { isStale } from './stored-entry';
+import { afterTags, FRESH, UNKNOWN } from './tag-times';
 import { isTombstone } from './tombstone';
 import type { StoreParts } from './store-parts';
 import { FAILED, type TierSlot } from './tier-slot';
@@ -33,16 +34,18 @@ export class Reader {
       if (slot.missedWrite(at)) continue;
       const payload = await slot.call('get', key, () => slot.tier.get(at));
       if (payload === FAILED) continue;
-      const record =
+      const found =
         payload === undefined || isTombstone(payload)
           ? undefined
           : this.decode(slot, payload, key, now);
+      const record = found?.tagged === undefined ? found : await this.checkTags(found, now);
       if (record === undefined || (!graced && isStale(record, now))) {
         slot.counters.misses++;
         continue;
       }
       slot.counters.hits++;
-      if (i > 0) this.parts.backfill.run(i, [{ key, k, record, payload }], mark);
+      if (i > 0 && record === found)
+        this.parts.backfill.run(i, [{ key, k, record, payload }], mark);
       return record;
     }
     return undefined;
@@ -56,7 +59,8 @@ export class Reader {
     const near = slots[0];
     if (near.local) {
       const payload = (near.tier as LocalTier).peek(near.keyFor(key, k));
-      const record = payload && this.decode(near, payload, key, now);
+      const found = payload && this.decode(near, payload, key, now);
+      const record = found?.tagged === undefined ? found : await this.checkTags(found, now);
       if (record !== undefined && !isStale(record, now)) {
         near.counters.hits++;
         return record;
@@ -105,12 +109,23 @@ export class Reader {
       if (payloads === FAILED) continue;
       const stillMissing: string[] = [];
       const found: Found[] = [];
+      // See `readTiers`: a tier that missed the key's last write or delete is not trusted for it.
+      const decoded = missing.map((k, j) => {
+        const payload = payloads[j];
+        return slot.missedWrite(asked[j]) || payload === undefined || isTombstone(payload)
+          ? undefined
+          : this.decode(slot, payload, positions.get(k)!.key, now);
+      });
+      const tags = this.parts.tags;
+      const unknown = decoded.flatMap((r) =>
+        r?.tagged !== undefined && tags.judge(r.tagged, now) === UNKNOWN ? r.tagged.tags : [],
+      );
+      if (unknown.length > 0) await tags.load(unknown);
       missing.forEach((k, j) => {
-        // See `readTiers`: a tier that missed the key's last write or delete is not trusted for it.
-        const payload =
-          slot.missedWrite(asked[j]) || isTombstone(payloads[j]) ? undefined : payloads[j];
+        const payload = payloads[j];
         const { key, at } = positions.get(k)!;
-        const record = payload === undefined ? undefined : this.decode(slot, payload, key, now);
+        const d = decoded[j];
+        const record = d?.tagged === undefined ? d : afterTags(d, this.judge(d.tagged, now), now);
         if (record === undefined || isStale(record, now)) {
           slot.counters.misses++;
           stillMissing.push(k);
@@ -129,6 +144,32 @@ export class Reader {
     return out;
   }
 
+  /**
+   * `record` (a tagged one) as its tags' invalidations leave it: itself, a stale view (see
+   * `afterTags`), or `undefined`; loads the tags' times first when they are not known here.
+   */
+  async checkTags(record: CacheRecord, now: number): Promise<CacheRecord | undefined> {
+    const tagged = record.tagged!;
+    let verdict = this.parts.tags.judge(tagged, now);
+    if (verdict === UNKNOWN) {
+      await this.parts.tags.load(tagged.tags);
+      verdict = this.judge(tagged, now);
+    }
+    return afterTags(record, verdict, now);
+  }
+
+  /** {@link checkTags} without loading: `undefined` also when the times are not known here. */
+  knownTags(record: CacheRecord, now: number): CacheRecord | undefined {
+    const verdict = this.parts.tags.judge(record.tagged!, now);
+    return verdict === UNKNOWN ? undefined : afterTags(record, verdict, now);
+  }
+
+  /** {@link TagTimes.judge} once the times are loaded: what is still unknown was never seen. */
+  private judge(tagged: Tagged, now: number): number {
+    const verdict = this.parts.tags.judge(tagged, now);
+    return verdict === UNKNOWN ? FRESH : verdict;
+  }
+
   decode(slot: TierSlot, payload: unknown, key: string, now: number): CacheRecord | undefined {
     if (slot.mode !== 'encoded') {
       const r = payload as LocalRecord;
@@ -139,6 +180,7 @@ export class Reader {
         expiresAt: r.expiresAt,
         staleAt: r.staleAt,
         delta: r.delta,
+        tagged: r.tagged,
       };
     }
     let record: CacheRecord;

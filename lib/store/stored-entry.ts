@@ -15,6 +15,23 @@ export interface StoredEntry<T = unknown> {
   delta: number;
 }
 
+/** Options of `TieredStore.set`, when more than a TTL. */
+export interface SetOptions {
+  /** TTL in ms (default: the store's `ttl`; `0` = no expiry). */
+  ttl?: number;
+  /**
+   * Tags of the entry: `invalidateTags` of any of them covers it (at most 64, each at most 256
+   * bytes of UTF-8).
+   */
+  tags?: readonly string[];
+}
+
+/** One entry of `TieredStore.setMany`. */
+export interface SetManyEntry extends SetOptions {
+  key: string;
+  value: unknown;
+}
+
 /** Options of `TieredStore.setEntry`. */
 export interface SetEntryOptions {
   /** Logical TTL in ms (default: the store's `ttl`; 0 = never stale). */
@@ -28,6 +45,13 @@ export interface SetEntryOptions {
    * nothing is written (that newer mutation wins) and `setEntry` resolves false.
    */
   unchangedSince?: number;
+  /** Tags of the entry (see {@link SetOptions.tags}). */
+  tags?: readonly string[];
+  /**
+   * When the value was computed (epoch ms, the store's clock): an invalidation of one of its
+   * tags from then on covers it. Default: now.
+   */
+  taggedAt?: number;
 }
 
 /** What `TieredStore.acquireLease` did. */

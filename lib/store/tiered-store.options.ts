@@ -56,6 +56,13 @@ export interface TieredStoreOptions extends KeyBuilderOptions {
    */
   generationRefreshMs?: number;
   /**
+   * How long (ms) this instance trusts the tag invalidation times it read from the shared tiers
+   * without a bus: another instance's `invalidateTags` reaches its reads within this bound. With
+   * the bus up, invalidations arrive at once and times are re-read at most once a minute.
+   * @default 1000
+   */
+  tagRefreshMs?: number;
+  /**
    * The invalidation bus: keeps the local tiers of every instance of this namespace coherent
    * (see the README's "Coherence across instances"). Without it, another instance's write or
    * delete reaches this one's local tiers only when their entries expire (their TTL cap).
@@ -77,6 +84,7 @@ export const TIERED_STORE_OPTIONS = optionNames<TieredStoreOptions>({
   circuitBreaker: true,
   counters: true,
   generationRefreshMs: true,
+  tagRefreshMs: true,
   clock: true,
   bus: true,
   namespace: true,

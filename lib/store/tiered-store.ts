@@ -1,26 +1,32 @@
 import { EventEmitter } from 'node:events';
-import { systemClock, type Clock } from '../clock';
+import type { Clock } from '../clock';
 import { InvalidOptionError, TierError } from '../errors';
 import { onlyKnownKeys } from '../options';
-import { KeyBuilder } from '../keys/key-builder';
-import { Codec, type CacheRecord } from '../serialization/codec';
+import type { KeyBuilder } from '../keys/key-builder';
+import type { CacheRecord } from '../serialization/codec';
 import type { LocalRecord, LocalTier } from '../tiers/tier.interface';
-import { BackgroundWork } from './background';
-import { Backfill } from './backfill';
-import { Coherence, type BusEvent } from './coherence';
-import { Generation } from './generation';
+import type { BackgroundWork } from './background';
+import type { BusEvent, Coherence } from './coherence';
+import type { Generation } from './generation';
 import { Iteration } from './iteration';
 import { isFresh } from './local-records';
-import { MutationLog } from './mutation-log';
+import type { MutationLog } from './mutation-log';
 import { Reader } from './reader';
-import { toEntry, type LeaseOutcome, type SetEntryOptions, type StoredEntry } from './stored-entry';
-import { TierChain } from './tier-chain';
+import {
+  toEntry,
+  type LeaseOutcome,
+  type SetEntryOptions,
+  type SetManyEntry,
+  type SetOptions,
+  type StoredEntry,
+} from './stored-entry';
 import { FAILED, type TierSlot } from './tier-slot';
-import type { StoreParts } from './store-parts';
+import { assembleParts } from './store-parts';
+import { UNKNOWN, type InvalidateTagsOptions, type TagTimes } from './tag-times';
 import type { TierStats } from './tier-stats';
 import type { BusStats } from '../bus/invalidation-bus';
 import { TIERED_STORE_OPTIONS, type TieredStoreOptions } from './tiered-store.options';
-import { Writer, ttlOption } from './writer';
+import { Writer } from './writer';
 
 /**
  * The tier chain: one store over tiers it does not know, nearest first (see the README's "Tier
@@ -48,8 +54,9 @@ export class TieredStore extends EventEmitter {
   private readonly slots: readonly TierSlot[];
   private readonly keys: KeyBuilder;
   private readonly clock: Clock;
-  private readonly mutations = new MutationLog();
-  private readonly background = new BackgroundWork();
+  private readonly mutations: MutationLog;
+  private readonly background: BackgroundWork;
+  private readonly tags: TagTimes;
   private readonly gen: Generation;
   private readonly reader: Reader;
   private readonly writer: Writer;
@@ -66,68 +73,26 @@ export class TieredStore extends EventEmitter {
     super();
     onlyKnownKeys('', options, [...TIERED_STORE_OPTIONS, ...alsoKnown]);
     this.opts = options;
-    const clock = (this.clock = options.clock ?? systemClock);
-    const codec = new Codec(options.serializer, 'serializer');
-    const defaultTtl = ttlOption('ttl', options.ttl, 0);
-    const refreshMs = ttlOption('generationRefreshMs', options.generationRefreshMs, 5000);
-    const report = (tier: string, op: string, key: string | undefined, err: unknown) => {
-      if (this.listenerCount('error') > 0) this.emit('error', new TierError(tier, op, key, err));
-    };
-    const chain = new TierChain({
-      tiers: options.tiers,
-      keyFn: options.keyFn !== undefined,
-      circuitBreaker: options.circuitBreaker,
-      counters: options.counters,
-      clock,
-      report,
-    });
-    const { slots, local, authority, lease } = chain;
-    this.slots = slots;
-    this.near = chain.near;
-    this.nearByCallerKey = this.near !== undefined && slots[0].byCallerKey;
-    this.lease = lease;
-    this.leaseIndex = chain.leaseIndex;
-    const keys = (this.keys = new KeyBuilder(options, chain.maxKeyBytes));
-    const { mutations, background } = this;
-    this.gen = new Generation({
-      keys,
-      authority,
-      clock,
-      refreshMs,
-      background,
-      onChange: () => {
-        // New final keys, an empty local tier, and no backfill from reads begun before (they
-        // read the old generation; the local tier may be keyed by caller keys).
-        if (local) (local.tier as LocalTier).clear();
-        mutations.startOver();
+    const parts = assembleParts(options, {
+      report: (tier: string, op: string, key: string | undefined, err: unknown) => {
+        if (this.listenerCount('error') > 0) this.emit('error', new TierError(tier, op, key, err));
       },
-    });
-    this.coherence = new Coherence({
-      bus: options.bus,
-      slots,
-      keys,
-      mutations,
-      generation: this.gen,
       listening: () => this.listenerCount('bus') > 0,
       emit: (event: BusEvent) => this.emit('bus', event),
     });
-    const parts: StoreParts = {
-      slots,
-      keys,
-      codec,
-      clock,
-      mutations,
-      backfill: new Backfill(slots, mutations, codec, clock, background),
-      generation: this.gen,
-      defaultTtl,
-      authority,
-      counter: chain.counter,
-      writeBound: chain.writeBound,
-      background,
-      report,
-      lease,
-      coherence: this.coherence,
-    };
+    const { chain } = parts;
+    this.slots = parts.slots;
+    this.near = chain.near;
+    this.nearByCallerKey = this.near !== undefined && parts.slots[0].byCallerKey;
+    this.lease = parts.lease;
+    this.leaseIndex = chain.leaseIndex;
+    this.keys = parts.keys;
+    this.clock = parts.clock;
+    this.mutations = parts.mutations;
+    this.background = parts.background;
+    this.gen = parts.generation;
+    this.coherence = parts.coherence;
+    this.tags = parts.tags;
     this.reader = new Reader(parts);
     this.writer = new Writer(parts);
     this.iteration = new Iteration(parts, this.reader);
@@ -176,9 +141,15 @@ export class TieredStore extends EventEmitter {
   get<T>(key: string): Promise<T | undefined> {
     // Deliberately not `async`: a local hit, the hottest path, costs one resolved promise.
     const near = this.near;
+    // A tagged entry whose tags' times are not known here yet is read again once they are.
+    let from = near ? 1 : 0;
     if (this.nearByCallerKey && typeof key === 'string') {
       const record = near!.peek(key);
-      if (record !== undefined && isFresh(record, this.clock)) return this.nearHit<T>(record, key);
+      if (record !== undefined && isFresh(record, this.clock)) {
+        const verdict = record.tagged && this.tags.judge(record.tagged, this.clock.now());
+        if (!verdict) return this.nearHit<T>(record, key);
+        if (verdict === UNKNOWN) from = 0;
+      }
     }
     let k: string;
     try {
@@ -186,18 +157,23 @@ export class TieredStore extends EventEmitter {
     } catch (err) {
       return Promise.reject(err);
     }
-    if (near !== undefined) {
+    if (near !== undefined && from === 1) {
       if (!this.nearByCallerKey || typeof key !== 'string') {
         const record = near.peek(this.slots[0].keyFor(key, k));
-        if (record !== undefined && isFresh(record, this.clock))
-          return this.nearHit<T>(record, key);
+        if (record !== undefined && isFresh(record, this.clock)) {
+          const verdict = record.tagged && this.tags.judge(record.tagged, this.clock.now());
+          if (!verdict) return this.nearHit<T>(record, key);
+          if (verdict === UNKNOWN) from = 0;
+        }
       }
-      this.slots[0].counters.misses++;
-      if (this.slots.length === 1) return Promise.resolve(undefined);
+      if (from === 1) {
+        this.slots[0].counters.misses++;
+        if (this.slots.length === 1) return Promise.resolve(undefined);
+      }
     }
-    return this.reader
-      .readTiers(key, k, this.clock.now(), near ? 1 : 0, false)
-      .then(valueOf) as Promise<T | undefined>;
+    return this.reader.readTiers(key, k, this.clock.now(), from, false).then(valueOf) as Promise<
+      T | undefined
+    >;
   }
 
   /**
@@ -240,7 +216,11 @@ export class TieredStore extends EventEmitter {
     const slot = this.slots[0];
     const byCallerKey = this.nearByCallerKey && typeof key === 'string';
     const payload = near.peek(byCallerKey ? key : slot.keyFor(key, this.keys.build(key)));
-    const record = payload && this.reader.decode(slot, payload, key, this.clock.now());
+    const now = this.clock.now();
+    const found = payload && this.reader.decode(slot, payload, key, now);
+    if (found === undefined) return undefined;
+    // Tags whose times are not known here yet: the `getEntry` that follows loads them.
+    const record = found.tagged === undefined ? found : this.reader.knownTags(found, now);
     if (record === undefined) return undefined;
     slot.counters.hits++;
     return toEntry<T>(record);
@@ -293,12 +273,26 @@ export class TieredStore extends EventEmitter {
    * expiry), capped per tier; resolves true when a tier accepted it. See `Writer.set`: values
    * that cannot be serialized, or that no shared tier can hold, reject.
    */
-  set(key: string, value: unknown, ttl?: number): Promise<boolean> {
-    return this.writer.set(key, value, ttl);
+  set(key: string, value: unknown, options?: number | SetOptions): Promise<boolean> {
+    return this.writer.set(key, value, options);
   }
 
-  setMany(entries: Array<{ key: string; value: unknown; ttl?: number }>): Promise<void> {
+  setMany(entries: SetManyEntry[]): Promise<void> {
     return this.writer.setMany(entries);
+  }
+
+  /**
+   * Invalidates every entry written with one of `tags` until now, in every tier and on every
+   * instance: with `mode: 'delete'` (default) they are misses for every read; with `'expire'`
+   * they are stale (read-through serves them within their grace period while one caller
+   * refreshes). The time is stored on the counter authority (the farthest shared tier that
+   * counts) and announced on the bus. Rejects (`E_TIER_FAILED`) when the authority cannot store
+   * it: it then holds on this instance (and those the bus reached) only.
+   */
+  async invalidateTags(tags: string[], options: InvalidateTagsOptions = {}): Promise<void> {
+    const list = this.tags.invalidate(tags, options);
+    this.coherence.tagsInvalidated(list);
+    await this.tags.persist(list);
   }
 
   /**

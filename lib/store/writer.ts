@@ -1,8 +1,9 @@
 import { TieredCacheError, ValueTooLargeError, quoteKey } from '../errors';
-import { milliseconds } from '../options';
-import type { EntryMeta } from '../serialization/codec';
+import { milliseconds, onlyKnownKeys } from '../options';
+import type { EntryMeta, Tagged } from '../serialization/codec';
 import { Outgoing } from './local-records';
-import type { SetEntryOptions } from './stored-entry';
+import type { SetEntryOptions, SetManyEntry, SetOptions } from './stored-entry';
+import { tagList } from './tag-times';
 import type { StoreParts } from './store-parts';
 import { FAILED } from './tier-slot';
 import { ValueLimits } from './value-limits';
@@ -29,10 +30,12 @@ export class Writer {
    * its copy of the key deleted; when that is every shared tier, the key is deleted everywhere,
    * the local tier included, and it rejects with a `ValueTooLargeError` (`E_TOO_LARGE`).
    */
-  async set(key: string, value: unknown, ttl?: number): Promise<boolean> {
+  async set(key: string, value: unknown, options?: number | SetOptions): Promise<boolean> {
     const k = this.parts.keys.build(key);
+    const { ttl, tags } = setOptions(options);
     const ttlMs = ttlOption('ttl', ttl, this.parts.defaultTtl);
-    const outgoing = this.prepare(key, k, value, ttlMs);
+    const tagged = this.tagged(tagList('tags', tags), undefined);
+    const outgoing = this.prepare(key, k, value, ttlMs, undefined, tagged);
     try {
       return await this.writeEverywhere('set', key, k, outgoing, ttlMs, false);
     } finally {
@@ -59,9 +62,10 @@ export class Writer {
     const now = this.parts.clock.now();
     const meta: EntryMeta = { staleAt: ttlMs > 0 ? now + ttlMs : 0, delta: options.delta ?? 0 };
     const physical = ttlMs > 0 ? ttlMs + grace : 0;
+    const tagged = this.tagged(tagList('tags', options.tags), options.taggedAt);
     const mark = options.unchangedSince;
     if (mark !== undefined && this.parts.mutations.changedSince(k, mark)) return false;
-    const outgoing = this.prepare(key, k, value, physical, meta);
+    const outgoing = this.prepare(key, k, value, physical, meta, tagged);
     try {
       return await this.writeEverywhere('setEntry', key, k, outgoing, physical, true);
     } catch (err) {
@@ -127,11 +131,12 @@ export class Writer {
    * from every tier instead, and once the others are written it rejects with a
    * `ValueTooLargeError` naming them.
    */
-  async setMany(entries: Array<{ key: string; value: unknown; ttl?: number }>): Promise<void> {
-    const prepared = entries.map((e): Prepared => {
+  async setMany(entries: SetManyEntry[]): Promise<void> {
+    const prepared = entries.map((e, i): Prepared => {
       const ttlMs = ttlOption('ttl', e.ttl, this.parts.defaultTtl);
       const k = this.parts.keys.build(e.key);
-      const outgoing = this.prepare(e.key, k, e.value, ttlMs);
+      const tagged = this.tagged(tagList(`entries[${i}].tags`, e.tags), undefined);
+      const outgoing = this.prepare(e.key, k, e.value, ttlMs, undefined, tagged);
       return { key: e.key, k, ttlMs, outgoing, bytes: outgoing.encoded.length };
     });
     const { mutations } = this.parts;
@@ -271,6 +276,10 @@ export class Writer {
    * caller.
    */
   async increment(key: string, by = 1, ttl?: number): Promise<number> {
+    if (typeof ttl === 'object' && ttl !== null && 'tags' in ttl)
+      throw new TypeError(
+        `increment${quoteKey(key)}: counters cannot be tagged (invalidateTags would have to drop a count); delete the counter instead`,
+      );
     if (!Number.isSafeInteger(by))
       throw new TypeError(`increment: by must be a safe integer, got ${String(by)}`);
     const k = this.parts.keys.build(key);
@@ -312,11 +321,17 @@ export class Writer {
     value: unknown,
     ttlMs: number,
     meta?: EntryMeta,
+    tagged?: Tagged,
   ): Outgoing {
     const expiresAt = ttlMs > 0 ? this.parts.clock.now() + ttlMs : 0;
     const hashed = this.parts.keys.hashedFrom(key, k);
-    const encoded = this.parts.codec.encode(value, expiresAt, meta, hashed);
-    return new Outgoing(value, expiresAt, encoded, meta, hashed);
+    const encoded = this.parts.codec.encode(value, expiresAt, meta, hashed, tagged);
+    return new Outgoing(value, expiresAt, encoded, meta, hashed, tagged);
+  }
+
+  /** An entry's tags, stamped with when it was written (`at`, default now); none: `undefined`. */
+  private tagged(tags: readonly string[] | undefined, at: number | undefined): Tagged | undefined {
+    return tags === undefined ? undefined : { tags, at: at ?? this.parts.clock.now() };
   }
 
   private accepted(results: boolean[], op: string, key: string | undefined): boolean {
@@ -337,6 +352,15 @@ interface Prepared {
   ttlMs: number;
   outgoing: Outgoing;
   bytes: number;
+}
+
+const SET_OPTIONS = ['ttl', 'tags'];
+
+/** `set`'s third argument: a TTL, or options (unknown keys refused). */
+function setOptions(options: number | SetOptions | undefined): SetOptions {
+  if (typeof options !== 'object' || options === null) return { ttl: options };
+  onlyKnownKeys('set options', options, SET_OPTIONS);
+  return options;
 }
 
 /** A TTL option in ms (`>= 0`, rounded up), or `fallback` when absent. */

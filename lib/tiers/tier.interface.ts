@@ -1,3 +1,5 @@
+import type { Tagged } from '../serialization/codec';
+
 /**
  * One cache backend, as the tier chain sees it.
  *
@@ -178,6 +180,8 @@ export interface LocalRecord {
    * tier keyed by final keys can name the entry (see `KeyBuilder.hashedFrom`).
    */
   key: string | undefined;
+  /** Tagged entries only: their tags and when they were written. */
+  tagged: Tagged | undefined;
 }
 
 /** A record holding `value` as it is, with no expiry or metadata (counters, leases, tests). */
@@ -192,6 +196,7 @@ export function localRecord(value: unknown, size = 16, expiresAt = 0): LocalReco
     nested: undefined,
     encoded: undefined,
     key: undefined,
+    tagged: undefined,
   };
 }
 

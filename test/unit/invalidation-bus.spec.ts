@@ -274,7 +274,18 @@ describe('InvalidationBus', () => {
   });
 
   it('carries a clear (generation) and tags', () => {
-    const m = { from: 'i', seq: 3, at: 5, born: 4, keys: ['a'], generation: 7, tags: ['t'] };
+    const m = {
+      from: 'i',
+      seq: 3,
+      at: 5,
+      born: 4,
+      keys: ['a'],
+      generation: 7,
+      tags: [
+        { tag: 't', mode: 'delete' as const, at: 4 },
+        { tag: 'u', mode: 'expire' as const, at: 5 },
+      ],
+    };
     expect(decodeMessage(encodeMessage(m))).toEqual(m);
     expect(decodeMessage(encodeMessage({ ...m, generation: undefined, tags: undefined }))).toEqual({
       ...m,

@@ -155,6 +155,7 @@ describe('unknown options', () => {
         circuitBreaker: { failures: 1, cooldownMs: 1, timeouts: 1 },
         counters: 'farthest',
         generationRefreshMs: 1,
+        tagRefreshMs: 1,
         clock: systemClock,
         namespace: 'a',
         version: 1,

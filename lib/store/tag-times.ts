@@ -1,0 +1,281 @@
+import { createHash } from 'node:crypto';
+import type { TagInvalidation } from '../bus/invalidation-message';
+import type { Clock } from '../clock';
+import { TieredCacheError } from '../errors';
+import type { KeyBuilder } from '../keys/key-builder';
+import { describeValue, invalid, onlyKnownKeys } from '../options';
+import {
+  MAX_TAG_BYTES,
+  MAX_TAGS_PER_ENTRY,
+  type CacheRecord,
+  type Codec,
+  type Tagged,
+} from '../serialization/codec';
+import { FAILED, type TierSlot } from './tier-slot';
+
+export type TagMode = TagInvalidation['mode'];
+
+/** Options of `invalidateTags`. */
+export interface InvalidateTagsOptions {
+  /**
+   * `'delete'`: the entries are misses for every read. `'expire'`: they are stale, served by
+   * read-through within their grace period while one caller refreshes them.
+   * @default 'delete'
+   */
+  mode?: TagMode;
+}
+
+/** {@link TagTimes.judge}: the entry is not covered by any invalidation of its tags. */
+export const FRESH = 0;
+/** {@link TagTimes.judge}: a `delete` invalidation covers the entry. */
+export const GONE = -1;
+/** {@link TagTimes.judge}: some of its tags' times are not known here: {@link TagTimes.load} them. */
+export const UNKNOWN = -2;
+
+/** How long times read from the authority are trusted while the bus is up, ms. */
+const TRUST_WITH_BUS_MS = 60_000;
+/** How long after a failed read of the authority it is asked again, ms (last known times meanwhile). */
+const RETRY_MS = 1000;
+/** Tags whose times are kept at most, with an authority (the oldest tenth is dropped past it). */
+const MAX_KNOWN = 100_000;
+/** Rounds of rewriting a time that a concurrent, earlier invalidation overwrote. */
+const WRITE_ROUNDS = 3;
+
+/** What this instance knows of one tag: its last `delete` and `expire` times, until when. */
+interface Known {
+  d: number;
+  e: number;
+  /** Clock ms after which the authority must be asked again (`Infinity` without one). */
+  until: number;
+}
+
+export interface TagTimesSetup {
+  /** The shared tier holding tag times (the counter authority); none: this process is the truth. */
+  authority: TierSlot | undefined;
+  keys: KeyBuilder;
+  codec: Codec;
+  clock: Clock;
+  /** How long times read from the authority are trusted without the bus, ms. */
+  refreshMs: number;
+  /** Whether the invalidation bus is up (then it tells of every invalidation at once). */
+  busUp: () => boolean;
+}
+
+/**
+ * When each tag was last invalidated, in each mode. Entries carry their tags and when they were
+ * written (see `Tagged`); a read compares: an entry written at or before a `delete` of one of its
+ * tags is gone, at or before an `expire` it is stale.
+ *
+ * The times live on the authority (the farthest shared tier that counts), under a key per tag and
+ * mode outside any generation, and are cached here: trusted for `refreshMs` without the bus, for
+ * a minute while the bus is up (it brings every invalidation, with its time, and a missed one
+ * empties this cache). Without an authority (memory only) this process's times are the truth, and
+ * the bus carries them to the other instances.
+ */
+export class TagTimes {
+  private readonly known = new Map<string, Known>();
+  private readonly loading = new Map<string, Promise<void>>();
+
+  constructor(private readonly setup: TagTimesSetup) {}
+
+  /**
+   * Whether the entry tagged `tagged` is {@link FRESH}, {@link GONE}, stale (then: the time it
+   * became so, a positive number) or whether its tags' times must be loaded first
+   * ({@link UNKNOWN}). Synchronous: the hit path's check.
+   */
+  judge(tagged: Tagged, now: number): number {
+    const local = this.setup.authority === undefined;
+    let d = 0;
+    let e = 0;
+    for (const tag of tagged.tags) {
+      const k = this.known.get(tag);
+      if (k === undefined) {
+        if (local) continue; // never invalidated here
+        return UNKNOWN;
+      }
+      if (k.until <= now) return UNKNOWN;
+      if (k.d > d) d = k.d;
+      if (k.e > e) e = k.e;
+    }
+    if (tagged.at <= d) return GONE;
+    return tagged.at <= e ? e : FRESH;
+  }
+
+  /** Reads the times of those of `tags` not known (or no longer trusted) from the authority. */
+  async load(tags: readonly string[]): Promise<void> {
+    if (this.setup.authority === undefined) return;
+    const now = this.setup.clock.now();
+    const waits: Array<Promise<void>> = [];
+    const fetch: string[] = [];
+    for (const tag of tags) {
+      const k = this.known.get(tag);
+      if (k !== undefined && k.until > now) continue;
+      const inFlight = this.loading.get(tag);
+      if (inFlight !== undefined) waits.push(inFlight);
+      else if (!fetch.includes(tag)) fetch.push(tag);
+    }
+    if (fetch.length > 0) {
+      const read = this.fetch(fetch).finally(() => {
+        for (const tag of fetch) if (this.loading.get(tag) === read) this.loading.delete(tag);
+      });
+      for (const tag of fetch) this.loading.set(tag, read);
+      waits.push(read);
+    }
+    if (waits.length > 0) await Promise.all(waits);
+  }
+
+  /**
+   * Invalidates `tags` (checked, see {@link tagList}) in `options.mode` as of now, here at once:
+   * the list to announce and {@link persist}.
+   */
+  invalidate(tags: unknown, options: InvalidateTagsOptions): TagInvalidation[] {
+    const list = tagList('tags', tags) ?? [];
+    onlyKnownKeys('invalidateTags options', options, ['mode']);
+    const mode = options.mode ?? 'delete';
+    if (mode !== 'delete' && mode !== 'expire')
+      throw invalid('mode', `must be 'delete' or 'expire', got ${describeValue(mode)}`);
+    const at = this.setup.clock.now();
+    const invalidations = list.map((tag) => ({ tag, mode, at }));
+    this.learn(invalidations);
+    return invalidations;
+  }
+
+  /**
+   * Stores invalidations made here on the authority. Rejects (`E_TIER_FAILED`) when it cannot:
+   * they then hold here (and where the bus took them) only.
+   */
+  async persist(list: readonly TagInvalidation[]): Promise<void> {
+    const slot = this.setup.authority;
+    if (slot === undefined || list.length === 0) return;
+    const { at, mode } = list[0];
+    const value = this.setup.codec.encode(at, 0);
+    let pending = list.map(({ tag }) => this.keyOf(tag, mode));
+    for (let round = 0; round < WRITE_ROUNDS && pending.length > 0; round++) {
+      const writes = pending.map((key) => ({ key, value, ttlMs: slot.ttlFor(0) }));
+      const stored = await slot.call('invalidateTags', undefined, () => slot.tier.setMany(writes));
+      if (stored === FAILED)
+        throw new TieredCacheError(
+          'E_TIER_FAILED',
+          `invalidateTags(${list.map((t) => JSON.stringify(t.tag)).join(', ')}): ${slot.name}, which holds tag times, could not store the invalidation; other instances may not see it`,
+        );
+      // A concurrent invalidation with an earlier time may have been stored last: ours again.
+      const now = await slot.call('invalidateTags', undefined, () => slot.tier.getMany(pending));
+      if (now === FAILED) break;
+      pending = pending.filter((_, i) => this.timeOf(now[i]) < at);
+    }
+  }
+
+  /** Invalidations heard of (from the bus, or made here): kept, each time only ever raised. */
+  learn(list: readonly TagInvalidation[]): void {
+    const until = this.setup.authority === undefined ? Infinity : 0;
+    for (const { tag, mode, at } of list) {
+      let k = this.known.get(tag);
+      if (k === undefined) this.known.set(tag, (k = { d: 0, e: 0, until }));
+      if (mode === 'delete') k.d = Math.max(k.d, at);
+      else k.e = Math.max(k.e, at);
+    }
+    this.bound();
+  }
+
+  /** Invalidations may have been missed (the bus): forget what the authority said. */
+  forget(): void {
+    if (this.setup.authority === undefined) return;
+    for (const k of this.known.values()) k.until = 0;
+  }
+
+  private async fetch(tags: string[]): Promise<void> {
+    const slot = this.setup.authority!;
+    const keys = tags.flatMap((tag) => [this.keyOf(tag, 'delete'), this.keyOf(tag, 'expire')]);
+    const found = await slot.call('tags', undefined, () => slot.tier.getMany(keys));
+    const now = this.setup.clock.now();
+    // The authority failed: what is known stands (an invalidation needs the authority, so none
+    // can have been made without it, and the bus still brings those made elsewhere).
+    const until =
+      found === FAILED
+        ? now + RETRY_MS
+        : now + (this.setup.busUp() ? TRUST_WITH_BUS_MS : this.setup.refreshMs);
+    tags.forEach((tag, i) => {
+      const k = this.known.get(tag) ?? { d: 0, e: 0, until };
+      if (found !== FAILED) {
+        k.d = Math.max(k.d, this.timeOf(found[2 * i]));
+        k.e = Math.max(k.e, this.timeOf(found[2 * i + 1]));
+      }
+      k.until = until;
+      this.known.set(tag, k);
+    });
+    this.bound();
+  }
+
+  private timeOf(payload: unknown): number {
+    if (!(payload instanceof Uint8Array)) return 0;
+    try {
+      const t = this.setup.codec.decode(payload).value;
+      return typeof t === 'number' ? t : 0;
+    } catch {
+      return 0;
+    }
+  }
+
+  /** The authority's key of `tag`'s time in `mode`: outside every generation, always hashed. */
+  private keyOf(tag: string, mode: TagMode): string {
+    const { namespace, version } = this.setup.keys;
+    const hash = createHash('sha256').update(tag).digest('base64url');
+    return `${namespace}:${version}:tag-${mode}#${hash}`;
+  }
+
+  private bound(): void {
+    if (this.setup.authority === undefined || this.known.size <= MAX_KNOWN) return;
+    let drop = MAX_KNOWN / 10;
+    for (const tag of this.known.keys()) {
+      this.known.delete(tag);
+      if (--drop <= 0) break;
+    }
+  }
+}
+
+/**
+ * What a read may return of `record`, given {@link TagTimes.judge}'s `verdict` (not
+ * {@link UNKNOWN}): the record itself; nothing; or, stale since a time, a view of it as if its
+ * TTL had ended then, keeping its own grace period (an entry without grace is then gone).
+ */
+export function afterTags(
+  record: CacheRecord,
+  verdict: number,
+  now: number,
+): CacheRecord | undefined {
+  if (verdict === FRESH) return record;
+  if (verdict < 0) return undefined;
+  const { staleAt, expiresAt } = record;
+  const grace = staleAt ? Math.max(0, expiresAt - staleAt) : 0;
+  const end = verdict + grace;
+  if (grace === 0 || end <= now) return undefined;
+  return {
+    ...record,
+    staleAt: verdict,
+    expiresAt: expiresAt === 0 ? end : Math.min(expiresAt, end),
+  };
+}
+
+/**
+ * The tags option of a write, checked: `undefined` for none, else a frozen list without
+ * repeats. Throws an `InvalidOptionError` naming `path` for anything else.
+ */
+export function tagList(path: string, tags: unknown): readonly string[] | undefined {
+  if (tags === undefined) return undefined;
+  if (!Array.isArray(tags))
+    throw invalid(path, `must be a list of strings, got ${describeValue(tags)}`);
+  const list = [...new Set(tags as unknown[])];
+  list.forEach((tag, i) => checkTag(`${path}[${i}]`, tag));
+  if (list.length > MAX_TAGS_PER_ENTRY)
+    throw invalid(path, `${list.length} tags, at most ${MAX_TAGS_PER_ENTRY} per entry`);
+  return list.length === 0 ? undefined : Object.freeze(list as string[]);
+}
+
+function checkTag(path: string, tag: unknown): void {
+  if (typeof tag !== 'string') throw invalid(path, `must be a string, got ${describeValue(tag)}`);
+  if (tag === '') throw invalid(path, 'must not be empty');
+  if (!tag.isWellFormed()) throw invalid(path, 'holds a lone UTF-16 surrogate');
+  const bytes = Buffer.byteLength(tag);
+  if (bytes > MAX_TAG_BYTES)
+    throw invalid(path, `is ${bytes} bytes long, at most ${MAX_TAG_BYTES} (UTF-8)`);
+}
