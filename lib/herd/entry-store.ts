@@ -15,6 +15,8 @@ export interface EntryStore {
   ): Promise<StoredEntry<T> | undefined>;
   setEntry(key: string, value: unknown, options: SetEntryOptions): Promise<boolean>;
   delete(key: string): Promise<boolean>;
+  /** A time for `SetEntryOptions.taggedAt` (see `TagTimes.stamp`). */
+  tagStamp(): number;
   /** A mark for `SetEntryOptions.unchangedSince`. */
   mutationMark(): number;
   /** The key of `key`'s lease (built once per computed value). */

@@ -202,15 +202,16 @@ export class ReadThrough {
       if (this.replaces(fresh, trigger)) return { value: fresh.value, status: 'HIT', stored: true };
     }
     const started = this.clock.now();
+    const taggedAt = call.tags === undefined ? 0 : this.store.tagStamp();
     const value = await factory();
     const delta = Math.max(0, this.clock.now() - started);
     let stored = value !== undefined && (call.condition?.(value) ?? true);
-    if (stored) stored = await this.write(key, value, call, started, delta, mark, lease);
+    if (stored) stored = await this.write(key, value, call, taggedAt, delta, mark, lease);
     return { value, status: 'MISS', stored };
   }
 
   /**
-   * Stores a computed value (computed from `started` on) unless the key was deleted while it was computed: through this
+   * Stores a computed value (computed from `taggedAt` on) unless the key was deleted while it was computed: through this
    * store (its mutation mark), or anywhere (the delete removed our lease). Checked before the
    * write and again after it; a delete that lands in between is undone.
    */
@@ -218,7 +219,7 @@ export class ReadThrough {
     key: string,
     value: T,
     call: ReadThroughCall<T>,
-    started: number,
+    taggedAt: number,
     delta: number,
     mark: number,
     lease: Lease,
@@ -231,7 +232,7 @@ export class ReadThrough {
       delta,
       unchangedSince: mark,
       tags: call.tags,
-      taggedAt: started,
+      taggedAt,
     });
     if (written && lease.outcome === 'acquired' && (await lease.lost())) {
       await this.store.delete(key);

@@ -197,7 +197,7 @@ export class Codec {
       out.writeDoubleBE(meta.delta, HEADER_BYTES + 8);
     }
     if (key !== undefined) {
-      const at = header - keyBytes;
+      const at = tagsAt - keyBytes;
       out.writeUInt32BE(keyBytes, at - KEY_LENGTH_BYTES);
       out.write(key, at, 'utf8');
     }

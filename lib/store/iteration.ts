@@ -63,7 +63,9 @@ export class Iteration {
         const named = slot.byCallerKey ? at : keys.keyOf(at, gen);
         if (named === undefined) continue;
         const now = clock.now();
-        const record = this.reader.decode(slot, payload, named ?? at, now);
+        const found = this.reader.decode(slot, payload, named ?? at, now);
+        const record =
+          found?.tagged === undefined ? found : await this.reader.checkTags(found, now);
         if (record === undefined || isStale(record, now)) continue;
         const key = named ?? (slot.mode === 'encoded' ? record.key : (payload as LocalRecord).key);
         if (key !== undefined) yield [key, record];

@@ -38,6 +38,8 @@ const TRUST_WITH_BUS_MS = 60_000;
 const RETRY_MS = 1000;
 /** Tags whose times are kept at most, with an authority (the oldest tenth is dropped past it). */
 const MAX_KNOWN = 100_000;
+/** See {@link TagTimes.stamp}. */
+const STAMP_STEP_MS = 1 / 1024;
 /** Rounds of rewriting a time that a concurrent, earlier invalidation overwrote. */
 const WRITE_ROUNDS = 3;
 
@@ -75,8 +77,22 @@ export interface TagTimesSetup {
 export class TagTimes {
   private readonly known = new Map<string, Known>();
   private readonly loading = new Map<string, Promise<void>>();
+  private last = 0;
 
   constructor(private readonly setup: TagTimesSetup) {}
+
+  /**
+   * Now on the store's clock, after every earlier stamp of this store: the time of a tagged write
+   * and of an invalidation alike, so that a write and an invalidation made here in one
+   * millisecond keep their order (in steps of 1/1024 ms, which float64 holds exactly for epoch
+   * times). Between instances, a write and an invalidation in one millisecond count as the write
+   * first: the entry is covered.
+   */
+  stamp(): number {
+    const now = this.setup.clock.now();
+    this.last = now > this.last ? now : this.last + STAMP_STEP_MS;
+    return this.last;
+  }
 
   /**
    * Whether the entry tagged `tagged` is {@link FRESH}, {@link GONE}, stale (then: the time it
@@ -133,8 +149,11 @@ export class TagTimes {
     onlyKnownKeys('invalidateTags options', options, ['mode']);
     const mode = options.mode ?? 'delete';
     if (mode !== 'delete' && mode !== 'expire')
-      throw invalid('mode', `must be 'delete' or 'expire', got ${describeValue(mode)}`);
-    const at = this.setup.clock.now();
+      throw invalid(
+        'mode',
+        `must be 'delete' or 'expire', got ${typeof mode === 'string' ? JSON.stringify(mode) : describeValue(mode)}`,
+      );
+    const at = this.stamp();
     const invalidations = list.map((tag) => ({ tag, mode, at }));
     this.learn(invalidations);
     return invalidations;

@@ -305,6 +305,11 @@ export class TieredStore extends EventEmitter {
     return this.writer.setEntry(key, value, options);
   }
 
+  /** A time for {@link SetEntryOptions.taggedAt}: now, after every earlier one. @internal */
+  tagStamp(): number {
+    return this.tags.stamp();
+  }
+
   /** A mark for {@link SetEntryOptions.unchangedSince}. @internal */
   mutationMark(): number {
     return this.mutations.mark();
