@@ -107,10 +107,12 @@ export type {
   CacheDecorator,
   CacheEvictHandlerArgs,
   CacheEvictHandlerKeys,
+  CacheEvictHandlerTags,
   CacheableRequest,
   CachedHandlerArgs,
   CachedHandlerCondition,
   CachedHandlerKey,
+  CachedHandlerTags,
   ConditionArgs,
 } from './nest/decorated-method';
 export { TieredCacheInterceptor } from './nest/tiered-cache.interceptor';

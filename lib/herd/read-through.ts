@@ -33,8 +33,11 @@ export interface ReadThroughCall<T> extends ResolvedHerdOptions {
   ttl: number | undefined;
   /** Store the computed value only when this returns true. */
   condition: ((value: T) => boolean) | undefined;
-  /** Tags of the computed entry (checked by the store). */
-  tags?: readonly string[];
+  /**
+   * Tags of the computed entry (checked by the store), or a function giving them, called only
+   * when a value is computed (before the factory; what it throws rejects the call).
+   */
+  tags?: readonly string[] | (() => readonly string[] | undefined);
 }
 
 export interface ReadThroughHooks {
@@ -201,17 +204,24 @@ export class ReadThrough {
       });
       if (this.replaces(fresh, trigger)) return { value: fresh.value, status: 'HIT', stored: true };
     }
+    // Stamped before the factory runs: a tag invalidated while it runs covers the value.
+    const tagged =
+      call.tags === undefined
+        ? undefined
+        : {
+            tags: typeof call.tags === 'function' ? call.tags() : call.tags,
+            at: this.store.tagStamp(),
+          };
     const started = this.clock.now();
-    const taggedAt = call.tags === undefined ? 0 : this.store.tagStamp();
     const value = await factory();
     const delta = Math.max(0, this.clock.now() - started);
     let stored = value !== undefined && (call.condition?.(value) ?? true);
-    if (stored) stored = await this.write(key, value, call, taggedAt, delta, mark, lease);
+    if (stored) stored = await this.write(key, value, call, tagged, delta, mark, lease);
     return { value, status: 'MISS', stored };
   }
 
   /**
-   * Stores a computed value (computed from `taggedAt` on) unless the key was deleted while it was computed: through this
+   * Stores a computed value, with its tags if any, unless the key was deleted while it was computed: through this
    * store (its mutation mark), or anywhere (the delete removed our lease). Checked before the
    * write and again after it; a delete that lands in between is undone.
    */
@@ -219,20 +229,19 @@ export class ReadThrough {
     key: string,
     value: T,
     call: ReadThroughCall<T>,
-    taggedAt: number,
+    tagged: { tags: readonly string[] | undefined; at: number } | undefined,
     delta: number,
     mark: number,
     lease: Lease,
   ): Promise<boolean> {
     if (lease.outcome === 'acquired' && (await lease.lost())) return false;
-    // Tagged as of when the computation began: a tag invalidated meanwhile covers the value.
     const written = await this.store.setEntry(key, value, {
       ttl: call.ttl,
       grace: call.grace,
       delta,
       unchangedSince: mark,
-      tags: call.tags,
-      taggedAt,
+      tags: tagged?.tags,
+      taggedAt: tagged?.at,
     });
     if (written && lease.outcome === 'acquired' && (await lease.lost())) {
       await this.store.delete(key);

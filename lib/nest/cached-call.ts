@@ -2,15 +2,16 @@ import type { ExecutionContext } from '@nestjs/common';
 import type { Reflector } from '@nestjs/core';
 import { herdOf } from '../herd/herd.options';
 import { at, describeValue, invalid } from '../options';
+import { tagList } from '../store/tag-times';
 import type { CacheEvictOptions } from './cache-evict.decorator';
 import type { CachedOptions } from './cached.decorator';
 import { CACHE_EVICT_METADATA, CACHED_METADATA } from './tiered-cache.constants';
-import type { GetOrSetOptions } from './tiered-cache.service';
+import type { GetOrSetOptions, TieredCache } from './tiered-cache.service';
 
 /**
  * One decorated call, the part the explorer (provider methods) and the interceptor (controller
  * handlers) share: reading the `@Cached()` / `@CacheEvict()` metadata, building the key, and
- * assembling the `getOrSet` options and the keys to evict. The options read back from metadata
+ * assembling the `getOrSet` options, the entry's tags, and the keys and tags to evict. The options read back from metadata
  * have their argument types erased: their functions are called with whatever the decorated
  * method was called with (the handler's request), which the decorators typed.
  */
@@ -68,10 +69,92 @@ export function getOrSetOptions(
   };
 }
 
-/** The keys a `@CacheEvict()` names for one call, called with `args`. */
+/** A `tags` option as given: a list, or a function giving one. */
+type TagsOption = CachedOptions['tags'] | CacheEvictOptions['tags'];
+
+/**
+ * Checks a decorator's `tags` option at decoration time: absent, a function (its results are
+ * checked per call, see {@link callTags}), or a list of tags (see `tagList`).
+ * @throws InvalidOptionError naming `path` for anything else, or the bad tag of a list.
+ */
+export function checkTagsOption(path: string, tags: unknown): void {
+  if (tags === undefined || typeof tags === 'function') return;
+  if (!Array.isArray(tags))
+    throw invalid(path, `must be a list of strings or a function, got ${describeValue(tags)}`);
+  callTags(path, tags as readonly string[], []);
+}
+
+/**
+ * The checked form of each `tags` list met: checked once, when decorated, not per call (a list
+ * changed afterwards keeps the tags it had then).
+ */
+const checkedLists = new WeakMap<readonly unknown[], readonly string[] | undefined>();
+
+/**
+ * The tags of one call, checked (a frozen list without repeats, `undefined` for none): the
+ * `tags` list, or what the `tags` function returns for `args`.
+ * @throws InvalidOptionError naming `path()` when the function returns anything but a list of
+ *   tags, `undefined` included (e.g. `@Cached().tags(): must be a list of strings, got string`).
+ */
+export function callTags(
+  path: string,
+  tags: TagsOption,
+  args: unknown[],
+): readonly string[] | undefined {
+  if (tags === undefined) return undefined;
+  if (typeof tags !== 'function') {
+    let checked = checkedLists.get(tags);
+    if (checked === undefined && !checkedLists.has(tags))
+      checkedLists.set(tags, (checked = tagList(path, tags)));
+    return checked;
+  }
+  const list: unknown = tags(...args);
+  // `undefined` too, which tagList takes for no tags: a function that forgot to return.
+  if (!Array.isArray(list))
+    throw invalid(`${path}()`, `must be a list of strings, got ${describeValue(list)}`);
+  return tagList(`${path}()`, list);
+}
+
+/**
+ * The tags of the entry one `@Cached()` call may compute, for `args`: the checked list, or for a
+ * tags function, a thunk that read-through calls only when it computes a value (a hit costs
+ * nothing more).
+ */
+export function cachedTags(
+  options: CachedOptions,
+  args: unknown[],
+): readonly string[] | (() => readonly string[] | undefined) | undefined {
+  const tags = options.tags;
+  if (typeof tags !== 'function') return callTags('@Cached().tags', tags, args);
+  return () => callTags('@Cached().tags', tags, args);
+}
+
+/**
+ * The keys a `@CacheEvict()` names for one call, called with `args` (none without `keys`).
+ */
 export function evictKeys(options: CacheEvictOptions, args: unknown[]): string[] {
+  if (options.keys === undefined) return [];
   const keys = typeof options.keys === 'function' ? options.keys(...args) : options.keys;
   return Array.isArray(keys) ? keys : [keys];
+}
+
+/**
+ * Applies a `@CacheEvict()` once its method has succeeded with `args`: deletes its keys and
+ * invalidates its tags (in its `mode`). Both are worked out before either is applied, so a `keys`
+ * or `tags` function that throws, or `tags` returning anything but a list of tags, rejects
+ * without evicting anything.
+ */
+export async function evict(
+  cache: TieredCache,
+  options: CacheEvictOptions,
+  args: unknown[],
+): Promise<void> {
+  const keys = evictKeys(options, args);
+  const tags = callTags('@CacheEvict().tags', options.tags, args);
+  await Promise.all([
+    keys.length > 0 ? cache.del(keys) : undefined,
+    tags === undefined ? undefined : cache.invalidateTags([...tags], { mode: options.mode }),
+  ]);
 }
 
 /** An HTTP field name (RFC 9110 token). */

@@ -1,7 +1,7 @@
 import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
 import { stableKey } from '../keys/stable-key';
-import { cachedKey, evictKeys, getOrSetOptions, readCachedCall } from './cached-call';
+import { cachedKey, cachedTags, evict, getOrSetOptions, readCachedCall } from './cached-call';
 import type { CacheEvictOptions } from './cache-evict.decorator';
 import type { CachedOptions } from './cached.decorator';
 import { TieredCache } from './tiered-cache.service';
@@ -59,19 +59,22 @@ export class CachedMethodsExplorer implements OnModuleInit {
     id: string,
     method: ProviderMethod,
     cached: CachedOptions | undefined,
-    evict: CacheEvictOptions | undefined,
+    evicts: CacheEvictOptions | undefined,
   ): ProviderMethod {
     const cache = this.cache;
     const keyFor = (options: CachedOptions, args: unknown[]) => this.keyFor(id, options, args);
     const wrapped = async function (this: unknown, ...args: unknown[]): Promise<unknown> {
       const result = cached
-        ? await cache.getOrSet(
-            keyFor(cached, args),
-            () => method.apply(this, args),
-            getOrSetOptions(cached, args),
-          )
+        ? (
+            await cache.lookupTagged(
+              keyFor(cached, args),
+              () => method.apply(this, args),
+              getOrSetOptions(cached, args),
+              cachedTags(cached, args),
+            )
+          ).value
         : await method.apply(this, args);
-      if (evict) await cache.del(evictKeys(evict, args));
+      if (evicts) await evict(cache, evicts, args);
       return result;
     };
     Object.defineProperty(wrapped, 'name', { value: method.name });

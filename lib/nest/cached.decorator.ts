@@ -1,7 +1,7 @@
 import { SetMetadata } from '@nestjs/common';
 import { type HerdOptions, resolveHerdOptions } from '../herd/herd.options';
 import { invalid, milliseconds, optionNames, optionsObject } from '../options';
-import { headerNames } from './cached-call';
+import { checkTagsOption, headerNames } from './cached-call';
 import type { CacheDecorator, ConditionArgs } from './decorated-method';
 import { CACHED_METADATA } from './tiered-cache.constants';
 
@@ -9,9 +9,9 @@ import { CACHED_METADATA } from './tiered-cache.constants';
  * Options of {@link Cached}. The herd settings (`grace`, `lockTimeout`, `earlyRefresh`,
  * `timeout`, `hardTimeout`) default to the module's `herd` option.
  *
- * `Args` are what a `key` function takes: a provider method's arguments, or for a controller
- * handler `(request, context)` (see `CachedHandlerArgs`). `Result` is what `condition` takes.
- * Both are inferred from the functions given.
+ * `Args` are what a `key` or `tags` function takes: a provider method's arguments, or for a
+ * controller handler `(request, context)` (see `CachedHandlerArgs`). `Result` is what `condition`
+ * takes. Both are inferred from the functions given.
  */
 export interface CachedOptions<
   Args extends unknown[] = unknown[],
@@ -34,6 +34,18 @@ export interface CachedOptions<
   ttl?: number;
   /** Prefix added to the key (as `namespace:key`), to group entries (e.g. `'products'`). */
   namespace?: string;
+  /**
+   * Tags of the cached entry, so that `TieredCache.invalidateTags()` (or `@CacheEvict({ tags })`)
+   * of any of them invalidates it: a list, or a function of the method's arguments (on a provider
+   * method) or of the request and the `ExecutionContext` (on a controller handler; see
+   * `CachedHandlerTags`) returning one. The function is called only when the value is computed
+   * (a hit does not call it), just before the method, and its result checked then: anything but
+   * a list of tags rejects the call (`@Cached().tags(): …`) without calling the method. Each
+   * tag is a non-empty string of at most `MAX_TAG_BYTES` UTF-8 bytes, at most
+   * `MAX_TAGS_PER_ENTRY` per entry.
+   * @default none
+   */
+  tags?: readonly string[] | ((...args: Args) => readonly string[]);
   /**
    * Cache the result only when this returns true (it is returned either way). Called with the
    * result, then the method's arguments (methods) or the request (handlers).
@@ -68,6 +80,7 @@ const CACHED_ONLY_OPTIONS = optionNames<Omit<CachedOptions, keyof HerdOptions>>(
   key: true,
   ttl: true,
   namespace: true,
+  tags: true,
   condition: true,
   vary: true,
   methods: true,
@@ -78,9 +91,10 @@ const CACHED_ONLY_OPTIONS = optionNames<Omit<CachedOptions, keyof HerdOptions>>(
  * Caches the result of a controller handler (through the module's interceptor) or of a provider
  * method (wrapped at bootstrap), with one origin call per key across every process sharing the
  * tiers (see `HerdOptions`). Handlers answer with `X-Cache: HIT`, `MISS` or `STALE`. The
- * decorator only sets metadata; on a provider method, TypeScript checks a typed `key` function
- * against the method's parameters.
- * @throws InvalidOptionError for invalid options, naming them (`@Cached().ttl: …`).
+ * decorator only sets metadata; on a provider method, TypeScript checks typed `key` and `tags`
+ * functions against the method's parameters.
+ * @throws InvalidOptionError for invalid options, naming them (`@Cached().ttl: …`,
+ *   `@Cached().tags[0]: must not be empty`).
  */
 export function Cached<Args extends unknown[] = unknown[], Result = unknown>(
   options: CachedOptions<Args, Result> = {},
@@ -94,6 +108,7 @@ export function Cached<Args extends unknown[] = unknown[], Result = unknown>(
   }
   milliseconds(`${WHERE}.ttl`, options.ttl, 0);
   headerNames(`${WHERE}.vary`, options.vary, []);
+  checkTagsOption(`${WHERE}.tags`, options.tags);
   resolveHerdOptions(options, undefined, WHERE, CACHED_ONLY_OPTIONS);
   return SetMetadata(CACHED_METADATA, options);
 }

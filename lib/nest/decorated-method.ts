@@ -2,8 +2,8 @@ import type { ExecutionContext } from '@nestjs/common';
 import type { Observable } from 'rxjs';
 
 /**
- * The methods `@Cached()` and `@CacheEvict()` decorate, and what their key functions see: a
- * provider method's key sees the method's arguments, a controller handler's key sees the request
+ * The methods `@Cached()` and `@CacheEvict()` decorate, and what their key and tags functions
+ * see: a provider method's see the method's arguments, a controller handler's see the request
  * (and, for `@Cached()`, the `ExecutionContext`).
  */
 
@@ -25,11 +25,14 @@ export interface CacheableRequest {
   query: Record<string, unknown>;
 }
 
-/** The arguments of a controller handler's `@Cached({ key })` function. */
+/** The arguments of a controller handler's `@Cached({ key })` and `@Cached({ tags })` functions. */
 export type CachedHandlerArgs = [request: CacheableRequest, context: ExecutionContext];
 
 /** A controller handler's `@Cached({ key })` function. */
 export type CachedHandlerKey = (...args: CachedHandlerArgs) => string;
+
+/** A controller handler's `@Cached({ tags })` function. */
+export type CachedHandlerTags = (...args: CachedHandlerArgs) => readonly string[];
 
 /** A controller handler's `@Cached({ condition })` function: the result, then the request. */
 export type CachedHandlerCondition<Result = unknown> = (
@@ -37,15 +40,18 @@ export type CachedHandlerCondition<Result = unknown> = (
   request: CacheableRequest,
 ) => boolean;
 
-/** The arguments of a controller handler's `@CacheEvict({ keys })` function. */
+/** The arguments of a controller handler's `@CacheEvict({ keys })` and `@CacheEvict({ tags })` functions. */
 export type CacheEvictHandlerArgs = [request: CacheableRequest];
 
 /** A controller handler's `@CacheEvict({ keys })` function. */
 export type CacheEvictHandlerKeys = (...args: CacheEvictHandlerArgs) => string | string[];
 
+/** A controller handler's `@CacheEvict({ tags })` function. */
+export type CacheEvictHandlerTags = (...args: CacheEvictHandlerArgs) => readonly string[];
+
 /**
- * Whether key arguments `Args` are a handler's: the first one is a request (it has `headers`).
- * Any other key function is a provider method's.
+ * Whether key (or tags) arguments `Args` are a handler's: the first one is a request (it has
+ * `headers`). Any other key function is a provider method's.
  */
 type IsHandler<Args extends unknown[]> = Args extends [infer Request, ...unknown[]]
   ? Request extends { headers: unknown }
@@ -63,7 +69,10 @@ export type ConditionArgs<Args extends unknown[]> =
 /** A type error naming what does not match; intersected with the descriptor, it fails the decorator. */
 type Mismatch<Problem extends string> = { [P in Problem]: never };
 
-/** Checks that a key function taking `Args` accepts `Given`, the arguments it is called with (it may take fewer). */
+/**
+ * Checks that a key or tags function taking `Args` accepts `Given`, the arguments it is called
+ * with (it may take fewer).
+ */
 type ArgsCheck<Given, Args extends unknown[], Problem extends string> = Given extends [
   ...Args,
   ...unknown[],
@@ -85,8 +94,9 @@ type Returns<Args extends unknown[], Result> = Args extends [unknown, ...unknown
   : Result | PromiseLike<Result> | Observable<Result>;
 
 /**
- * Checks a decorated method of type `M` against key arguments `Args` and result `Result`; a
- * handler key is checked against `HandlerArgs` instead (its request parameter may have any type).
+ * Checks a decorated method of type `M` against key (and tags) arguments `Args` and result
+ * `Result`; a handler's are checked against `HandlerArgs` instead (its request parameter may have
+ * any type).
  */
 type DecoratedCheck<M, Args extends unknown[], Result, HandlerArgs extends unknown[]> = M extends (
   ...args: infer Params
@@ -96,23 +106,23 @@ type DecoratedCheck<M, Args extends unknown[], Result, HandlerArgs extends unkno
       ? ArgsCheck<
           Tail<HandlerArgs>,
           Tail<Args>,
-          "the key function's parameters after the request do not accept the handler's"
+          "the key or tags function's parameters after the request do not accept the handler's"
         >
       : ArgsCheck<
           Params,
           Args,
-          "the key function's parameters do not accept the method's arguments"
+          "the key or tags function's parameters do not accept the method's arguments"
         >
     : Mismatch<"the decorated method's result does not match the condition's result parameter">
   : Mismatch<'only methods can be decorated'>;
 
 /**
- * The method decorator `@Cached()` and `@CacheEvict()` return. When their key function types its
- * parameters, TypeScript checks them against the decorated provider method's (the key may take
- * fewer). A key whose first parameter is a request (it has `headers`) is a handler key: the rest
- * of its parameters are checked against `HandlerArgs` (`CachedHandlerArgs` for `@Cached()`,
- * `CacheEvictHandlerArgs` for `@CacheEvict()`), and the handler's own parameters (`@Param()`,
- * `@Query()`, …) are not checked.
+ * The method decorator `@Cached()` and `@CacheEvict()` return. When their key or tags function
+ * types its parameters, TypeScript checks them against the decorated provider method's (the
+ * function may take fewer). A function whose first parameter is a request (it has `headers`) is a
+ * handler's: the rest of its parameters are checked against `HandlerArgs` (`CachedHandlerArgs`
+ * for `@Cached()`, `CacheEvictHandlerArgs` for `@CacheEvict()`), and the handler's own parameters
+ * (`@Param()`, `@Query()`, …) are not checked.
  */
 export type CacheDecorator<
   Args extends unknown[] = unknown[],

@@ -10,7 +10,14 @@ import {
 import { HttpAdapterHost, Reflector } from '@nestjs/core';
 import { type Observable, from, lastValueFrom, mergeMap, tap } from 'rxjs';
 import { Readable } from 'node:stream';
-import { cachedKey, evictKeys, getOrSetOptions, headerNames, readCachedCall } from './cached-call';
+import {
+  cachedKey,
+  cachedTags,
+  evict,
+  getOrSetOptions,
+  headerNames,
+  readCachedCall,
+} from './cached-call';
 import type { CachedOptions } from './cached.decorator';
 import type { CacheableRequest } from './decorated-method';
 import { X_CACHE_HEADER } from './tiered-cache.constants';
@@ -77,6 +84,8 @@ function headerPart(request: CacheableRequest, name: string): string {
  *   sets a cookie, a non-2xx response or a stream;
  * - names the `vary` headers in the response's `Vary`;
  * - concurrent requests for one key share one handler call, across processes too;
+ * - tags the entry with `@Cached({ tags })`; `@CacheEvict()` deletes its keys and invalidates its
+ *   tags once the handler has succeeded;
  * - sets `X-Cache: HIT | MISS | STALE`.
  *
  * Works with the Express and Fastify adapters. Extension points are `protected`.
@@ -102,17 +111,17 @@ export class TieredCacheInterceptor implements NestInterceptor {
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     const call = readCachedCall(this.reflector, context.getHandler());
     if (!call || context.getType() !== 'http') return next.handle();
-    const { cached, evict } = call;
+    const { cached, evict: evicts } = call;
     const request = context.switchToHttp().getRequest<CacheableRequest>();
     let result$ = cached ? this.cached(context, next, request, cached) : next.handle();
     if (cached?.vary?.length) {
       const response = context.switchToHttp().getResponse<HttpResponse>();
       result$ = result$.pipe(tap(() => this.setVary(response, cached.vary ?? [])));
     }
-    if (evict) {
+    if (evicts) {
       result$ = result$.pipe(
         mergeMap(async (result) => {
-          await this.cache.del(evictKeys(evict, [request]));
+          await evict(this.cache, evicts, [request]);
           return result;
         }),
       );
@@ -134,7 +143,8 @@ export class TieredCacheInterceptor implements NestInterceptor {
     const handle = () => lastValueFrom(next.handle(), { defaultValue: undefined });
     return from(
       (async () => {
-        const outcome = await this.cache.lookup(
+        const tags = cachedTags(options, [request, context]);
+        const outcome = await this.cache.lookupTagged(
           key,
           async () => {
             ranHere = true;
@@ -143,6 +153,7 @@ export class TieredCacheInterceptor implements NestInterceptor {
           getOrSetOptions(options, [request], (result) =>
             this.isResponseCacheable(context, result),
           ),
+          tags,
         );
         if (outcome.status === 'MISS' && !ranHere && !outcome.stored) {
           // Joined a call whose response was not cacheable (it may belong to that caller alone):

@@ -12,7 +12,7 @@ import {
   type HerdOptions,
   type ResolvedHerdOptions,
 } from '../herd/herd.options';
-import { ReadThrough, type CacheLookup } from '../herd/read-through';
+import { ReadThrough, type CacheLookup, type ReadThroughCall } from '../herd/read-through';
 import type { SetManyEntry, SetOptions } from '../store/stored-entry';
 import { tagList, type InvalidateTagsOptions } from '../store/tag-times';
 import type { TierStats } from '../store/tier-stats';
@@ -179,11 +179,29 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
     factory: () => T | Promise<T>,
     options: GetOrSetOptions<T> = {},
   ): Promise<CacheLookup<T>> {
-    let herd: ResolvedHerdOptions;
     let tags: readonly string[] | undefined;
     try {
-      herd = resolveHerdOptions(options, this.herd, 'getOrSet options', GET_OR_SET_OPTIONS);
       tags = tagList('getOrSet options.tags', options.tags);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.lookupTagged(key, factory, options, tags);
+  }
+
+  /**
+   * {@link lookup} with the computed entry's tags given apart, already checked (see `tagList`),
+   * in place of `options.tags`: `@Cached()`'s, checked under its own option name.
+   * @internal
+   */
+  lookupTagged<T>(
+    key: string,
+    factory: () => T | Promise<T>,
+    options: GetOrSetOptions<T>,
+    tags: ReadThroughCall<T>['tags'],
+  ): Promise<CacheLookup<T>> {
+    let herd: ResolvedHerdOptions;
+    try {
+      herd = resolveHerdOptions(options, this.herd, 'getOrSet options', GET_OR_SET_OPTIONS);
     } catch (err) {
       return Promise.reject(err);
     }

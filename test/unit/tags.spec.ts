@@ -154,6 +154,39 @@ describe('tags in one process', () => {
     expect(await s.get('slow')).toBeUndefined();
   });
 
+  it('read-through calls a tags function only when it computes a value', async () => {
+    const clock = new ManualClock(T0);
+    const s = createTieredStore({ clock, tiers: [{ type: 'memory' }] });
+    const rt = new ReadThrough(s, { clock, onBackgroundError: () => undefined });
+    let asked = 0;
+    const call = {
+      ...resolveHerdOptions({}, undefined, 'test', []),
+      ttl: 60_000,
+      condition: undefined,
+      tags: () => {
+        asked++;
+        return ['fn'];
+      },
+    };
+    expect((await rt.lookup('k', async () => 'v', call)).status).toBe('MISS');
+    expect((await rt.lookup('k', async () => 'w', call)).status).toBe('HIT');
+    expect(asked).toBe(1);
+    await s.invalidateTags(['fn']);
+    expect((await rt.lookup('k', async () => 'w', call)).value).toBe('w');
+    expect(asked).toBe(2);
+    const failing = {
+      ...call,
+      tags: () => {
+        throw new TypeError('no tags for this one');
+      },
+    };
+    let ran = false;
+    await expect(rt.lookup('other', async () => (ran = true), failing)).rejects.toThrow(
+      'tags[0]: must not be empty',
+    );
+    expect(ran).toBe(false);
+  });
+
   it('the authority cannot store the time: invalidateTags rejects, naming it; this instance still applies it', async () => {
     const clock = new ManualClock(T0);
     const far = withFaults(new MapTier({ clock, name: 'far' }));
