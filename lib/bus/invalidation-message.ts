@@ -22,12 +22,14 @@ export interface InvalidationMessage {
 
 /**
  * One tag invalidation: entries tagged `tag` written at `at` (epoch ms) or before are gone
- * (`delete`) or stale (`expire`).
+ * (`delete`) or stale (`expire`); `by` is the stamp origin of the store that made it (see
+ * `TagTimes.stamp`).
  */
 export interface TagInvalidation {
   tag: string;
   mode: 'delete' | 'expire';
   at: number;
+  by: number;
 }
 
 /** Format version: a receiver ignores (and counts) messages of another. */
@@ -44,7 +46,9 @@ export function encodeMessage(m: InvalidationMessage): Buffer {
       k: m.keys,
       ...(m.generation !== undefined && { g: m.generation }),
       ...(m.tags !== undefined &&
-        m.tags.length > 0 && { x: m.tags.map((t) => [t.tag, t.mode === 'delete' ? 0 : 1, t.at]) }),
+        m.tags.length > 0 && {
+          x: m.tags.map((t) => [t.tag, t.mode === 'delete' ? 0 : 1, t.at, t.by]),
+        }),
     }),
   );
 }
@@ -82,7 +86,7 @@ export function decodeMessage(payload: Buffer): InvalidationMessage | string {
   if (!isStrings(o.k)) return 'keys are not a list of strings';
   if (o.g !== undefined && !Number.isSafeInteger(o.g)) return 'generation is not an integer';
   const tags = o.x === undefined ? undefined : tagsOf(o.x);
-  if (tags === null) return 'tags are not a list of [tag, mode, time]';
+  if (tags === null) return 'tags are not a list of [tag, mode, time, origin]';
   return {
     from: o.f,
     seq: o.s as number,
@@ -98,11 +102,12 @@ function tagsOf(x: unknown): TagInvalidation[] | null {
   if (!Array.isArray(x)) return null;
   const out: TagInvalidation[] = [];
   for (const t of x as unknown[]) {
-    if (!Array.isArray(t) || t.length !== 3) return null;
-    const [tag, mode, at] = t as unknown[];
+    if (!Array.isArray(t) || t.length !== 4) return null;
+    const [tag, mode, at, by] = t as unknown[];
     if (typeof tag !== 'string' || (mode !== 0 && mode !== 1) || typeof at !== 'number')
       return null;
-    out.push({ tag, mode: mode === 0 ? 'delete' : 'expire', at });
+    if (!Number.isInteger(by)) return null;
+    out.push({ tag, mode: mode === 0 ? 'delete' : 'expire', at, by: by as number });
   }
   return out;
 }

@@ -18,8 +18,8 @@ import { at, integer, invalid, onlyKnownKeys, optionNames } from '../options';
  * | 2      | 8    | expiresAt, float64 big-endian, epoch ms, `0` = never      |
  * | 10     | 16   | only with flag bit 2: staleAt, then delta (float64 BE)     |
  * | 10/26  | 4+n  | only with flag bit 3: key length n (uint32 BE), key UTF-8 |
- * | …      | 9+…  | only with flag bit 4: tagged at (float64 BE), tag count    |
- * |        |      | (uint8), each tag: length (uint16 BE), UTF-8               |
+ * | …      | 13+… | only with flag bit 4: tagged at (float64 BE), by (uint32   |
+ * |        |      | BE), tag count (uint8), each tag: length (uint16 BE), UTF-8|
  * | …      | …    | body: JSON (flag bit 1) or V8 structured serialization     |
  *
  * `staleAt` and `delta` are the read-through metadata of `getOrSet` (see `herd/`): the logical
@@ -58,8 +58,8 @@ const HEADER_BYTES = 10;
 const META_BYTES = 16;
 /** The key's length field. */
 const KEY_LENGTH_BYTES = 4;
-/** The tags section's fixed part: when the entry was tagged, and the tag count. */
-const TAGS_HEADER_BYTES = 9;
+/** The tags section's fixed part: when the entry was tagged, by which store, the tag count. */
+const TAGS_HEADER_BYTES = 13;
 
 /**
  * How deeply a value's objects, arrays, Maps and Sets may nest (a value inside 1000 of them is
@@ -109,11 +109,14 @@ export interface CacheRecord<T = unknown> {
 
 /**
  * The tags of an entry and when it was written (epoch ms; for a read-through entry, when its
- * computation began): an invalidation of one of the tags at that time or later covers it.
+ * computation began), by which store (see `TagTimes.stamp`): an invalidation of one of the tags
+ * at that time or later covers it.
  */
 export interface Tagged {
   readonly tags: readonly string[];
   readonly at: number;
+  /** The writing store's stamp origin (a random uint32, see `TagTimes`). */
+  readonly by: number;
 }
 
 /** Most tags one entry may carry (their names are stored in the entry). */
@@ -203,7 +206,8 @@ export class Codec {
     }
     if (tagged !== undefined) {
       out.writeDoubleBE(tagged.at, tagsAt);
-      out[tagsAt + 8] = tagged.tags.length;
+      out.writeUInt32BE(tagged.by, tagsAt + 8);
+      out[tagsAt + 12] = tagged.tags.length;
       let at = tagsAt + TAGS_HEADER_BYTES;
       for (const tag of tagged.tags) {
         const n = out.write(tag, at + 2, 'utf8');
@@ -282,7 +286,8 @@ function readTags(buf: Buffer, at: number, record: CacheRecord): number {
   const truncated = () => new CacheDecodeError(`truncated tags (${buf.length} bytes)`);
   if (buf.length < at + TAGS_HEADER_BYTES) throw truncated();
   const taggedAt = buf.readDoubleBE(at);
-  const tags: string[] = new Array<string>(buf[at + 8]);
+  const by = buf.readUInt32BE(at + 8);
+  const tags: string[] = new Array<string>(buf[at + 12]);
   at += TAGS_HEADER_BYTES;
   for (let i = 0; i < tags.length; i++) {
     if (buf.length < at + 2) throw truncated();
@@ -291,7 +296,7 @@ function readTags(buf: Buffer, at: number, record: CacheRecord): number {
     tags[i] = buf.toString('utf8', at + 2, end);
     at = end;
   }
-  record.tagged = { tags, at: taggedAt };
+  record.tagged = { tags, at: taggedAt, by };
   return at;
 }
 

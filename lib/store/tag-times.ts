@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomInt } from 'node:crypto';
 import type { TagInvalidation } from '../bus/invalidation-message';
 import type { Clock } from '../clock';
 import { TieredCacheError } from '../errors';
@@ -43,10 +43,15 @@ const STAMP_STEP_MS = 1 / 1024;
 /** Rounds of rewriting a time that a concurrent, earlier invalidation overwrote. */
 const WRITE_ROUNDS = 3;
 
-/** What this instance knows of one tag: its last `delete` and `expire` times, until when. */
+/**
+ * What this instance knows of one tag: its last `delete` and `expire` times and the stamp origin
+ * of each (0: several, or unknown), until when.
+ */
 interface Known {
   d: number;
+  dBy: number;
   e: number;
+  eBy: number;
   /** Clock ms after which the authority must be asked again (`Infinity` without one). */
   until: number;
 }
@@ -75,6 +80,8 @@ export interface TagTimesSetup {
  * the bus carries them to the other instances.
  */
 export class TagTimes {
+  /** This store's stamp origin: a random number, never 0, that its tagged entries carry. */
+  readonly origin = randomInt(1, 2 ** 32);
   private readonly known = new Map<string, Known>();
   private readonly loading = new Map<string, Promise<void>>();
   private last = 0;
@@ -83,10 +90,11 @@ export class TagTimes {
 
   /**
    * Now on the store's clock, after every earlier stamp of this store: the time of a tagged write
-   * and of an invalidation alike, so that a write and an invalidation made here in one
+   * and of an invalidation alike, so that a write and an invalidation made by this store in one
    * millisecond keep their order (in steps of 1/1024 ms, which float64 holds exactly for epoch
-   * times). Between instances, a write and an invalidation in one millisecond count as the write
-   * first: the entry is covered.
+   * times). Entries and invalidations carry their store's {@link origin}: between stores,
+   * where the fractions mean nothing, a write and an invalidation in one millisecond count as
+   * the write first (the entry is covered).
    */
   stamp(): number {
     const now = this.setup.clock.now();
@@ -101,8 +109,7 @@ export class TagTimes {
    */
   judge(tagged: Tagged, now: number): number {
     const local = this.setup.authority === undefined;
-    let d = 0;
-    let e = 0;
+    let stale = 0;
     for (const tag of tagged.tags) {
       const k = this.known.get(tag);
       if (k === undefined) {
@@ -110,11 +117,10 @@ export class TagTimes {
         return UNKNOWN;
       }
       if (k.until <= now) return UNKNOWN;
-      if (k.d > d) d = k.d;
-      if (k.e > e) e = k.e;
+      if (covers(tagged, k.d, k.dBy)) return GONE;
+      if (k.e > stale && covers(tagged, k.e, k.eBy)) stale = k.e;
     }
-    if (tagged.at <= d) return GONE;
-    return tagged.at <= e ? e : FRESH;
+    return stale > 0 ? stale : FRESH;
   }
 
   /** Reads the times of those of `tags` not known (or no longer trusted) from the authority. */
@@ -154,7 +160,7 @@ export class TagTimes {
         `must be 'delete' or 'expire', got ${typeof mode === 'string' ? JSON.stringify(mode) : describeValue(mode)}`,
       );
     const at = this.stamp();
-    const invalidations = list.map((tag) => ({ tag, mode, at }));
+    const invalidations = list.map((tag) => ({ tag, mode, at, by: this.origin }));
     this.learn(invalidations);
     return invalidations;
   }
@@ -166,8 +172,8 @@ export class TagTimes {
   async persist(list: readonly TagInvalidation[]): Promise<void> {
     const slot = this.setup.authority;
     if (slot === undefined || list.length === 0) return;
-    const { at, mode } = list[0];
-    const value = this.setup.codec.encode(at, 0);
+    const { at, mode, by } = list[0];
+    const value = this.setup.codec.encode([at, by], 0);
     let pending = list.map(({ tag }) => this.keyOf(tag, mode));
     for (let round = 0; round < WRITE_ROUNDS && pending.length > 0; round++) {
       const writes = pending.map((key) => ({ key, value, ttlMs: slot.ttlFor(0) }));
@@ -180,18 +186,17 @@ export class TagTimes {
       // A concurrent invalidation with an earlier time may have been stored last: ours again.
       const now = await slot.call('invalidateTags', undefined, () => slot.tier.getMany(pending));
       if (now === FAILED) break;
-      pending = pending.filter((_, i) => this.timeOf(now[i]) < at);
+      pending = pending.filter((_, i) => this.timeOf(now[i])[0] < at);
     }
   }
 
   /** Invalidations heard of (from the bus, or made here): kept, each time only ever raised. */
   learn(list: readonly TagInvalidation[]): void {
     const until = this.setup.authority === undefined ? Infinity : 0;
-    for (const { tag, mode, at } of list) {
+    for (const { tag, mode, at, by } of list) {
       let k = this.known.get(tag);
-      if (k === undefined) this.known.set(tag, (k = { d: 0, e: 0, until }));
-      if (mode === 'delete') k.d = Math.max(k.d, at);
-      else k.e = Math.max(k.e, at);
+      if (k === undefined) this.known.set(tag, (k = { d: 0, dBy: 0, e: 0, eBy: 0, until }));
+      raise(k, mode, at, by);
     }
     this.bound();
   }
@@ -214,10 +219,10 @@ export class TagTimes {
         ? now + RETRY_MS
         : now + (this.setup.busUp() ? TRUST_WITH_BUS_MS : this.setup.refreshMs);
     tags.forEach((tag, i) => {
-      const k = this.known.get(tag) ?? { d: 0, e: 0, until };
+      const k = this.known.get(tag) ?? { d: 0, dBy: 0, e: 0, eBy: 0, until };
       if (found !== FAILED) {
-        k.d = Math.max(k.d, this.timeOf(found[2 * i]));
-        k.e = Math.max(k.e, this.timeOf(found[2 * i + 1]));
+        raise(k, 'delete', ...this.timeOf(found[2 * i]));
+        raise(k, 'expire', ...this.timeOf(found[2 * i + 1]));
       }
       k.until = until;
       this.known.set(tag, k);
@@ -225,13 +230,16 @@ export class TagTimes {
     this.bound();
   }
 
-  private timeOf(payload: unknown): number {
-    if (!(payload instanceof Uint8Array)) return 0;
+  /** A stored time and its origin; `[0, 0]` for none (or bytes that are not one). */
+  private timeOf(payload: unknown): [at: number, by: number] {
+    if (!(payload instanceof Uint8Array)) return [0, 0];
     try {
       const t = this.setup.codec.decode(payload).value;
-      return typeof t === 'number' ? t : 0;
+      return Array.isArray(t) && typeof t[0] === 'number' && typeof t[1] === 'number'
+        ? [t[0], t[1]]
+        : [0, 0];
     } catch {
-      return 0;
+      return [0, 0];
     }
   }
 
@@ -250,6 +258,24 @@ export class TagTimes {
       if (--drop <= 0) break;
     }
   }
+}
+
+/**
+ * Whether an invalidation at `t` (0: none) by origin `by` covers the entry `tagged`: exactly
+ * when the same store stamped both, else to the millisecond, ties covered.
+ */
+function covers(tagged: Tagged, t: number, by: number): boolean {
+  if (t === 0) return false;
+  return by === tagged.by ? tagged.at <= t : Math.floor(tagged.at) <= Math.floor(t);
+}
+
+/** Raises `k`'s time in `mode` to `at` by `by` (a tie between origins: origin unknown). */
+function raise(k: Known, mode: TagMode, at: number, by: number): void {
+  if (mode === 'delete') {
+    if (at > k.d) [k.d, k.dBy] = [at, by];
+    else if (at === k.d && by !== k.dBy) k.dBy = 0;
+  } else if (at > k.e) [k.e, k.eBy] = [at, by];
+  else if (at === k.e && by !== k.eBy) k.eBy = 0;
 }
 
 /**

@@ -331,7 +331,8 @@ export class Writer {
 
   /** An entry's tags, stamped with when it was written (`at`, default now); none: `undefined`. */
   private tagged(tags: readonly string[] | undefined, at: number | undefined): Tagged | undefined {
-    return tags === undefined ? undefined : { tags, at: at ?? this.parts.tags.stamp() };
+    const times = this.parts.tags;
+    return tags === undefined ? undefined : { tags, at: at ?? times.stamp(), by: times.origin };
   }
 
   private accepted(results: boolean[], op: string, key: string | undefined): boolean {

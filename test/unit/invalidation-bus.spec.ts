@@ -282,8 +282,8 @@ describe('InvalidationBus', () => {
       keys: ['a'],
       generation: 7,
       tags: [
-        { tag: 't', mode: 'delete' as const, at: 4 },
-        { tag: 'u', mode: 'expire' as const, at: 5 },
+        { tag: 't', mode: 'delete' as const, at: 4, by: 1 },
+        { tag: 'u', mode: 'expire' as const, at: 5 + 1 / 1024, by: 4_294_967_295 },
       ],
     };
     expect(decodeMessage(encodeMessage(m))).toEqual(m);

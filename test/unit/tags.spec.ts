@@ -53,6 +53,25 @@ describe('tags in one process', () => {
     expect(await s.get('after')).toBe(2);
   });
 
+  it('between stores, a write and an invalidation in one millisecond count as the write first', async () => {
+    const clock = new ManualClock(T0); // never advanced
+    const backend: MapBackend = new Map();
+    const make = () => createTieredStore({ clock, tiers: [new MapTier({ backend, clock })] });
+    const [a, b] = [make(), make()];
+    for (let i = 0; i < 5; i++) await b.set(`b${i}`, i, { tags: ['t'] }); // b's stamps run ahead
+    await a.invalidateTags(['t']);
+    await a.set('a-after', 1, { tags: ['t'] });
+    await b.set('b-after', 1, { tags: ['t'] });
+    for (const reader of [a, b]) {
+      expect(await reader.getMany(['b0', 'b4', 'a-after', 'b-after'])).toEqual([
+        undefined,
+        undefined,
+        1, // a's own order is exact
+        undefined, // b cannot know it came after a's invalidation: covered
+      ]);
+    }
+  });
+
   it('two instances over one shared tier: the other sees it within tagRefreshMs', async () => {
     const clock = new ManualClock(T0);
     const backend: MapBackend = new Map();
@@ -270,7 +289,7 @@ describe('tags in one process', () => {
 
   it('the codec keeps tags and their time beside the key and read-through metadata', () => {
     const codec = new Codec();
-    const tagged = { tags: ['a', 'ünïcode', 'x'.repeat(256)], at: T0 + 1 / 1024 };
+    const tagged = { tags: ['a', 'ünïcode', 'x'.repeat(256)], at: T0 + 1 / 1024, by: 2 ** 32 - 1 };
     const bytes = codec.encode({ v: 1 }, 5, { staleAt: 3, delta: 2 }, 'hashed key', tagged);
     expect(codec.decode(bytes)).toEqual({
       value: { v: 1 },
