@@ -40,6 +40,7 @@ export class Backfill {
     for (let t = 0; t < from; t++) {
       const slot = this.slots[t];
       let writes: TierWrite<unknown>[] | undefined;
+      let copied = 0;
       for (const { key, k, record, payload } of found) {
         if (this.mutations.changedSince(k, mark)) continue;
         const remaining = record.expiresAt === 0 ? 0 : record.expiresAt - now;
@@ -52,7 +53,7 @@ export class Backfill {
           continue;
         }
         const ttlMs = slot.ttlFor(remaining);
-        slot.counters.backfills++;
+        copied++;
         const tier = slot.tier;
         if (isLocalTier(tier)) {
           // The local tier, filled from a farther tier, which holds bytes: written at once.
@@ -82,6 +83,7 @@ export class Backfill {
               );
         (writes ??= []).push({ key: k, value: p, ttlMs });
       }
+      if (copied > 0) slot.backfilled(copied);
       if (writes === undefined) continue;
       const batch = writes;
       const tier = slot.tier;

@@ -45,9 +45,11 @@ export class CircuitBreaker {
   /** Times the circuit opened. */
   opened = 0;
 
+  /** @param onChange told when the circuit opens, and when it closes again. */
   constructor(
     options: CircuitBreakerOptions,
     private readonly clock: Clock,
+    private readonly onChange: (state: 'open' | 'closed') => void = () => undefined,
   ) {
     onlyKnownKeys('circuitBreaker', options, BREAKER_OPTIONS);
     this.threshold = integer('circuitBreaker.failures', options.failures, 5, 1);
@@ -71,8 +73,10 @@ export class CircuitBreaker {
   success(): void {
     this.consecutive = 0;
     this.consecutiveTimeouts = 0;
-    this.openUntil = 0;
     this.probing = false;
+    if (this.openUntil === 0) return;
+    this.openUntil = 0;
+    this.onChange('closed');
   }
 
   /**
@@ -93,9 +97,13 @@ export class CircuitBreaker {
       this.consecutive >= this.threshold ||
       this.consecutiveTimeouts >= this.timeoutThreshold
     ) {
-      if (this.openUntil === 0 || this.probing) this.opened++;
+      const opens = this.openUntil === 0 || this.probing;
       this.openUntil = this.clock.now() + this.cooldownMs;
       this.probing = false;
+      if (opens) {
+        this.opened++;
+        this.onChange('open');
+      }
     }
   }
 }

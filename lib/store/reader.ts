@@ -40,10 +40,10 @@ export class Reader {
           : this.decode(slot, payload, key, now);
       const record = found?.tagged === undefined ? found : await this.checkTags(found, now);
       if (record === undefined || (!graced && isStale(record, now))) {
-        slot.counters.misses++;
+        slot.miss();
         continue;
       }
-      slot.counters.hits++;
+      slot.hit();
       if (i > 0 && record === found)
         this.parts.backfill.run(i, [{ key, k, record, payload }], mark);
       return record;
@@ -62,10 +62,10 @@ export class Reader {
       const found = payload && this.decode(near, payload, key, now);
       const record = found?.tagged === undefined ? found : await this.checkTags(found, now);
       if (record !== undefined && !isStale(record, now)) {
-        near.counters.hits++;
+        near.hit();
         return record;
       }
-      near.counters.misses++;
+      near.miss();
       if (slots.length === 1) return undefined;
     }
     return this.readTiers(key, k, now, near.local ? 1 : 0, false);
@@ -127,11 +127,11 @@ export class Reader {
         const d = decoded[j];
         const record = d?.tagged === undefined ? d : afterTags(d, this.judge(d.tagged, now), now);
         if (record === undefined || isStale(record, now)) {
-          slot.counters.misses++;
+          slot.miss();
           stillMissing.push(k);
           return;
         }
-        slot.counters.hits++;
+        slot.hit();
         found.push({ key, k, record, payload });
         out[at[0]] = record;
         // A key asked for twice: each position gets its own copy unless the tier shares objects.

@@ -1,8 +1,11 @@
+import type { EventEmitter } from 'node:events';
 import { systemClock, type Clock } from '../clock';
+import { TierError } from '../errors';
 import { KeyBuilder } from '../keys/key-builder';
 import { Codec } from '../serialization/codec';
 import type { LocalTier } from '../tiers/tier.interface';
 import { Backfill } from './backfill';
+import { CacheEvents } from './cache-events';
 import { BackgroundWork } from './background';
 import { Coherence, type BusEvent } from './coherence';
 import { Generation } from './generation';
@@ -44,24 +47,29 @@ export interface StoreParts {
   readonly tags: TagTimes;
   /** The tier chain the slots come from (the local fast path, the lease tier's index). */
   readonly chain: TierChain;
+  /** The store's typed events. */
+  readonly events: CacheEvents;
 }
 
-/** What the parts report to the store that owns them (its events). */
-export interface StoreHooks {
-  report: FailureReport;
-  /** Whether anyone listens to the bus's `invalidated` events. */
-  listening: () => boolean;
-  emit: (event: BusEvent) => void;
-}
-
-/** Builds the parts of one store from its options (checked by then for unknown keys). */
-export function assembleParts(options: TieredStoreOptions, hooks: StoreHooks): StoreParts {
+/**
+ * Builds the parts of one store from its options (checked by then for unknown keys). `owner`,
+ * the store, gets their reports as its events: `error` (a `TierError`), `bus`, and
+ * `listener-error` (a listener of `events` threw).
+ */
+export function assembleParts(options: TieredStoreOptions, owner: EventEmitter): StoreParts {
+  const events = new CacheEvents((name, err) => owner.emit('listener-error', name, err));
+  const report: FailureReport = (tier, op, key, err) => {
+    const listened = owner.listenerCount('error') > 0;
+    if (!listened && !events.listened['tier-error']) return;
+    const error = new TierError(tier, op, key, err);
+    if (listened) owner.emit('error', error);
+    events.emit('tier-error', error);
+  };
   const clock = options.clock ?? systemClock;
   const codec = new Codec(options.serializer, 'serializer');
   const defaultTtl = ttlOption('ttl', options.ttl, 0);
   const refreshMs = ttlOption('generationRefreshMs', options.generationRefreshMs, 5000);
   const tagRefreshMs = ttlOption('tagRefreshMs', options.tagRefreshMs, 1000);
-  const { report } = hooks;
   const chain = new TierChain({
     tiers: options.tiers,
     keyFn: options.keyFn !== undefined,
@@ -69,6 +77,7 @@ export function assembleParts(options: TieredStoreOptions, hooks: StoreHooks): S
     counters: options.counters,
     clock,
     report,
+    events,
   });
   const { slots, local, authority, lease } = chain;
   const keys = new KeyBuilder(options, chain.maxKeyBytes);
@@ -103,8 +112,11 @@ export function assembleParts(options: TieredStoreOptions, hooks: StoreHooks): S
     mutations,
     generation,
     tags,
-    listening: hooks.listening,
-    emit: hooks.emit,
+    listening: () => owner.listenerCount('bus') > 0 || events.listened.bus,
+    emit: (event: BusEvent) => {
+      owner.emit('bus', event);
+      events.emit('bus', event);
+    },
   });
   return {
     slots,
@@ -124,5 +136,6 @@ export function assembleParts(options: TieredStoreOptions, hooks: StoreHooks): S
     coherence,
     tags,
     chain,
+    events,
   };
 }

@@ -3,6 +3,7 @@ import { at, describeValue, invalid } from '../options';
 import { createTier } from '../tiers/create-tier';
 import { DEFAULT_LOCAL_TTL_CAP_MS, type LocalTier, type Tier } from '../tiers/tier.interface';
 import type { TierOptions } from '../tiers/tier-options';
+import type { CacheEvents } from './cache-events';
 import type { CircuitBreakerOptions } from './circuit-breaker';
 import { TierSlot, type FailureReport } from './tier-slot';
 
@@ -16,6 +17,7 @@ export interface ChainSetup {
   counters: unknown;
   clock: Clock;
   report: FailureReport;
+  events: CacheEvents;
 }
 
 /**
@@ -73,6 +75,7 @@ export class TierChain {
         circuitBreaker: setup.circuitBreaker,
         clock: setup.clock,
         report: setup.report,
+        events: setup.events,
       });
     });
     const locals = this.slots.filter((s) => s.local);

@@ -2,10 +2,12 @@ import { performance } from 'node:perf_hooks';
 import type { Clock } from '../clock';
 import { failureOf } from '../errors';
 import type { Tier } from '../tiers/tier.interface';
+import type { CacheEvents } from './cache-events';
 import { CircuitBreaker, type CircuitBreakerOptions } from './circuit-breaker';
 import type { PayloadMode } from './local-records';
 import { TierCounters, type TierStats } from './tier-stats';
 import { TOMBSTONE, TOMBSTONE_TTL_MS } from './tombstone';
+import { MissedWrites } from './missed-writes';
 import { WriteOrder } from './write-order';
 
 /** What a guarded call resolves when the tier failed or its circuit was open. */
@@ -19,11 +21,6 @@ export type Failed = typeof FAILED;
  */
 export type WriteOutcome = 'stored' | 'failed' | 'tooLarge';
 
-/**
- * Missed writes remembered per tier (see `TierSlot.missed`); past it, a tier that comes back
- * may serve older values of the keys it missed beyond these until their TTL.
- */
-const MAX_MISSED = 100_000;
 /** Missed keys deleted per replay (the next answer of the tier starts the next batch). */
 const REPLAY_BATCH = 1000;
 
@@ -57,6 +54,8 @@ export interface SlotSetup {
   clock: Clock;
   /** Receives every failure (the store turns it into a `TierError` event when someone listens). */
   report: FailureReport;
+  /** The store's events (hits, misses, timed calls, circuit changes). */
+  events: CacheEvents;
 }
 
 /**
@@ -97,25 +96,19 @@ export class TierSlot {
    */
   tombstones = false;
   /** Until then (clock ms) nothing this tier holds is served: a flush of a per-host tier. */
-  private distrustUntil = 0;
-  private readonly clock: Clock;
   readonly breaker: CircuitBreaker;
   /** The largest encoded entry the tier stores (`capabilities.maxValueBytes`; none: Infinity). */
   readonly maxValueBytes: number;
   readonly counters = new TierCounters();
   private readonly order = new WriteOrder();
-  /**
-   * Tier keys whose last write or delete this tier missed (it failed, or was skipped by the open
-   * circuit), at most {@link MAX_MISSED}: the tier may still hold an older value there, so reads
-   * treat them as misses until a write of the key lands or the store has deleted it there
-   * (replayed as soon as the tier answers again, see {@link replayMissed}).
-   */
-  private readonly missed = new Set<string>();
+  /** The keys whose last write or delete this tier missed (see {@link MissedWrites}). */
+  private readonly missed: MissedWrites;
   private replaying = false;
   /** False until `connect()` succeeded; a tier that failed to connect is connected again on use. */
   connected: boolean;
   private connecting: Promise<void> | undefined;
   private readonly report: FailureReport;
+  private readonly events: CacheEvents;
 
   constructor(setup: SlotSetup) {
     this.tier = setup.tier;
@@ -125,8 +118,11 @@ export class TierSlot {
     this.local = setup.tier.capabilities.local;
     this.byCallerKey = setup.byCallerKey;
     this.perHost = setup.perHost;
-    this.clock = setup.clock;
-    this.breaker = new CircuitBreaker(setup.circuitBreaker ?? {}, setup.clock);
+    this.events = setup.events;
+    this.missed = new MissedWrites(setup.clock, this.cap);
+    this.breaker = new CircuitBreaker(setup.circuitBreaker ?? {}, setup.clock, (state) =>
+      this.events.emit('circuit', { tier: this.name, state }),
+    );
     this.report = setup.report;
     this.maxValueBytes = setup.tier.capabilities.maxValueBytes ?? Infinity;
     // A local tier has nothing to connect to: its writes land synchronously from the start.
@@ -153,6 +149,24 @@ export class TierSlot {
       .then(() => void (this.connected = true))
       .finally(() => (this.connecting = undefined));
     return this.connecting;
+  }
+
+  /** Counts a read this tier answered (and tells `hit` listeners). */
+  hit(): void {
+    this.counters.hits++;
+    if (this.events.listened.hit) this.events.emit('hit', { tier: this.name });
+  }
+
+  /** Counts a read this tier could not answer (and tells `miss` listeners). */
+  miss(): void {
+    this.counters.misses++;
+    if (this.events.listened.miss) this.events.emit('miss', { tier: this.name });
+  }
+
+  /** Counts entries copied here after a hit farther away (and tells `backfill` listeners). */
+  backfilled(entries: number): void {
+    this.counters.backfills += entries;
+    if (this.events.listened.backfill) this.events.emit('backfill', { tier: this.name, entries });
   }
 
   /** Runs one operation behind the circuit breaker; failures become {@link FAILED} plus a report. */
@@ -239,39 +253,19 @@ export class TierSlot {
     return false;
   }
 
-  /**
-   * Whether this tier missed the last write or delete of tier key `at` (see {@link missed}): its
-   * copy there must not be served.
-   */
+  /** Whether this tier missed the last write or delete of tier key `at`: not to be served. */
   missedWrite(at: string): boolean {
-    if (this.distrustUntil > 0 && !this.trusted()) return true;
-    return this.missed.size > 0 && this.missed.has(at);
+    return this.missed.has(at);
   }
 
-  /**
-   * Forgets what this tier holds without flushing its server (other namespaces may share it):
-   * nothing in it is served until every entry written before now has expired, that is for its
-   * TTL cap; what is written meanwhile is served after that. A tier without a cap cannot be
-   * forgotten this way: it keeps serving.
-   */
+  /** Serves nothing this tier holds for its TTL cap (see {@link MissedWrites.distrust}). */
   distrust(): void {
-    if (this.cap > 0) this.distrustUntil = this.clock.now() + this.cap;
+    this.missed.distrust();
   }
 
-  private trusted(): boolean {
-    if (this.clock.now() < this.distrustUntil) return false;
-    this.distrustUntil = 0;
-    return true;
-  }
-
-  /** Records whether a write or delete of the tier keys `at` landed here (see {@link missed}). */
+  /** Records whether a write or delete of the tier keys `at` landed here. */
   private landed(at: readonly string[], ok: boolean): void {
-    if (this.local) return;
-    if (ok) {
-      if (this.missed.size > 0) for (const k of at) this.missed.delete(k);
-      return;
-    }
-    for (const k of at) if (this.missed.size < MAX_MISSED) this.missed.add(k);
+    if (!this.local) this.missed.landed(at, ok);
   }
 
   /**
@@ -282,13 +276,13 @@ export class TierSlot {
   private replayMissed(): void {
     if (this.replaying) return;
     this.replaying = true;
-    const keys = [...this.missed].slice(0, REPLAY_BATCH);
+    const keys = this.missed.first(REPLAY_BATCH);
     void this.order
       .run(keys, async () => {
-        const still = keys.filter((k) => this.missed.has(k));
+        const still = keys.filter((k) => this.missed.includes(k));
         if (still.length === 0) return;
         const done = await this.call('replay delete', undefined, () => this.erase(still));
-        if (done !== FAILED) for (const k of still) this.missed.delete(k);
+        if (done !== FAILED) this.missed.landed(still, true);
       })
       .finally(() => (this.replaying = false));
   }
@@ -416,7 +410,9 @@ export class TierSlot {
     fn: () => Promise<T>,
     rethrow: boolean,
   ): Promise<T | Failed> {
+    let t0 = 0;
     const failed = (err: unknown): Failed => {
+      if (t0 !== 0) this.timed(op, t0, false);
       this.fail(op, key, err);
       if (rethrow) throw err;
       return FAILED;
@@ -424,7 +420,7 @@ export class TierSlot {
     if (!this.connected) {
       return this.ensureConnected().then(() => this.run(op, key, fn, rethrow), failed);
     }
-    const t0 = this.local ? 0 : performance.now();
+    if (!this.local) t0 = performance.now();
     let pending: Promise<T>;
     try {
       pending = fn();
@@ -434,10 +430,18 @@ export class TierSlot {
     return pending.then((result) => {
       this.breaker.success();
       if (!this.local) {
-        this.counters.recordLatency(performance.now() - t0);
+        this.timed(op, t0, true);
         if (this.missed.size > 0) this.replayMissed();
       }
       return result;
     }, failed);
+  }
+
+  /** Records a remote call begun at `t0` (`performance.now()`). */
+  private timed(op: string, t0: number, ok: boolean): void {
+    const ms = performance.now() - t0;
+    if (ok) this.counters.recordLatency(ms);
+    if (this.events.listened['tier-call'])
+      this.events.emit('tier-call', { tier: this.name, op, seconds: ms / 1000, ok });
   }
 }

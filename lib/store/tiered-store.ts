@@ -1,12 +1,13 @@
 import { EventEmitter } from 'node:events';
 import type { Clock } from '../clock';
-import { InvalidOptionError, TierError } from '../errors';
+import { InvalidOptionError } from '../errors';
 import { onlyKnownKeys } from '../options';
 import type { KeyBuilder } from '../keys/key-builder';
 import type { CacheRecord } from '../serialization/codec';
 import type { LocalRecord, LocalTier } from '../tiers/tier.interface';
 import type { BackgroundWork } from './background';
-import type { BusEvent, Coherence } from './coherence';
+import type { CacheEvents } from './cache-events';
+import type { Coherence } from './coherence';
 import type { Generation } from './generation';
 import { Iteration } from './iteration';
 import { isFresh } from './local-records';
@@ -46,6 +47,12 @@ import { Writer } from './writer';
 export class TieredStore extends EventEmitter {
   /** Options as given. */
   readonly opts: TieredStoreOptions;
+  /**
+   * Typed events: hits and misses per tier, timed tier calls, backfills, circuit changes, tier
+   * errors, read-through's origin calls, stale serves and leases, and the bus (see
+   * `CacheEventMap`). A listener that throws is reported once, as a `listener-error` event.
+   */
+  readonly events: CacheEvents;
 
   /** The nearest tier when it is local: the synchronous fast path. */
   private readonly near: LocalTier | undefined;
@@ -73,13 +80,8 @@ export class TieredStore extends EventEmitter {
     super();
     onlyKnownKeys('', options, [...TIERED_STORE_OPTIONS, ...alsoKnown]);
     this.opts = options;
-    const parts = assembleParts(options, {
-      report: (tier: string, op: string, key: string | undefined, err: unknown) => {
-        if (this.listenerCount('error') > 0) this.emit('error', new TierError(tier, op, key, err));
-      },
-      listening: () => this.listenerCount('bus') > 0,
-      emit: (event: BusEvent) => this.emit('bus', event),
-    });
+    const parts = assembleParts(options, this);
+    this.events = parts.events;
     const { chain } = parts;
     this.slots = parts.slots;
     this.near = chain.near;
@@ -167,7 +169,7 @@ export class TieredStore extends EventEmitter {
         }
       }
       if (from === 1) {
-        this.slots[0].counters.misses++;
+        this.slots[0].miss();
         if (this.slots.length === 1) return Promise.resolve(undefined);
       }
     }
@@ -182,7 +184,7 @@ export class TieredStore extends EventEmitter {
    */
   private nearHit<T>(record: LocalRecord, key: string): Promise<T> {
     const slot = this.slots[0];
-    slot.counters.hits++;
+    slot.hit();
     return Promise.resolve(this.reader.readLocal(slot, record, key) as T);
   }
 
@@ -222,7 +224,7 @@ export class TieredStore extends EventEmitter {
     // Tags whose times are not known here yet: the `getEntry` that follows loads them.
     const record = found.tagged === undefined ? found : this.reader.knownTags(found, now);
     if (record === undefined) return undefined;
-    slot.counters.hits++;
+    slot.hit();
     return toEntry<T>(record);
   }
 

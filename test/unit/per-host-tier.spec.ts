@@ -1,5 +1,6 @@
 import { createTieredStore } from '../../lib';
 import { systemClock } from '../../lib/clock';
+import { CacheEvents } from '../../lib/store/cache-events';
 import { TierChain } from '../../lib/store/tier-chain';
 
 /** A memcached marked `local: true`: kept coherent like the memory tier, no shared role. */
@@ -12,6 +13,7 @@ describe('memcached local: true (a per-host tier)', () => {
       counters: undefined,
       clock: systemClock,
       report: () => undefined,
+      events: new CacheEvents(() => undefined),
     });
   const perHost = { type: 'memcached', servers: ['127.0.0.1:1'], local: true, name: 'host' };
   const shared = { type: 'memcached', servers: ['127.0.0.1:2'], name: 'shared' };

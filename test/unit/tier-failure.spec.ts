@@ -7,6 +7,7 @@ import {
 import { CircuitBreaker } from '../../lib/store/circuit-breaker';
 import { FAILED, TierSlot } from '../../lib/store/tier-slot';
 import { createTier } from '../../lib/tiers/create-tier';
+import { CacheEvents } from '../../lib/store/cache-events';
 import type { Tier } from '../../lib/tiers/tier.interface';
 import { ManualClock } from '../support/manual-clock';
 import { MapTier } from '../support/map-tier';
@@ -26,6 +27,7 @@ function slotFailingWith(clock = new ManualClock()) {
     circuitBreaker: { failures: 3, cooldownMs: 1000 },
     clock,
     report: (_tier, _op, _key, err) => failures.push(err),
+    events: new CacheEvents(() => undefined),
   });
   slot.connected = true;
   const get = (error: unknown) => {
