@@ -7,6 +7,14 @@ export type { TierStats } from './store/tier-stats';
 export type { CircuitBreakerOptions, CircuitState } from './store/circuit-breaker';
 export { TieredKeyvAdapter, createTieredKeyv } from './store/keyv-adapter';
 export type { BusEvent } from './store/coherence';
+export {
+  CacheEvents,
+  type CacheEventListener,
+  type CacheEventMap,
+  type CacheEventName,
+  type LeaseEventOutcome,
+  type OriginOutcome,
+} from './store/cache-events';
 export type { SetManyEntry, SetOptions } from './store/stored-entry';
 export type { InvalidateTagsOptions, TagMode } from './store/tag-times';
 

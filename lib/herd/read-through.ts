@@ -1,7 +1,9 @@
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { performance } from 'node:perf_hooks';
 import type { Clock } from '../clock';
 import { CacheTimeoutError } from '../errors';
+import type { CacheEvents, OriginOutcome } from '../store/cache-events';
 import { isStale, type StoredEntry } from '../store/stored-entry';
 import { shouldRefreshEarly } from './early-refresh';
 import type { EntryStore } from './entry-store';
@@ -44,6 +46,8 @@ export interface ReadThroughHooks {
   clock: Clock;
   /** Called for every failure nobody awaits: background refreshes, lease releases. */
   onBackgroundError(key: string, error: unknown): void;
+  /** The store's events: stale serves, origin calls, leases and failed refreshes are told there. */
+  events?: CacheEvents;
   /** Source of XFetch's randomness. Default `Math.random`. */
   random?: () => number;
   /** What lease waits are timed on. Default: monotonic time and real timers. */
@@ -106,9 +110,7 @@ export class ReadThrough {
       const now = this.clock.now();
       if (!isStale(entry, now)) {
         if (call.beta > 0 && shouldRefreshEarly(entry, now, call.beta, this.random))
-          void this.refresh(key, factory, call, entry).catch((err) =>
-            this.hooks.onBackgroundError(key, err),
-          );
+          void this.refresh(key, factory, call, entry).catch((err) => this.refreshFailed(key, err));
         return { value: entry.value, status: 'HIT', stored: true };
       }
       return this.serveStale(key, factory, call, entry);
@@ -128,9 +130,10 @@ export class ReadThrough {
     const refresh = this.refresh(key, factory, call, entry);
     // Fail-safe: a failed refresh leaves the stale value in place and is reported once.
     const settled = refresh.catch((err: unknown) => {
-      this.hooks.onBackgroundError(key, err);
+      this.refreshFailed(key, err);
       return stale;
     });
+    this.hooks.events?.emit('stale', { key });
     if (call.timeout === 0) return Promise.resolve(stale);
     const ac = new AbortController();
     return Promise.race([
@@ -154,6 +157,10 @@ export class ReadThrough {
       const mark = this.store.mutationMark();
       const lease = new Lease(this.store, key, call, this.holder, this.waitClock);
       await lease.acquire();
+      this.hooks.events?.emit('lease', {
+        key,
+        outcome: lease.outcome === 'held' ? 'waited' : lease.outcome,
+      });
       if (lease.outcome === 'held') {
         const waited = await lease.waitForOther<T>((e) => this.replaces(e, stale));
         if (waited !== undefined) return { value: waited.value, status: 'HIT', stored: true };
@@ -213,11 +220,38 @@ export class ReadThrough {
             at: this.store.tagStamp(),
           };
     const started = this.clock.now();
-    const value = await factory();
+    let value: T;
+    const t0 = performance.now();
+    try {
+      value = await factory();
+    } catch (err) {
+      this.originCalled(key, t0, 'error');
+      throw err;
+    }
+    this.originCalled(key, t0, 'ok');
     const delta = Math.max(0, this.clock.now() - started);
     let stored = value !== undefined && (call.condition?.(value) ?? true);
     if (stored) stored = await this.write(key, value, call, tagged, delta, mark, lease);
     return { value, status: 'MISS', stored };
+  }
+
+  /** A background refresh failed: reported, and told to `refresh-failed` listeners. */
+  private refreshFailed(key: string, error: unknown): void {
+    this.hooks.onBackgroundError(key, error);
+    this.hooks.events?.emit('refresh-failed', { key, error });
+  }
+
+  /** The origin was called at `t0` (`performance.now()`) and ended with `outcome`. */
+  private originCalled(key: string, t0: number, outcome: OriginOutcome): void {
+    const events = this.hooks.events;
+    if (events?.listened.origin)
+      events.emit('origin', { key, seconds: (performance.now() - t0) / 1000, outcome });
+  }
+
+  /** The lease was taken from this caller: nothing is stored. */
+  private leaseLost(key: string): false {
+    this.hooks.events?.emit('lease', { key, outcome: 'lost' });
+    return false;
   }
 
   /**
@@ -234,7 +268,7 @@ export class ReadThrough {
     mark: number,
     lease: Lease,
   ): Promise<boolean> {
-    if (lease.outcome === 'acquired' && (await lease.lost())) return false;
+    if (lease.outcome === 'acquired' && (await lease.lost())) return this.leaseLost(key);
     const written = await this.store.setEntry(key, value, {
       ttl: call.ttl,
       grace: call.grace,
@@ -245,7 +279,7 @@ export class ReadThrough {
     });
     if (written && lease.outcome === 'acquired' && (await lease.lost())) {
       await this.store.delete(key);
-      return false;
+      return this.leaseLost(key);
     }
     return written;
   }

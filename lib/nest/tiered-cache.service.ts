@@ -16,6 +16,7 @@ import { ReadThrough, type CacheLookup, type ReadThroughCall } from '../herd/rea
 import type { SetManyEntry, SetOptions } from '../store/stored-entry';
 import { tagList, type InvalidateTagsOptions } from '../store/tag-times';
 import type { TierStats } from '../store/tier-stats';
+import type { CacheEvents } from '../store/cache-events';
 import type { BusEvent } from '../store/coherence';
 import { TieredStore } from '../store/tiered-store';
 import { TIERED_CACHE_OPTIONS } from './tiered-cache.module-definition';
@@ -65,6 +66,7 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
     this.herd = resolveHerdOptions(options.herd, undefined, 'herd', []);
     this.readThrough = new ReadThrough(store, {
       clock: options.clock ?? systemClock,
+      events: store.events,
       onBackgroundError: (key, err) =>
         this.throttled(
           'refresh',
@@ -75,8 +77,20 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
     });
   }
 
+  /**
+   * The store's typed events (see `CacheEventMap`): hits and misses per tier, timed tier calls,
+   * origin calls, stale serves, leases, circuits, tier errors, the bus.
+   */
+  get events(): CacheEvents {
+    return this.store.events;
+  }
+
   /** Connects the tiers (see `failFast`) and logs the chain. */
   async onModuleInit(): Promise<void> {
+    // A listener of `events` that throws: logged once (it never breaks the cache).
+    this.store.on('listener-error', (event: string, err: unknown) =>
+      this.logger.error(`a listener of the "${event}" cache event threw: ${messageOf(err)}`),
+    );
     if (this.options.logErrors !== false) {
       this.store.on('error', (err: TierError) => this.logError(err));
       // The bus going down, coming back, or a missed invalidation: one line each (throttled).

@@ -2,7 +2,7 @@ import type { TierError } from '../errors';
 import type { BusEvent } from './coherence';
 
 /** How a read-through origin call (the factory of `getOrSet`, a `@Cached` method) ended. */
-export type OriginOutcome = 'ok' | 'error' | 'timeout';
+export type OriginOutcome = 'ok' | 'error';
 
 /** What a read-through call did about the key's lease (see `herd/lease.ts`). */
 export type LeaseEventOutcome =
