@@ -14,7 +14,7 @@ import {
 } from '../herd/herd.options';
 import { ReadThrough, type CacheLookup, type ReadThroughCall } from '../herd/read-through';
 import type { SetManyEntry, SetOptions } from '../store/stored-entry';
-import { tagList, type InvalidateTagsOptions } from '../store/tag-times';
+import { checkTags, type InvalidateTagsOptions } from '../store/tag-times';
 import type { TierStats } from '../store/tier-stats';
 import type { CacheEvents } from '../store/cache-events';
 import type { BusEvent } from '../store/coherence';
@@ -195,7 +195,7 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
   ): Promise<CacheLookup<T>> {
     let tags: readonly string[] | undefined;
     try {
-      tags = tagList('getOrSet options.tags', options.tags);
+      tags = checkTags('getOrSet options.tags', options.tags);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -219,8 +219,13 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
     } catch (err) {
       return Promise.reject(err);
     }
+    // A literal, not a spread of `herd`: properties added after a spread cost microseconds here.
     return this.readThrough.lookup(key, factory, {
-      ...herd,
+      grace: herd.grace,
+      lockTimeout: herd.lockTimeout,
+      beta: herd.beta,
+      timeout: herd.timeout,
+      hardTimeout: herd.hardTimeout,
       ttl: options.ttl,
       condition: options.condition,
       tags,

@@ -117,6 +117,11 @@ export interface Tagged {
   readonly at: number;
   /** The writing store's stamp origin (a random uint32, see `TagTimes`). */
   readonly by: number;
+  /**
+   * The reading store's verdict on the entry, while nothing it knows of tag times changes
+   * (see `TagTimes.judge`). @internal
+   */
+  memo?: { version: number; until: number; verdict: number };
 }
 
 /** Most tags one entry may carry (their names are stored in the entry). */

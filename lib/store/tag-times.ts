@@ -38,6 +38,8 @@ const TRUST_WITH_BUS_MS = 60_000;
 const RETRY_MS = 1000;
 /** Tags whose times are kept at most, with an authority (the oldest tenth is dropped past it). */
 const MAX_KNOWN = 100_000;
+/** At most this long before their trust ends, times hits use are read again (background), ms. */
+const AHEAD_MS = 250;
 /** See {@link TagTimes.stamp}. */
 const STAMP_STEP_MS = 1 / 1024;
 /** Rounds of rewriting a time that a concurrent, earlier invalidation overwrote. */
@@ -85,8 +87,14 @@ export class TagTimes {
   private readonly known = new Map<string, Known>();
   private readonly loading = new Map<string, Promise<void>>();
   private last = 0;
+  /** Bumped whenever something known here changes: verdicts cached on entries expire with it. */
+  private version = 0;
+  /** How long before their trust ends times are read again in the background, ms. */
+  private readonly ahead: number;
 
-  constructor(private readonly setup: TagTimesSetup) {}
+  constructor(private readonly setup: TagTimesSetup) {
+    this.ahead = Math.min(AHEAD_MS, setup.refreshMs / 4);
+  }
 
   /**
    * Now on the store's clock, after every earlier stamp of this store: the time of a tagged write
@@ -108,8 +116,14 @@ export class TagTimes {
    * ({@link UNKNOWN}). Synchronous: the hit path's check.
    */
   judge(tagged: Tagged, now: number): number {
+    // A hit re-reads an entry's verdict while nothing known here changed (see `version`).
+    const memo = tagged.memo;
+    if (memo !== undefined && memo.version === this.version && now < memo.until)
+      return memo.verdict;
     const local = this.setup.authority === undefined;
     let stale = 0;
+    let until = Infinity;
+    let ending: string[] | undefined;
     for (const tag of tagged.tags) {
       const k = this.known.get(tag);
       if (k === undefined) {
@@ -117,10 +131,28 @@ export class TagTimes {
         return UNKNOWN;
       }
       if (k.until <= now) return UNKNOWN;
+      if (k.until - now < this.ahead) (ending ??= []).push(tag);
+      if (k.until < until) until = k.until;
       if (covers(tagged, k.d, k.dBy)) return GONE;
       if (k.e > stale && covers(tagged, k.e, k.eBy)) stale = k.e;
     }
-    return stale > 0 ? stale : FRESH;
+    // Times about to lose their trust are read again in the background: hits need not wait.
+    if (ending !== undefined) this.refresh(ending);
+    const verdict = stale > 0 ? stale : FRESH;
+    const memoUntil = until === Infinity ? Infinity : until - this.ahead;
+    if (memo === undefined) tagged.memo = { version: this.version, until: memoUntil, verdict };
+    else [memo.version, memo.until, memo.verdict] = [this.version, memoUntil, verdict];
+    return verdict;
+  }
+
+  /** Reads `tags`' times again in the background (those not being read already). */
+  private refresh(tags: string[]): void {
+    const fetch = tags.filter((tag) => !this.loading.has(tag));
+    if (fetch.length === 0) return;
+    const read = this.fetch(fetch).finally(() => {
+      for (const tag of fetch) if (this.loading.get(tag) === read) this.loading.delete(tag);
+    });
+    for (const tag of fetch) this.loading.set(tag, read);
   }
 
   /** Reads the times of those of `tags` not known (or no longer trusted) from the authority. */
@@ -198,12 +230,14 @@ export class TagTimes {
       if (k === undefined) this.known.set(tag, (k = { d: 0, dBy: 0, e: 0, eBy: 0, until }));
       raise(k, mode, at, by);
     }
+    this.version++;
     this.bound();
   }
 
   /** Invalidations may have been missed (the bus): forget what the authority said. */
   forget(): void {
     if (this.setup.authority === undefined) return;
+    this.version++;
     for (const k of this.known.values()) k.until = 0;
   }
 
@@ -227,6 +261,7 @@ export class TagTimes {
       k.until = until;
       this.known.set(tag, k);
     });
+    this.version++;
     this.bound();
   }
 
@@ -252,6 +287,7 @@ export class TagTimes {
 
   private bound(): void {
     if (this.setup.authority === undefined || this.known.size <= MAX_KNOWN) return;
+    this.version++;
     let drop = MAX_KNOWN / 10;
     for (const tag of this.known.keys()) {
       this.known.delete(tag);
@@ -314,6 +350,26 @@ export function tagList(path: string, tags: unknown): readonly string[] | undefi
   if (list.length > MAX_TAGS_PER_ENTRY)
     throw invalid(path, `${list.length} tags, at most ${MAX_TAGS_PER_ENTRY} per entry`);
   return list.length === 0 ? undefined : Object.freeze(list as string[]);
+}
+
+/**
+ * {@link tagList} for a call that may write nothing (a read-through hit): the tags as given
+ * when they are valid, checked without copying them (the write makes the checked copy).
+ * @throws InvalidOptionError as {@link tagList} does.
+ */
+export function checkTags(path: string, tags: unknown): readonly string[] | undefined {
+  if (tags === undefined) return undefined;
+  if (!Array.isArray(tags) || tags.length > MAX_TAGS_PER_ENTRY) return tagList(path, tags);
+  for (const tag of tags as unknown[]) {
+    if (
+      typeof tag !== 'string' ||
+      tag === '' ||
+      (tag.length * 3 > MAX_TAG_BYTES && Buffer.byteLength(tag) > MAX_TAG_BYTES) ||
+      !tag.isWellFormed()
+    )
+      return tagList(path, tags);
+  }
+  return tags.length === 0 ? undefined : (tags as string[]);
 }
 
 function checkTag(path: string, tag: unknown): void {

@@ -104,6 +104,28 @@ describe('tags in one process', () => {
     expect(await a.get('k2')).toBe(1);
   });
 
+  it('times about to lose their trust are read again in the background, without making hits wait', async () => {
+    const clock = new ManualClock(T0);
+    const backend: MapBackend = new Map();
+    const far = withFaults(new MapTier({ backend, clock, name: 'far' }));
+    const s = createTieredStore({ clock, tagRefreshMs: 1000, tiers: [{ type: 'memory' }, far] });
+    const other = createTieredStore({ clock, tiers: [new MapTier({ backend, clock })] });
+    await s.connect();
+    await s.set('k', 1, { ttl: 60_000, tags: ['t'] });
+    expect(await s.get('k')).toBe(1); // reads t's times: trusted until T0 + 1000
+    const reads = () => far.calls.getMany;
+    const before = reads();
+    await tick(clock, 500);
+    expect(await s.get('k')).toBe(1);
+    expect(reads()).toBe(before); // still well trusted: nothing read
+    await other.invalidateTags(['t']);
+    await tick(clock, 300); // 200 ms of trust left: the hit is answered, a read starts
+    expect(await s.get('k')).toBe(1);
+    // The background read brings the invalidation.
+    await waitFor(async () => (await s.get('k')) === undefined);
+    expect(reads()).toBe(before + 1);
+  });
+
   it('expire: entries with grace turn stale (read-through serves them), others are gone', async () => {
     const clock = new ManualClock(T0);
     const s = createTieredStore({ clock, tiers: [{ type: 'memory' }] });
