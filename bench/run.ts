@@ -3,6 +3,7 @@ import { jsonTreeCopy, memoryHit } from './memory-hit.bench';
 import { cassandraHit, memcachedGetMany, memcachedHit } from './remote-hit.bench';
 import { BenchServerPool, type BenchServers, type ServerKind } from './servers';
 import { stampede } from './stampede.bench';
+import { tags, tagsCassandra } from './tags.bench';
 
 type Scenario = [
   name: string,
@@ -16,8 +17,11 @@ const SCENARIOS: Scenario[] = [
   ['memcached-hit', memcachedHit, ['memcached']],
   ['memcached-getmany', memcachedGetMany, ['memcached']],
   ['bus', bus, ['memcached', 'redis']],
+  ['tags', tags, ['memcached']],
   ['cassandra-hit', cassandraHit, ['cassandra']],
   ['stampede', stampede, ['memcached', 'cassandra']],
+  // After the memory-tier figures of `tags`, once Cassandra runs: invalidateTags on Cassandra.
+  ['tags-cassandra', tagsCassandra, ['cassandra']],
 ];
 
 /**
