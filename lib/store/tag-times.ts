@@ -86,6 +86,8 @@ export class TagTimes {
   readonly origin = randomInt(1, 2 ** 32);
   private readonly known = new Map<string, Known>();
   private readonly loading = new Map<string, Promise<void>>();
+  /** Tags to read again in the background, at the next turn of the event loop. */
+  private soon = new Set<string>();
   private last = 0;
   /** Bumped whenever something known here changes: verdicts cached on entries expire with it. */
   private version = 0;
@@ -116,10 +118,16 @@ export class TagTimes {
    * ({@link UNKNOWN}). Synchronous: the hit path's check.
    */
   judge(tagged: Tagged, now: number): number {
-    // A hit re-reads an entry's verdict while nothing known here changed (see `version`).
+    // A hit re-reads an entry's verdict while nothing known here changed (see `version`). Kept
+    // small, so that it is inlined into the hit path.
     const memo = tagged.memo;
-    if (memo !== undefined && memo.version === this.version && now < memo.until)
-      return memo.verdict;
+    return memo !== undefined && memo.version === this.version && now < memo.until
+      ? memo.verdict
+      : this.judgeAll(tagged, now, memo);
+  }
+
+  /** {@link judge} from the times known here, remembered on `tagged`. */
+  private judgeAll(tagged: Tagged, now: number, memo: Tagged['memo']): number {
     const local = this.setup.authority === undefined;
     let stale = 0;
     let until = Infinity;
@@ -131,28 +139,38 @@ export class TagTimes {
         return UNKNOWN;
       }
       if (k.until <= now) return UNKNOWN;
-      if (k.until - now < this.ahead) (ending ??= []).push(tag);
+      if (k.until - now < this.ahead && !this.loading.has(tag) && !this.soon.has(tag))
+        (ending ??= []).push(tag);
       if (k.until < until) until = k.until;
       if (covers(tagged, k.d, k.dBy)) return GONE;
       if (k.e > stale && covers(tagged, k.e, k.eBy)) stale = k.e;
     }
-    // Times about to lose their trust are read again in the background: hits need not wait.
+    // Times about to lose their trust are read again in the background: hits need not wait. The
+    // verdict stands until they end, or until the read lands (it changes `version`).
     if (ending !== undefined) this.refresh(ending);
     const verdict = stale > 0 ? stale : FRESH;
-    const memoUntil = until === Infinity ? Infinity : until - this.ahead;
+    const memoUntil = until - now < this.ahead ? until : until - this.ahead;
     if (memo === undefined) tagged.memo = { version: this.version, until: memoUntil, verdict };
     else [memo.version, memo.until, memo.verdict] = [this.version, memoUntil, verdict];
     return verdict;
   }
 
-  /** Reads `tags`' times again in the background (those not being read already). */
+  /**
+   * Reads `tags`' times again in the background, with the others asked for in this turn of the
+   * event loop: one batch.
+   */
   private refresh(tags: string[]): void {
-    const fetch = tags.filter((tag) => !this.loading.has(tag));
-    if (fetch.length === 0) return;
-    const read = this.fetch(fetch).finally(() => {
-      for (const tag of fetch) if (this.loading.get(tag) === read) this.loading.delete(tag);
-    });
-    for (const tag of fetch) this.loading.set(tag, read);
+    const batch = this.soon;
+    if (batch.size === 0)
+      setImmediate(() => {
+        this.soon = new Set();
+        const fetch = [...batch];
+        const read = this.fetch(fetch).finally(() => {
+          for (const tag of fetch) if (this.loading.get(tag) === read) this.loading.delete(tag);
+        });
+        for (const tag of fetch) this.loading.set(tag, read);
+      }).unref();
+    for (const tag of tags) batch.add(tag);
   }
 
   /** Reads the times of those of `tags` not known (or no longer trusted) from the authority. */
