@@ -54,6 +54,18 @@ export interface Tier<P = Buffer> {
    */
   increment?(key: string, by: number, ttlMs: number): Promise<number>;
   /**
+   * Stores the number `n` (a non-negative safe integer) under `key` unless a number at least as
+   * high is stored there already: writes of numbers may arrive in any order, the highest stays (a
+   * max-register). The value is stored as ASCII decimal digits, so `get` answers those bytes (the
+   * codec reads them as a number); a {@link LocalTier} holds `localRecord(n)` instead, as it does
+   * its counters. `ttlMs` as for `set` (0 = none); a raise that finds a number at least as high
+   * changes nothing, its expiry included. Idempotent, so safe to send again after a lost answer.
+   * Each tier says what else may write such a key (Cassandra: nothing but `raise`).
+   *
+   * @throws RangeError when `n` is not a non-negative safe integer.
+   */
+  raise?(key: string, n: number, ttlMs: number): Promise<void>;
+  /**
    * Every live entry whose key starts with `prefix` (`''`: all of them), as `[key, payload]`, in
    * no particular order: what the store's `iterate()` reads. A tier that holds many entries
    * lists them page by page, never all at once; an entry written or deleted while it lists may

@@ -18,6 +18,7 @@ export const ASYNC_OPERATIONS = [
   'add',
   'deleteIf',
   'increment',
+  'raise',
   'entries',
   'close',
 ] as const;
@@ -70,6 +71,7 @@ export class FaultTier<P = Buffer> implements Tier<P> {
   add?: (key: string, value: P, ttlMs: number) => Promise<boolean>;
   deleteIf?: (key: string, expected: P) => Promise<boolean>;
   increment?: (key: string, by: number, ttlMs: number) => Promise<number>;
+  raise?: (key: string, n: number, ttlMs: number) => Promise<void>;
   /** Faults of `entries` apply when its first entry is asked for (before the wrapped tier lists). */
   entries?: (prefix: string) => AsyncIterable<[key: string, payload: P]>;
 
@@ -95,7 +97,7 @@ export class FaultTier<P = Buffer> implements Tier<P> {
       TierOperation,
       number
     >;
-    const { add, deleteIf, increment, entries } = inner;
+    const { add, deleteIf, increment, raise, entries } = inner;
     if (add)
       this.add = (key, value, ttlMs) => this.run('add', () => add.call(inner, key, value, ttlMs));
     if (deleteIf)
@@ -104,6 +106,8 @@ export class FaultTier<P = Buffer> implements Tier<P> {
     if (increment)
       this.increment = (key, by, ttlMs) =>
         this.run('increment', () => increment.call(inner, key, by, ttlMs));
+    if (raise)
+      this.raise = (key, n, ttlMs) => this.run('raise', () => raise.call(inner, key, n, ttlMs));
     if (entries) this.entries = (prefix) => this.list(() => entries.call(inner, prefix));
     if (inner.capabilities.local) {
       const local = inner as unknown as LocalTier;

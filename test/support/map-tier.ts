@@ -1,5 +1,6 @@
 import { systemClock, type Clock } from '../../lib/clock';
 import { TieredCacheError, ValueTooLargeError } from '../../lib/errors';
+import { checkRaised, raisedBytes, readRaised } from '../../lib/tiers/max-register';
 import type { Tier, TierCapabilities, TierWrite } from '../../lib/tiers/tier.interface';
 
 export interface MapTierOptions {
@@ -34,8 +35,9 @@ export interface Held {
  * A tier of its own, in process: a `Map` of bytes that says it is shared, with leases and
  * counters. It stands in for no server; the store's unit tests use it (wrapped by a
  * {@link FaultTier}) as a far tier that needs no network. Bytes are copied in and out, as a
- * server would; instances given one {@link MapBackend} share it, as clients of one server do. Counters behave as memcached's: created at `max(by, 0)`, floored at 0, kept as
- * their decimal text.
+ * server would; instances given one {@link MapBackend} share it, as clients of one server do.
+ * Counters behave as memcached's: created at `max(by, 0)`, floored at 0, kept as their decimal
+ * text; `raise` keeps its number so too.
  */
 export class MapTier implements Tier<Buffer> {
   readonly name: string;
@@ -148,6 +150,20 @@ export class MapTier implements Tier<Buffer> {
     const next = Math.max(Number(text) + by, 0);
     held.value = Buffer.from(String(next), 'latin1');
     return next;
+  }
+
+  /**
+   * Max-register, as memcached's: stores `n`'s ASCII digits unless the entry holds a decimal
+   * number at least as high (anything else is replaced); storing sets the TTL, finding a number
+   * at least as high changes nothing.
+   */
+  async raise(key: string, n: number, ttlMs: number): Promise<void> {
+    this.open();
+    checkRaised(this.name, n);
+    const held = this.live(key);
+    const current = held && readRaised(held.value);
+    if (current !== undefined && current >= n) return;
+    this.store(key, raisedBytes(n), ttlMs);
   }
 
   /** The live entries under `prefix`, copied, as they are when the first one is asked for. */

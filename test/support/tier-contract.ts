@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import {
   isLocalTier,
+  localRecord,
   type LocalRecord,
   type Tier,
   type TierCapabilities,
@@ -33,6 +34,11 @@ export interface TierContractTarget {
   signedCounters?: boolean;
   /** Real clocks only: how long past its TTL an entry may take to disappear. Default 5000 ms. */
   expirySlackMs?: number;
+  /**
+   * The payload `get` answers after `raise(key, n)`. Default: `localRecord(n)` for a local tier,
+   * else `holder(String(n))`, the ASCII digits of `n`.
+   */
+  raised?: (n: number) => unknown;
 }
 
 /**
@@ -51,10 +57,12 @@ export function describeTierContract(name: string, target: TierContractTarget): 
     const hasAdd = typeof tier.add === 'function';
     const hasDeleteIf = typeof tier.deleteIf === 'function';
     const hasIncrement = typeof tier.increment === 'function';
+    const hasRaise = typeof tier.raise === 'function';
     /** A second instance on the same backend (the same tier, for a process-private one). */
     let other: Tier<unknown> = tier;
     const opened: Tier<unknown>[] = [tier];
     const h = target.holder;
+    const raised = target.raised ?? ((n: number) => (local ? localRecord(n) : h(String(n))));
     let prefix: string;
     const key = (k: string) => `${prefix}:${k}`;
 
@@ -403,6 +411,57 @@ export function describeTierContract(name: string, target: TierContractTarget): 
       });
     }
 
+    if (hasRaise) {
+      it('raise keeps the highest number, whatever order they come in', async () => {
+        const k = key('max');
+        await tier.raise!(k, 5, 60_000);
+        expect(await tier.get(k)).toEqual(raised(5));
+        await tier.raise!(k, 3, 60_000);
+        expect(await tier.get(k)).toEqual(raised(5));
+        await tier.raise!(k, 5, 60_000);
+        expect(await tier.get(k)).toEqual(raised(5));
+        await other.raise!(k, 8, 60_000);
+        expect(await tier.get(k)).toEqual(raised(8));
+        await other.raise!(k, 7, 0);
+        expect(await other.get(k)).toEqual(raised(8));
+        const top = Number.MAX_SAFE_INTEGER;
+        await tier.raise!(k, top, 0);
+        await tier.raise!(k, top - 1, 0);
+        expect(await tier.get(k)).toEqual(raised(top));
+        await tier.raise!(key('zero'), 0, 0);
+        expect(await tier.get(key('zero'))).toEqual(raised(0));
+      });
+
+      it('concurrent raises of 1..50 in shuffled order, from two instances where shared: 50', async () => {
+        const instances = [tier, other];
+        for (let run = 0; run < 3; run++) {
+          const k = key(`shuffled:${run}`);
+          const numbers = shuffle(Array.from({ length: 50 }, (_, i) => i + 1));
+          await Promise.all(numbers.map((n, i) => instances[i % 2].raise!(k, n, 60_000)));
+          expect(await tier.get(k)).toEqual(raised(50));
+        }
+      });
+
+      it('raise expires after its TTL (0: never); a raise that changes nothing keeps the expiry', async () => {
+        await tier.raise!(key('short'), 10, shortTtl);
+        await tier.raise!(key('short'), 4, 600_000); // lower: nothing written, expiry included
+        await tier.raise!(key('forever'), 10, 0);
+        await tier.raise!(key('forever'), 4, shortTtl);
+        expect(await tier.get(key('short'))).toEqual(raised(10));
+        await expectExpiry([key('short')], shortTtl);
+        expect(await tier.get(key('forever'))).toEqual(raised(10));
+        // Gone: a higher number is stored again.
+        await tier.raise!(key('short'), 11, 60_000);
+        expect(await tier.get(key('short'))).toEqual(raised(11));
+      });
+
+      it('raise refuses a number that is not a non-negative safe integer', async () => {
+        for (const n of [-1, 1.5, NaN, Infinity, 2 ** 53, '7' as unknown as number])
+          await expect(tier.raise!(key('bad'), n, 0)).rejects.toThrow(RangeError);
+        expect(await tier.get(key('bad'))).toBeUndefined();
+      });
+    }
+
     it('close makes later calls reject, and closing again is a no-op', async () => {
       const closing = target.create();
       await closing.connect();
@@ -420,6 +479,7 @@ export function describeTierContract(name: string, target: TierContractTarget): 
       if (hasAdd) await expect(closing.add!(key('k'), h('v'), 0)).rejects.toMatchObject(closed);
       if (hasIncrement)
         await expect(closing.increment!(key('n'), 1, 0)).rejects.toMatchObject(closed);
+      if (hasRaise) await expect(closing.raise!(key('r'), 1, 0)).rejects.toMatchObject(closed);
       if (caps.enumerate)
         await expect(closing.entries!('')[Symbol.asyncIterator]().next()).rejects.toMatchObject(
           closed,
@@ -429,4 +489,13 @@ export function describeTierContract(name: string, target: TierContractTarget): 
       expect(await tier.getMany([key('k')])).toHaveLength(1);
     });
   });
+}
+
+/** `list` in a random order (Fisher-Yates, in place). */
+function shuffle<T>(list: T[]): T[] {
+  for (let i = list.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [list[i], list[j]] = [list[j], list[i]];
+  }
+  return list;
 }

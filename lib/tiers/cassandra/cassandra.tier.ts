@@ -1,5 +1,6 @@
 import { Client, types, type QueryOptions } from 'cassandra-driver';
 import { TieredCacheError, ValueTooLargeError } from '../../errors';
+import { checkRaised } from '../max-register';
 import type { Tier, TierCapabilities, TierWrite } from '../tier.interface';
 import type { TierContext } from '../tier-options';
 import {
@@ -22,6 +23,7 @@ import {
   type CassandraSchema,
   type CassandraStatements,
 } from './statements';
+import { raiseWrite, WriteClock } from './timestamps';
 import { toCassandraTtl } from './ttl';
 
 const CAPABILITIES: TierCapabilities = Object.freeze({
@@ -69,8 +71,8 @@ export class CassandraTier implements Tier<Buffer> {
   private connecting: Promise<void> | undefined;
   private connected = false;
   private closed = false;
-  /** The last write timestamp handed out (see {@link writeTimestamp}), µs. */
-  private lastTimestamp = 0;
+  /** The write timestamps of `set` and `delete`. */
+  private readonly clock = new WriteClock();
   /** Counter resets in flight per key, so concurrent deletes of one key subtract once. */
   private readonly resets = new Map<string, Promise<boolean>>();
 
@@ -188,7 +190,7 @@ export class CassandraTier implements Tier<Buffer> {
   async set(key: string, value: Buffer, ttlMs: number): Promise<void> {
     const ttl = toCassandraTtl(ttlMs);
     this.checkSize(key, value);
-    const at = this.writeTimestamp();
+    const at = this.clock.next();
     if (ttl === undefined)
       await this.execute('set', this.statements.insert, [key, value], true, at);
     else await this.execute('set', this.statements.insertTtl, [key, value, ttl], true, at);
@@ -253,7 +255,7 @@ export class CassandraTier implements Tier<Buffer> {
    * @returns true when `key` held a value or a non-zero counter.
    */
   async delete(key: string): Promise<boolean> {
-    const at = this.writeTimestamp();
+    const at = this.clock.next();
     const [row, counter] = await Promise.all([this.deleteRow(key, at), this.resetCounter(key)]);
     return row || counter;
   }
@@ -305,6 +307,19 @@ export class CassandraTier implements Tier<Buffer> {
       );
     }
     return value.toNumber();
+  }
+
+  /**
+   * Max-register (see `Tier.raise`): `INSERT ... USING TIMESTAMP n [AND TTL]`, Cassandra keeping
+   * the highest timestamp (see {@link raiseWrite}, and what it says of TTLs). Keys written by
+   * `raise` must be written by nothing else: `set` and `delete` of them may be ignored.
+   * Idempotent: the driver may retry it.
+   * @throws RangeError when `n` is not a non-negative safe integer or `ttlMs` is invalid.
+   */
+  async raise(key: string, n: number, ttlMs: number): Promise<void> {
+    checkRaised(`cassandra tier "${this.name}"`, n);
+    const { query, params } = raiseWrite(this.statements, key, n, toCassandraTtl(ttlMs));
+    await this.execute('raise', query, params, true);
   }
 
   /**
@@ -369,18 +384,6 @@ export class CassandraTier implements Tier<Buffer> {
       this.resets.set(key, pending);
     }
     return pending;
-  }
-
-  /**
-   * The write timestamp of a write or delete, taken when it is called (microseconds, strictly
-   * increasing in this tier): Cassandra keeps the write with the latest timestamp, so writes
-   * made one after the other take effect in that order even when a later one reaches the
-   * server first (the earlier one waited for a connection, a prepare or a retry).
-   */
-  private writeTimestamp(): types.Long {
-    const now = Date.now() * 1000;
-    this.lastTimestamp = now > this.lastTimestamp ? now : this.lastTimestamp + 1;
-    return types.Long.fromNumber(this.lastTimestamp);
   }
 
   /**

@@ -14,6 +14,9 @@ export interface CassandraStatements {
   insertTtl: string;
   insertIfNotExists: string;
   insertIfNotExistsTtl: string;
+  /** `raise`: an insert whose write timestamp is the number raised to (see `raiseWrite`). */
+  raise: string;
+  raiseTtl: string;
   delete: string;
   deleteIf: string;
   increment: string;
@@ -33,6 +36,8 @@ export function cassandraStatements(keyspace: string, table: string): CassandraS
     insertTtl: `INSERT INTO ${data} (k, v) VALUES (?, ?) USING TTL ?`,
     insertIfNotExists: `INSERT INTO ${data} (k, v) VALUES (?, ?) IF NOT EXISTS`,
     insertIfNotExistsTtl: `INSERT INTO ${data} (k, v) VALUES (?, ?) IF NOT EXISTS USING TTL ?`,
+    raise: `INSERT INTO ${data} (k, v) VALUES (?, ?) USING TIMESTAMP ?`,
+    raiseTtl: `INSERT INTO ${data} (k, v) VALUES (?, ?) USING TIMESTAMP ? AND TTL ?`,
     delete: `DELETE FROM ${data} WHERE k = ?`,
     deleteIf: `DELETE FROM ${data} WHERE k = ? IF v = ?`,
     increment: `UPDATE ${counters} SET c = c + ? WHERE k = ?`,

@@ -14,6 +14,7 @@ import {
   noopRequest,
   statusText,
   storeRequest,
+  toMemcachedExpiry,
 } from './protocol';
 
 /** Options of a {@link MemcachedConnection}. */
@@ -68,9 +69,15 @@ export class MemcachedConnection {
     return this.server.address;
   }
 
-  /** TTLs of entries written here are capped at this many ms (a gutter server); else undefined. */
-  get maxTtlMs(): number | undefined {
-    return this.options.maxTtlMs;
+  /**
+   * memcached's expiry field for an entry written here for `ttlMs` (see `toMemcachedExpiry`),
+   * capped at `maxTtlMs` on a gutter server.
+   *
+   * @throws RangeError when `ttlMs` is negative or not a finite number.
+   */
+  expiry(ttlMs: number): number {
+    const cap = this.options.maxTtlMs;
+    return toMemcachedExpiry(cap === undefined || (ttlMs > 0 && ttlMs <= cap) ? ttlMs : cap);
   }
 
   /**
@@ -82,7 +89,7 @@ export class MemcachedConnection {
     return this.send((opaque) => getRequest(key, opaque), false, readValue);
   }
 
-  /** GET with the item's CAS version (for {@link deleteIfUnchanged}). */
+  /** GET with the item's CAS version (for {@link deleteIfUnchanged} and {@link setIfUnchanged}). */
   getWithCas(key: string): Promise<{ value: Buffer; cas: Buffer } | undefined> {
     return this.send(
       (opaque) => getRequest(key, opaque),
@@ -106,6 +113,23 @@ export class MemcachedConnection {
         if (r.header.status === Status.KeyExists || r.header.status === Status.KeyNotFound)
           return false;
         throw statusError(server, 'delete', r.header.status);
+      },
+    );
+  }
+
+  /**
+   * SET carrying a CAS version: true when stored, false when the item changed or went away since
+   * (memcached answers "key exists" or "key not found" and stores nothing).
+   */
+  setIfUnchanged(key: string, value: Buffer, expiry: number, cas: Buffer): Promise<boolean> {
+    return this.send(
+      (opaque) => storeRequest(Opcode.Set, key, value, expiry, opaque, cas),
+      false,
+      (r, server) => {
+        if (r.header.status === Status.Ok) return true;
+        if (r.header.status === Status.KeyExists || r.header.status === Status.KeyNotFound)
+          return false;
+        throw statusError(server, 'set', r.header.status);
       },
     );
   }
@@ -395,6 +419,14 @@ export class MemcachedConnection {
       this.watchClose(link);
     });
   }
+}
+
+/**
+ * Whether `error` is a connection error or a timeout of a request, which the tier sends again
+ * (to the key's owner at that time), rather than an error status.
+ */
+export function isRetryable(error: unknown): boolean {
+  return error instanceof MemcachedError && error.retryable;
 }
 
 /** A GET's answer: the value, undefined on a miss. */

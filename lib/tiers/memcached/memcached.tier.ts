@@ -1,9 +1,12 @@
 import { systemClock, type Clock } from '../../clock';
 import { DiscoveryError, MemcachedError, TieredCacheError } from '../../errors';
 import { at } from '../../options';
+import { checkRaised } from '../max-register';
+import { settleAll } from '../settle-all';
 import { MAX_KEY_BYTES, type Tier, type TierCapabilities, type TierWrite } from '../tier.interface';
 import type { TierContext } from '../tier-options';
-import type { MemcachedConnection } from './connection';
+import { RaiseMerger, raiseOn } from './cas-raise';
+import { isRetryable, type MemcachedConnection } from './connection';
 import { ElastiCacheDiscovery } from './discovery/elasticache-discovery';
 import { resolveMemcachedOptions, type MemcachedTierOptions } from './memcached.options';
 import { Opcode, Status, toMemcachedExpiry } from './protocol';
@@ -26,7 +29,7 @@ const CAPABILITIES = {
  * - One memjs client per server (`retries: 0`, silent), keys placed by a ketama consistent-hash
  *   ring, so adding one server to `n` remaps about `1/(n+1)` of the keys.
  * - `getMany` sends one pipelined batch per server (quiet gets and a NOOP in one write).
- * - A get/set/add/delete that fails with a connection error or a timeout is retried up to
+ * - A get/set/add/delete/raise that fails with a connection error or a timeout is retried up to
  *   `retries` times on the server owning the key at retry time; `increment` never is.
  * - Failover, per server: a server whose request fails with a connection error or times out
  *   leaves the ring for `failoverTime` ms, so the retry, and every later request for its keys,
@@ -55,6 +58,9 @@ export class MemcachedTier implements Tier<Buffer> {
   private readonly discovery: ElastiCacheDiscovery | undefined;
   private discovering: Promise<void> | undefined;
   private closed = false;
+  private readonly raises = new RaiseMerger((key, n, ttlMs) =>
+    this.withRetries(key, (c) => raiseOn(c, key, n, c.expiry(ttlMs))),
+  );
 
   /**
    * @param options `servers` or `discovery`, `timeout`, `retries`, `maxValueBytes`,
@@ -226,7 +232,7 @@ export class MemcachedTier implements Tier<Buffer> {
     toMemcachedExpiry(ttlMs); // validates
     if (value.length > this.maxValueBytes) return this.skipOversize(key);
     const outcome = await this.withRetries(key, (c) =>
-      c.store(Opcode.Set, key, value, expiryOn(c, ttlMs)),
+      c.store(Opcode.Set, key, value, c.expiry(ttlMs)),
     );
     // The server's own item limit (memcached has already dropped the older value for a SET).
     if (outcome === 'too-large') this.oversizeSkips++;
@@ -250,7 +256,7 @@ export class MemcachedTier implements Tier<Buffer> {
       return false;
     }
     const outcome = await this.withRetries(key, (c) =>
-      c.store(Opcode.Add, key, value, expiryOn(c, ttlMs)),
+      c.store(Opcode.Add, key, value, c.expiry(ttlMs)),
     );
     if (outcome === 'too-large') {
       await this.skipOversize(key);
@@ -320,7 +326,7 @@ export class MemcachedTier implements Tier<Buffer> {
     for (let attempt = 0; ; attempt++) {
       const connection = this.topology.connectionFor(key);
       try {
-        return await connection.increment(key, by, expiryOn(connection, ttlMs));
+        return await connection.increment(key, by, connection.expiry(ttlMs));
       } catch (error) {
         // The server leaves the ring for the next call, but this one is not sent again: its
         // answer may have been lost after the server counted it.
@@ -331,6 +337,21 @@ export class MemcachedTier implements Tier<Buffer> {
         if (!raced || attempt >= 2 || this.closed) throw error;
       }
     }
+  }
+
+  /**
+   * Max-register (see `Tier.raise`): compare-and-set rounds on the key's owner ({@link raiseOn}),
+   * concurrent raises of a key merged ({@link RaiseMerger}); a value that is not a decimal number
+   * is replaced; each write sets the expiry. Idempotent, so retried like {@link set}. After a
+   * failover the key's new owner holds only the raises made since, and a server rejoining without
+   * a gutter its old number.
+   * @throws RangeError when `n` is not a non-negative safe integer.
+   */
+  async raise(key: string, n: number, ttlMs: number): Promise<void> {
+    checkKey(key);
+    checkRaised(this.name, n);
+    toMemcachedExpiry(ttlMs); // validates
+    await this.raises.raise(key, n, ttlMs);
   }
 
   /**
@@ -424,23 +445,4 @@ export class MemcachedTier implements Tier<Buffer> {
     this.oversizeSkips++;
     await this.withRetries(key, (c) => c.delete(key));
   }
-}
-
-/** The expiry of an entry written to `c` for `ttlMs`: capped by a gutter server's TTL. */
-function expiryOn(c: MemcachedConnection, ttlMs: number): number {
-  const cap = c.maxTtlMs;
-  return toMemcachedExpiry(cap === undefined || (ttlMs > 0 && ttlMs <= cap) ? ttlMs : cap);
-}
-
-function isRetryable(error: unknown): boolean {
-  return error instanceof MemcachedError && error.retryable;
-}
-
-/** Awaits every promise, then rethrows the first rejection (so no work is left running). */
-async function settleAll<T>(promises: Promise<T>[]): Promise<T[]> {
-  const results = await Promise.allSettled(promises);
-  return results.map((r) => {
-    if (r.status === 'rejected') throw r.reason;
-    return r.value;
-  });
 }

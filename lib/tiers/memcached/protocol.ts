@@ -153,17 +153,24 @@ export function getMultiRequest(keys: readonly string[], opaque: number): Buffer
   return buf;
 }
 
-/** SET or ADD with flags 0 and the given memcached expiry (see {@link toMemcachedExpiry}). */
+/**
+ * SET or ADD with flags 0 and the given memcached expiry (see {@link toMemcachedExpiry}). A SET
+ * with `cas` (the 8 bytes a GET answered with) stores only while the item is unchanged since that
+ * GET, else the server answers "key exists" (or "key not found" once it is gone).
+ */
 export function storeRequest(
   opcode: typeof Opcode.Set | typeof Opcode.Add,
   key: string,
   value: Buffer,
   expiry: number,
   opaque: number,
+  cas?: Buffer,
 ): Buffer {
   const extras = Buffer.alloc(8); // flags (4 bytes, 0), expiry (4 bytes)
   extras.writeUInt32BE(expiry, 4);
-  return request(opcode, key, extras, value, opaque);
+  const buf = request(opcode, key, extras, value, opaque);
+  cas?.copy(buf, 16);
+  return buf;
 }
 
 /**

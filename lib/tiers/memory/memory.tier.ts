@@ -2,6 +2,7 @@ import { LRUCache } from 'lru-cache';
 import { systemClock } from '../../clock';
 import { TieredCacheError } from '../../errors';
 import { at, integer, onlyKnownKeys, optionNames, optionsObject } from '../../options';
+import { checkRaised } from '../max-register';
 import {
   localRecord,
   type LocalRecord,
@@ -165,6 +166,22 @@ export class MemoryTier implements LocalTier {
     const next = Math.max(0, current + by);
     this.put(key, localRecord(next), ttlMs);
     return next;
+  }
+
+  /**
+   * Max-register (see `Tier.raise`), in process: stores `localRecord(n)` (the number itself, as
+   * {@link increment} keeps counters) unless the record at `key` holds a number at least as
+   * high; any other value is replaced. Storing sets the TTL to `ttlMs`; finding a number at least
+   * as high changes nothing.
+   *
+   * @throws RangeError when `n` is not a non-negative safe integer.
+   */
+  async raise(key: string, n: number, ttlMs: number): Promise<void> {
+    this.assertOpen();
+    checkRaised(this.name, n);
+    const held = this.lru.get(key)?.value;
+    if (typeof held === 'number' && held >= n) return;
+    this.put(key, localRecord(n), ttlMs);
   }
 
   /** Drops everything; later calls reject (`E_CLOSED`), `peek` finds nothing, `put` keeps nothing. */
