@@ -40,8 +40,9 @@ const RETRY_MS = 1000;
 const MAX_KNOWN = 100_000;
 /** At most this long before their trust ends, times hits use are read again (background), ms. */
 const AHEAD_MS = 250;
-/** See {@link TagTimes.stamp}. */
-const STAMP_STEP_MS = 1 / 1024;
+/** Stamps per millisecond (see {@link TagTimes.stamp}). */
+const STAMPS_PER_MS = 1024;
+const STAMP_STEP_MS = 1 / STAMPS_PER_MS;
 /** Rounds of rewriting a time that a concurrent, earlier invalidation overwrote. */
 const WRITE_ROUNDS = 3;
 
@@ -210,33 +211,53 @@ export class TagTimes {
         `must be 'delete' or 'expire', got ${typeof mode === 'string' ? JSON.stringify(mode) : describeValue(mode)}`,
       );
     const at = this.stamp();
-    const invalidations = list.map((tag) => ({ tag, mode, at, by: this.origin }));
+    // Times kept on a shared tier carry no origin (see `persist`): compared to the millisecond
+    // everywhere, here included, so that every instance judges alike.
+    const by = this.setup.authority === undefined ? this.origin : 0;
+    const invalidations = list.map((tag) => ({ tag, mode, at, by }));
     this.learn(invalidations);
     return invalidations;
   }
 
   /**
-   * Stores invalidations made here on the authority. Rejects (`E_TIER_FAILED`) when it cannot:
-   * they then hold here (and where the bus took them) only.
+   * Stores invalidations made here on the authority, as a number of 1/1024 ms (times are stamped
+   * in those steps) that only ever rises there: with the tier's `raise` (a max-register: an
+   * earlier invalidation whose write lands late never lowers a later one), else written and read
+   * back, then written again while a lower time is found. The stamp origin is not stored (one
+   * number per tag and mode): a reader of the authority compares to the millisecond, ties
+   * covered. Rejects (`E_TIER_FAILED`) when the authority cannot store it: it then holds here
+   * (and where the bus took it) only.
    */
   async persist(list: readonly TagInvalidation[]): Promise<void> {
     const slot = this.setup.authority;
     if (slot === undefined || list.length === 0) return;
-    const { at, mode, by } = list[0];
-    const value = this.setup.codec.encode([at, by], 0);
-    let pending = list.map(({ tag }) => this.keyOf(tag, mode));
+    const { at, mode } = list[0];
+    const n = Math.round(at * STAMPS_PER_MS);
+    const keys = list.map(({ tag }) => this.keyOf(tag, mode));
+    const ttlMs = slot.ttlFor(0);
+    const failed = () =>
+      new TieredCacheError(
+        'E_TIER_FAILED',
+        `invalidateTags(${list.map((t) => JSON.stringify(t.tag)).join(', ')}): ${slot.name}, which holds tag times, could not store the invalidation; other instances may not see it`,
+      );
+    const tier = slot.tier;
+    if (tier.raise !== undefined) {
+      const raised = await slot.call('invalidateTags', undefined, () =>
+        Promise.all(keys.map((key) => tier.raise!(key, n, ttlMs))),
+      );
+      if (raised === FAILED) throw failed();
+      return;
+    }
+    const value = Buffer.from(String(n), 'latin1');
+    let pending = keys;
     for (let round = 0; round < WRITE_ROUNDS && pending.length > 0; round++) {
-      const writes = pending.map((key) => ({ key, value, ttlMs: slot.ttlFor(0) }));
-      const stored = await slot.call('invalidateTags', undefined, () => slot.tier.setMany(writes));
-      if (stored === FAILED)
-        throw new TieredCacheError(
-          'E_TIER_FAILED',
-          `invalidateTags(${list.map((t) => JSON.stringify(t.tag)).join(', ')}): ${slot.name}, which holds tag times, could not store the invalidation; other instances may not see it`,
-        );
+      const writes = pending.map((key) => ({ key, value, ttlMs }));
+      if ((await slot.call('invalidateTags', undefined, () => tier.setMany(writes))) === FAILED)
+        throw failed();
       // A concurrent invalidation with an earlier time may have been stored last: ours again.
-      const now = await slot.call('invalidateTags', undefined, () => slot.tier.getMany(pending));
+      const now = await slot.call('invalidateTags', undefined, () => tier.getMany(pending));
       if (now === FAILED) break;
-      pending = pending.filter((_, i) => this.timeOf(now[i])[0] < at);
+      pending = pending.filter((_, i) => this.timeOf(now[i]) < at);
     }
   }
 
@@ -273,8 +294,9 @@ export class TagTimes {
     tags.forEach((tag, i) => {
       const k = this.known.get(tag) ?? { d: 0, dBy: 0, e: 0, eBy: 0, until };
       if (found !== FAILED) {
-        raise(k, 'delete', ...this.timeOf(found[2 * i]));
-        raise(k, 'expire', ...this.timeOf(found[2 * i + 1]));
+        // The authority keeps no origin (see `persist`): to the millisecond.
+        raise(k, 'delete', this.timeOf(found[2 * i]), 0);
+        raise(k, 'expire', this.timeOf(found[2 * i + 1]), 0);
       }
       k.until = until;
       this.known.set(tag, k);
@@ -283,16 +305,14 @@ export class TagTimes {
     this.bound();
   }
 
-  /** A stored time and its origin; `[0, 0]` for none (or bytes that are not one). */
-  private timeOf(payload: unknown): [at: number, by: number] {
-    if (!(payload instanceof Uint8Array)) return [0, 0];
+  /** A time read from the authority (see {@link persist}); 0 for none, or bytes that are not one. */
+  private timeOf(payload: unknown): number {
+    if (!(payload instanceof Uint8Array)) return 0;
     try {
-      const t = this.setup.codec.decode(payload).value;
-      return Array.isArray(t) && typeof t[0] === 'number' && typeof t[1] === 'number'
-        ? [t[0], t[1]]
-        : [0, 0];
+      const n = this.setup.codec.decode(payload).value;
+      return typeof n === 'number' && Number.isSafeInteger(n) ? n / STAMPS_PER_MS : 0;
     } catch {
-      return [0, 0];
+      return 0;
     }
   }
 
