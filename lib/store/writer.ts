@@ -132,6 +132,7 @@ export class Writer {
    * `ValueTooLargeError` naming them.
    */
   async setMany(entries: SetManyEntry[]): Promise<void> {
+    if (entries.length === 0) return;
     const prepared = entries.map((e, i): Prepared => {
       const ttlMs = ttlOption('ttl', e.ttl, this.parts.defaultTtl);
       const k = this.parts.keys.build(e.key);

@@ -292,6 +292,11 @@ describe('tags in one process', () => {
     expect(await s.get('k')).toBe('kept');
   });
 
+  it('setMany of no entries writes nothing and resolves', async () => {
+    const s = createTieredStore({ tiers: [{ type: 'memory' }] });
+    await expect(s.setMany([])).resolves.toBeUndefined();
+  });
+
   it('refuses bad invalidateTags arguments', async () => {
     const s = createTieredStore({ tiers: [{ type: 'memory' }] });
     await expect(s.invalidateTags('x' as never)).rejects.toThrow(

@@ -1,0 +1,208 @@
+import type { ChildProcess } from 'node:child_process';
+import type { BusStats, CacheStatus, TagMode } from '../../lib';
+import { forkTsWorker, stopWorker } from './ts-worker';
+
+/**
+ * An app instance in a Node process of its own (`tags-worker.ts`), for the tag tests across
+ * processes (test/integration/tags-processes.spec.ts): a `TieredCache` over memory, memcached
+ * and Cassandra, with or without a Redis bus, driven over IPC (one request, one answer). A worker
+ * holds one cache at a time (`open` … `close`), so that one process serves several tests.
+ *
+ * Values are `{ key, v, by }`: `v` the version the origin was asked for (so an old value is
+ * told from a new one), `by` the pid that computed it.
+ */
+
+export interface TagsWorkerConfig {
+  namespace: string;
+  memcached: string[];
+  cassandra: { contactPoints: string[]; localDataCenter: string; keyspace: string };
+  /** A Redis bus at this URL; none without. */
+  busUrl?: string;
+  tagRefreshMs: number;
+  /**
+   * The store's and read-through's clock: a ManualClock starting here (epoch ms), advanced only
+   * by `advance` (the spec moves every worker's clock in step: one clock for the cluster);
+   * absent: the system clock.
+   */
+  manualClock?: number;
+}
+
+/** One key of a run, with the tags its entry carries. */
+export interface KeySpec {
+  key: string;
+  tags: string[];
+}
+
+export interface TaggedValue {
+  key: string;
+  v: number;
+  by: number;
+}
+
+export type Command =
+  | { op: 'open'; config: TagsWorkerConfig }
+  | { op: 'close' }
+  | { op: 'state' }
+  /**
+   * `callers` concurrent `TieredCache.lookup`s of each key (all keys at once), the origin
+   * answering version `version`; with `gate`, the origin waits for `release` before answering.
+   */
+  | {
+      op: 'lookup';
+      keys: KeySpec[];
+      callers: number;
+      version: number;
+      ttl: number;
+      grace: number;
+      gate?: boolean;
+      /** getOrSet's `hardTimeout`: a caller with no stale value to answer rejects after it. */
+      hardTimeout?: number;
+    }
+  /** Opens the gate: origin calls waiting answer (and later ones do not wait). */
+  | { op: 'release' }
+  /** Plain reads of `keys`: each with `get`, all with one `getMany`, each with `has`. */
+  | { op: 'read'; keys: string[] }
+  | { op: 'invalidate'; tags: string[]; mode: TagMode }
+  /** Origin calls per key since `open` (or the last `calls` with `reset`). */
+  | { op: 'calls'; reset?: boolean }
+  /** Advances the manual clock (then lets lru-cache see it). */
+  | { op: 'advance'; ms: number }
+  | { op: 'exit' };
+
+/** What one `lookup` answered, per key: every caller's status and value. */
+export type LookupResult = Record<string, Array<{ status: CacheStatus; value: TaggedValue }>>;
+
+/** Plain reads, in the order of the keys asked; `null` for a miss (IPC is JSON). */
+export interface ReadResult {
+  get: Array<TaggedValue | null>;
+  getMany: Array<TaggedValue | null>;
+  has: boolean[];
+}
+
+export interface WorkerState {
+  pid: number;
+  bus: BusStats | undefined;
+  /** Tag invalidations the bus brought (`invalidated` events carrying tags). */
+  tagMessages: Array<{ tag: string; mode: TagMode; at: number }>;
+  /** `error` events (tier failures the store absorbed). */
+  tierErrors: string[];
+}
+
+interface Answer {
+  id: number;
+  ok: boolean;
+  result?: unknown;
+  error?: string;
+}
+
+/** The spec's side of one worker. */
+export class TagsWorker {
+  private nextId = 1;
+  private readonly pending = new Map<
+    number,
+    { resolve: (v: unknown) => void; reject: (e: Error) => void }
+  >();
+
+  private constructor(
+    readonly name: string,
+    private readonly child: ChildProcess,
+  ) {
+    child.on('message', (m: Answer) => {
+      const p = this.pending.get(m.id);
+      if (p === undefined) return;
+      this.pending.delete(m.id);
+      if (m.ok) p.resolve(m.result);
+      else p.reject(new Error(`worker ${name}: ${m.error}`));
+    });
+    child.on('exit', (code, signal) => {
+      for (const p of this.pending.values())
+        p.reject(new Error(`worker ${name} exited (${signal ?? code})`));
+      this.pending.clear();
+    });
+  }
+
+  /** Forks `n` workers (no cache open yet). */
+  static start(n: number): Promise<TagsWorker[]> {
+    return Promise.all(
+      Array.from({ length: n }, async (_, i) => {
+        const child = await forkTsWorker('tags-worker.ts', {}, `tags worker ${i}`);
+        return new TagsWorker(String(i), child);
+      }),
+    );
+  }
+
+  request<T>(cmd: Command): Promise<T> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null)
+      return Promise.reject(new Error(`worker ${this.name} has exited`));
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.child.send({ id, cmd });
+    });
+  }
+
+  open(config: TagsWorkerConfig): Promise<void> {
+    return this.request({ op: 'open', config });
+  }
+
+  close(): Promise<void> {
+    return this.request({ op: 'close' });
+  }
+
+  state(): Promise<WorkerState> {
+    return this.request({ op: 'state' });
+  }
+
+  lookup(cmd: Omit<Extract<Command, { op: 'lookup' }>, 'op'>): Promise<LookupResult> {
+    return this.request({ op: 'lookup', ...cmd });
+  }
+
+  release(): Promise<void> {
+    return this.request({ op: 'release' });
+  }
+
+  read(keys: string[]): Promise<ReadResult> {
+    return this.request({ op: 'read', keys });
+  }
+
+  invalidate(tags: string[], mode: TagMode): Promise<void> {
+    return this.request({ op: 'invalidate', tags, mode });
+  }
+
+  calls(reset = false): Promise<Record<string, number>> {
+    return this.request({ op: 'calls', reset });
+  }
+
+  advance(ms: number): Promise<void> {
+    return this.request({ op: 'advance', ms });
+  }
+
+  /**
+   * Asks the worker to close its cache (if open) and exit; SIGKILLs it when it has not within
+   * `graceMs`. Resolves once it has exited.
+   */
+  async exit(graceMs = 15_000): Promise<void> {
+    const child = this.child;
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    try {
+      await stopWorker(child, () => {
+        try {
+          child.send({ id: 0, cmd: { op: 'exit' } });
+        } catch {
+          child.kill('SIGKILL');
+        }
+      });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** Origin calls per key, summed over the workers' `calls` answers. */
+export function sumCalls(
+  answers: ReadonlyArray<Record<string, number>>,
+  keys: readonly string[],
+): Record<string, number> {
+  return Object.fromEntries(keys.map((k) => [k, answers.reduce((n, a) => n + (a[k] ?? 0), 0)]));
+}
