@@ -124,4 +124,27 @@ export type {
   ConditionArgs,
 } from './nest/decorated-method';
 export { TieredCacheInterceptor } from './nest/tiered-cache.interceptor';
+export {
+  TieredCacheHealthIndicator,
+  type TieredCacheHealth,
+  type TieredCacheHealthOptions,
+  type TieredCacheHealthResult,
+  type TierHealth,
+} from './nest/tiered-cache.health';
+
+// Operations: Prometheus metrics, OpenTelemetry tracing
+export { CacheMetrics, collectMetrics } from './telemetry/prometheus';
+export {
+  DEFAULT_METRICS_PREFIX,
+  type MetricsOptions,
+  type MetricsRegistryLike,
+} from './telemetry/metrics.options';
+export {
+  CacheTracing,
+  TRACER_NAME,
+  traceKeyHash,
+  type CacheTracingOptions,
+  type TracedStore,
+  type TracerLike,
+} from './telemetry/tracing';
 export { CachedMethodsExplorer } from './nest/cached-methods.explorer';

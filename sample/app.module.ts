@@ -1,7 +1,9 @@
 import { Module } from '@nestjs/common';
 import { ConfigModule, ConfigService } from '@nestjs/config';
-import { TieredCacheModule } from '../lib';
+import { TerminusModule } from '@nestjs/terminus';
+import { TieredCacheHealthIndicator, TieredCacheModule } from '../lib';
 import { cacheOptions } from './cache-config';
+import { OperationsController } from './operations/operations.controller';
 import { ProductsController } from './products/products.controller';
 import { ProductsRepository } from './products/products.repository';
 import { ProductsService } from './products/products.service';
@@ -14,8 +16,9 @@ import { ProductsService } from './products/products.service';
       inject: [ConfigService],
       useFactory: cacheOptions,
     }),
+    TerminusModule,
   ],
-  controllers: [ProductsController],
-  providers: [ProductsRepository, ProductsService],
+  controllers: [ProductsController, OperationsController],
+  providers: [ProductsRepository, ProductsService, TieredCacheHealthIndicator],
 })
 export class AppModule {}

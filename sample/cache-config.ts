@@ -32,6 +32,7 @@ function list(value: string | undefined): string[] {
  * CASSANDRA_LOCAL_DC, REDIS_URL, CACHE_NAMESPACE). Servers that do not answer are left out, so the
  * app always starts: with no server configured or reachable it runs on the memory tier alone.
  * REDIS_URL adds the invalidation bus, which keeps the memory tiers of several instances coherent.
+ * The cache's Prometheus metrics go to prom-client's default registry (see `GET /metrics`).
  */
 export async function cacheOptions(config: ConfigService): Promise<TieredCacheModuleOptions> {
   const logger = new Logger('Sample');
@@ -74,5 +75,7 @@ export async function cacheOptions(config: ConfigService): Promise<TieredCacheMo
     ttl: 60_000,
     tiers,
     ...(bus && { bus }),
+    // Prometheus metrics in prom-client's default registry, served on GET /metrics.
+    metrics: true,
   };
 }

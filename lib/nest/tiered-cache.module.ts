@@ -26,7 +26,9 @@ import { TieredCache } from './tiered-cache.service';
  *   `constructor(private cache: Cache)` does too;
  * - `TieredCache`, the richer service, and `TieredStore`, the tier chain itself;
  * - `@Cached()` / `@CacheEvict()` on controller handlers (a global interceptor) and on provider
- *   methods (wrapped at bootstrap).
+ *   methods (wrapped at bootstrap);
+ * - with `metrics`, Prometheus metrics of the cache, registered at bootstrap and removed at
+ *   shutdown (by `TieredCache`).
  */
 @Module({
   imports: [DiscoveryModule],
@@ -55,9 +57,10 @@ import { TieredCache } from './tiered-cache.service';
 })
 export class TieredCacheModule extends ConfigurableModuleClass {
   /**
-   * The module with these options (the tier engine's plus `failFast`, `logErrors`, `herd`;
-   * `isGlobal: true` makes it global). Without options: one memory tier (which keeps an entry at
-   * most its own `ttl` cap, 5 s by default) and no default TTL.
+   * The module with these options (the tier engine's plus `failFast`, `logErrors`, `herd`,
+   * `privateHeaders`, `metrics`; `isGlobal: true` makes it global). Without options: one memory
+   * tier (which keeps an entry at most its own `ttl` cap, 5 s by default), no default TTL and no
+   * metrics.
    */
   static override forRoot(options: TieredCacheModuleRootOptions = {}): DynamicModule {
     return super.forRoot(options);

@@ -1,6 +1,8 @@
 import type { HerdOptions } from '../herd/herd.options';
 import { optionNames } from '../options';
 import type { TieredStoreOptions } from '../store/tiered-store.options';
+import type { MetricsOptions } from '../telemetry/metrics.options';
+import type { CacheTracingOptions } from '../telemetry/tracing';
 
 /**
  * The request headers that make a request private by default (see
@@ -47,6 +49,26 @@ export interface TieredCacheModuleOptions extends TieredStoreOptions {
    * `x-api-key`, `x-auth-token`, `x-access-token`, `x-csrf-token`, `x-xsrf-token`
    */
   privateHeaders?: readonly string[];
+  /**
+   * Prometheus metrics of the cache (see `collectMetrics`), through prom-client, an optional
+   * peer dependency (`npm install prom-client`; bootstrap fails with `E_MISSING_PEER` naming it
+   * when it is missing). `true`: in prom-client's default registry, the one
+   * `@willsoto/nestjs-prometheus` serves, with the prefix `tiered_cache_`; an object sets the
+   * `registry` and the `prefix`. Registered when the module starts, removed when it shuts down.
+   * Reading them costs the hit path nothing (the counters are read at scrape time).
+   * @default false
+   */
+  metrics?: boolean | MetricsOptions;
+  /**
+   * OpenTelemetry traces (see `CacheTracing`), through `@opentelemetry/api`, an optional peer
+   * dependency (bootstrap fails with `E_MISSING_PEER` naming it when it is missing): a
+   * `cache.get_or_set` span per `getOrSet` / `@Cached` call, with child spans for remote tier
+   * calls and the origin call. Nothing is created (one check per call) until an OpenTelemetry
+   * SDK registers a tracer provider. `true`: the global provider's tracer, keys left out; an
+   * object sets the `tracer` and `keys: true` (a `cache.key.hash` attribute, never the key).
+   * @default false
+   */
+  tracing?: boolean | CacheTracingOptions;
 }
 
 /** Options of `forRoot()` / `register()`: the module's options plus `isGlobal`. */
@@ -64,4 +86,11 @@ export type TieredCacheModuleRootOptions = TieredCacheModuleOptions & {
  */
 export const MODULE_ONLY_OPTIONS = optionNames<
   Omit<TieredCacheModuleOptions, keyof TieredStoreOptions>
->({ failFast: true, logErrors: true, herd: true, privateHeaders: true });
+>({
+  failFast: true,
+  logErrors: true,
+  herd: true,
+  privateHeaders: true,
+  metrics: true,
+  tracing: true,
+});

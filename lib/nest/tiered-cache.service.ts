@@ -19,6 +19,9 @@ import type { TierStats } from '../store/tier-stats';
 import type { CacheEvents } from '../store/cache-events';
 import type { BusEvent } from '../store/coherence';
 import { TieredStore } from '../store/tiered-store';
+import { metricsConfig, type MetricsConfig } from '../telemetry/metrics.options';
+import { collectMetrics, type CacheMetrics } from '../telemetry/prometheus';
+import { CacheTracing } from '../telemetry/tracing';
 import { TIERED_CACHE_OPTIONS } from './tiered-cache.module-definition';
 import type { TieredCacheModuleOptions } from './tiered-cache.options';
 
@@ -57,6 +60,11 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
   private readonly readThrough: ReadThrough;
   private readonly herd: ResolvedHerdOptions;
   private readonly lastLog = new Map<string, { at: number; suppressed: number }>();
+  /** The `metrics` option, checked; undefined without metrics. */
+  private readonly metricsOptions: MetricsConfig | undefined;
+  private metrics: CacheMetrics | undefined;
+  /** The `tracing` option's tracer of `getOrSet` calls; undefined without tracing. */
+  private readonly tracing: CacheTracing | undefined;
 
   constructor(
     /** The tier chain behind this service (also behind `CACHE_MANAGER`). */
@@ -64,6 +72,8 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
     @Inject(TIERED_CACHE_OPTIONS) private readonly options: TieredCacheModuleOptions,
   ) {
     this.herd = resolveHerdOptions(options.herd, undefined, 'herd', []);
+    this.metricsOptions = metricsConfig(options.metrics, 'metrics');
+    this.tracing = CacheTracing.fromOption(options.tracing, 'tracing');
     this.readThrough = new ReadThrough(store, {
       clock: options.clock ?? systemClock,
       events: store.events,
@@ -85,7 +95,7 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
     return this.store.events;
   }
 
-  /** Connects the tiers (see `failFast`) and logs the chain. */
+  /** Registers the `metrics`, connects the tiers (see `failFast`) and logs the chain. */
   async onModuleInit(): Promise<void> {
     // A listener of `events` that throws: logged once (it never breaks the cache).
     this.store.on('listener-error', (event: string, err: unknown) =>
@@ -98,7 +108,16 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
         if (e.type !== 'invalidated') this.throttled(`bus ${e.type}`, e.message);
       });
     }
-    await this.store.connect({ failFast: this.options.failFast === true });
+    if (this.metricsOptions !== undefined)
+      this.metrics = await collectMetrics(this.store, this.metricsOptions);
+    try {
+      await this.tracing?.attach(this.store);
+      await this.store.connect({ failFast: this.options.failFast === true });
+    } catch (err) {
+      this.tracing?.detach();
+      await this.metrics?.detach();
+      throw err;
+    }
     const tiers = this.store.stats();
     this.logger.log(
       `tiers: ${tiers.map((t) => `${t.name}${t.circuit === 'closed' ? '' : ' (down)'}`).join(' → ')}` +
@@ -108,8 +127,10 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
     );
   }
 
-  /** Disconnects the tiers. */
+  /** Removes the metrics and disconnects the tiers. */
   async onApplicationShutdown(): Promise<void> {
+    this.tracing?.detach();
+    await this.metrics?.detach();
     await this.store.disconnect();
   }
 
@@ -220,7 +241,7 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
       return Promise.reject(err);
     }
     // A literal, not a spread of `herd`: properties added after a spread cost microseconds here.
-    return this.readThrough.lookup(key, factory, {
+    const call: ReadThroughCall<T> = {
       grace: herd.grace,
       lockTimeout: herd.lockTimeout,
       beta: herd.beta,
@@ -229,7 +250,11 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
       ttl: options.ttl,
       condition: options.condition,
       tags,
-    });
+    };
+    const tracing = this.tracing;
+    return tracing === undefined
+      ? this.readThrough.lookup(key, factory, call)
+      : tracing.lookup(key, () => this.readThrough.lookup(key, factory, call));
   }
 
   /** One warning per tier every 10 s at most, with the number of errors it stands for. */

@@ -5,7 +5,7 @@ import type { Tier } from '../tiers/tier.interface';
 import type { CacheEvents } from './cache-events';
 import { CircuitBreaker, type CircuitBreakerOptions } from './circuit-breaker';
 import type { PayloadMode } from './local-records';
-import { TierCounters, type TierStats } from './tier-stats';
+import { held, TierCounters, type TierStats } from './tier-stats';
 import { TOMBSTONE, TOMBSTONE_TTL_MS } from './tombstone';
 import { MissedWrites } from './missed-writes';
 import { WriteOrder } from './write-order';
@@ -397,6 +397,7 @@ export class TierSlot {
       circuitOpened: this.breaker.opened,
       circuit: this.breaker.state,
       latency: c.latency(),
+      ...held(this.tier),
     };
   }
 

@@ -20,6 +20,8 @@ export interface TierStats {
   circuit: CircuitState;
   /** Latency of reads and writes sent to the tier (not measured for the memory tier). */
   latency: { count: number; meanMs: number; maxMs: number };
+  /** Entries and bytes held, for tiers that count them (the memory tier's `size`, `bytes`). */
+  held?: { entries: number; bytes: number };
 }
 
 /** Mutable counters kept per tier slot. */
@@ -46,4 +48,12 @@ export class TierCounters {
       maxMs: this.latencyMax,
     };
   }
+}
+
+/** What a tier that counts its entries and bytes (`size`, `bytes`) holds, as `TierStats.held`. */
+export function held(tier: object): Pick<TierStats, 'held'> {
+  const { size, bytes } = tier as { size?: unknown; bytes?: unknown };
+  return typeof size === 'number' && typeof bytes === 'number'
+    ? { held: { entries: size, bytes } }
+    : {};
 }

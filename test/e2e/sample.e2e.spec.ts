@@ -1,6 +1,7 @@
 import 'reflect-metadata';
-import type { INestApplication } from '@nestjs/common';
+import type { INestApplication, LoggerService } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
+import { Gauge, register } from 'prom-client';
 import request from 'supertest';
 import { TieredCache } from '../../lib';
 import { AppModule } from '../../sample/app.module';
@@ -52,6 +53,45 @@ describe('sample app (the product catalogue, on the test servers)', () => {
     await http.get('/products/404').expect(404);
   });
 
+  it('GET /health: Terminus with the cache indicator, every tier and the bus up', async () => {
+    const http = request(app.getHttpServer());
+    let body: Record<string, unknown> = {};
+    // The bus may still be subscribing: `degraded` until it is.
+    const ok = await eventually(async () => {
+      body = (await http.get('/health').expect(200)).body;
+      return body.status === 'ok';
+    }, 15_000);
+    expect(ok).toBe(true);
+    expect(body).toMatchObject({
+      info: {
+        cache: {
+          status: 'up',
+          tiers: {
+            memory: { status: 'up', circuit: 'closed' },
+            memcached: { status: 'up', circuit: 'closed' },
+            cassandra: { status: 'up', circuit: 'closed' },
+          },
+          bus: 'up',
+        },
+      },
+      error: {},
+    });
+  });
+
+  it("GET /metrics: prom-client's default registry, in its text format", async () => {
+    const gauge = new Gauge({ name: 'sample_e2e_probe', help: 'set by the sample e2e test' });
+    try {
+      gauge.set(42);
+      const res = await request(app.getHttpServer()).get('/metrics').expect(200);
+      expect(res.headers['content-type']).toBe(register.contentType);
+      expect(res.text).toContain('# TYPE sample_e2e_probe gauge\nsample_e2e_probe 42\n');
+      // The cache's own (the sample sets `metrics: true`).
+      expect(res.text).toMatch(/^tiered_cache_\w+\{.*namespace="sample_/m);
+    } finally {
+      register.removeSingleMetric('sample_e2e_probe');
+    }
+  });
+
   it('counts visits through the standard CACHE_MANAGER', async () => {
     const http = request(app.getHttpServer());
     const first = (await http.get('/cache/visits')).body.visits;
@@ -88,6 +128,44 @@ describe('sample app (the product catalogue, on the test servers)', () => {
       expect(await visit(httpB)).toBe(first + 3);
     } finally {
       await second.close();
+    }
+  });
+
+  it('starts with no cache server (a fresh machine): memory tier alone, said in one line; /health up', async () => {
+    const names = ['MEMCACHED_SERVERS', 'CASSANDRA_CONTACT_POINTS', 'REDIS_URL'];
+    const saved = names.map((name) => process.env[name]);
+    const lines: string[] = [];
+    const logger: LoggerService = {
+      log: (message: unknown, context?: unknown) => void lines.push(`${context}: ${message}`),
+      error: () => undefined,
+      warn: () => undefined,
+    };
+    for (const name of names) delete process.env[name];
+    let alone: INestApplication | undefined;
+    try {
+      const moduleRef = await Test.createTestingModule({ imports: [AppModule] })
+        .setLogger(logger)
+        .compile();
+      alone = await moduleRef.createNestApplication({ logger: false }).init();
+    } finally {
+      names.forEach((name, i) => {
+        if (saved[i] !== undefined) process.env[name] = saved[i];
+      });
+    }
+    try {
+      expect(lines.filter((l) => l.startsWith('Sample: '))).toEqual([
+        'Sample: no cache servers configured (MEMCACHED_SERVERS, CASSANDRA_CONTACT_POINTS): running on the memory tier alone',
+      ]);
+      const { body } = await request(alone.getHttpServer()).get('/health').expect(200);
+      expect(body.details.cache).toEqual({
+        status: 'up',
+        tiers: { memory: { status: 'up', kind: 'memory', circuit: 'closed' } },
+        bus: 'absent',
+        probe: 'done',
+      });
+      await request(alone.getHttpServer()).get('/products').expect(200);
+    } finally {
+      await alone.close();
     }
   });
 });

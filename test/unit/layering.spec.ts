@@ -5,8 +5,11 @@ import ts from 'typescript';
 /**
  * The layering of lib/ (see the README's Layout): lower layers never import upper ones, the
  * store and the herd engine know tiers only through their contract, and only lib/nest/ knows
- * NestJS. Specifiers are read by TypeScript's own pre-processor (static imports, `import type`,
- * `export … from`, `import()` and `require()`), resolved to paths relative to lib/.
+ * NestJS. lib/telemetry/ (metrics, tracing) sits beside lib/nest/: it reads the store, the herd
+ * engine and the bus (and the foundations), never a tier or lib/nest/, and no layer below it
+ * imports it. Specifiers are read by TypeScript's own pre-processor (static imports,
+ * `import type`, `export … from`, `import()` and `require()`), resolved to paths relative to
+ * lib/.
  */
 
 /** One source file, `path` relative to lib/ with forward slashes (e.g. `store/tiered-store.ts`). */
@@ -46,7 +49,10 @@ function inside(path: string, folder: string): boolean {
   return path.startsWith(folder.endsWith('/') ? folder : `${folder}/`);
 }
 
-const UPPER_LAYERS = ['tiers/', 'bus/', 'store/', 'herd/', 'nest/'];
+const UPPER_LAYERS = ['tiers/', 'bus/', 'store/', 'herd/', 'nest/', 'telemetry/'];
+
+/** The layers below lib/telemetry/ (it reads all but the tiers): none of them imports it. */
+const OBSERVED_LAYERS = ['tiers', 'bus', 'store', 'herd'];
 
 /**
  * Where a relative specifier of `from` points, relative to lib/: the `.ts` file, or the folder's
@@ -99,6 +105,13 @@ function rulesBroken(file: string, specifier: string, target: string | undefined
     if (target === 'store/tiered-store.ts')
       broken.push('lib/herd/ does not import the TieredStore class (lib/store/tiered-store.ts)');
   }
+  if (inside(file, 'telemetry')) {
+    for (const upper of ['tiers', 'nest'])
+      if (inside(target, upper)) broken.push(`lib/telemetry/ imports nothing from lib/${upper}/`);
+  }
+  const observed = OBSERVED_LAYERS.find((layer) => inside(file, layer));
+  if (observed !== undefined && inside(target, 'telemetry'))
+    broken.push(`lib/${observed}/ imports nothing from lib/telemetry/`);
   const foundation = FOUNDATIONS.find((f) => (f.endsWith('/') ? inside(file, f) : file === f));
   if (foundation !== undefined) {
     const upper = UPPER_LAYERS.find((u) => inside(target, u));
@@ -281,6 +294,38 @@ describe('the layering checker', () => {
         'lib/errors.ts: "./herd/single-flight": lib/errors.ts imports nothing from lib/herd/',
         'lib/options.ts: "./tiers/host-port": lib/options.ts imports nothing from lib/tiers/',
         'lib/clock.ts: "./nest/tiered-cache.module": lib/clock.ts imports nothing from lib/nest/',
+      ],
+    ],
+    [
+      'telemetry importing a tier or nest, and the layers it reads importing telemetry',
+      [
+        file(
+          'telemetry/prometheus.ts',
+          '../store/tiered-store',
+          '../herd/read-through',
+          '../bus/invalidation-bus',
+          '../options',
+          '../tiers/memory/memory.tier',
+          '../tiers/tier.interface',
+          '../nest/tiered-cache.options',
+          'prom-client',
+        ),
+        file('store/tiered-store.ts', '../telemetry/prometheus'),
+        file('herd/read-through.ts', '../telemetry/tracing'),
+        file('bus/invalidation-bus.ts', '../telemetry/prometheus'),
+        file('tiers/memcached/memcached.tier.ts', '../../telemetry/prometheus'),
+        file('nest/tiered-cache.service.ts', '../telemetry/prometheus', '../telemetry/tracing'),
+        file('options.ts', './telemetry/metrics.options'),
+      ],
+      [
+        'lib/telemetry/prometheus.ts: "../tiers/memory/memory.tier": lib/telemetry/ imports nothing from lib/tiers/',
+        'lib/telemetry/prometheus.ts: "../tiers/tier.interface": lib/telemetry/ imports nothing from lib/tiers/',
+        'lib/telemetry/prometheus.ts: "../nest/tiered-cache.options": lib/telemetry/ imports nothing from lib/nest/',
+        'lib/store/tiered-store.ts: "../telemetry/prometheus": lib/store/ imports nothing from lib/telemetry/',
+        'lib/herd/read-through.ts: "../telemetry/tracing": lib/herd/ imports nothing from lib/telemetry/',
+        'lib/bus/invalidation-bus.ts: "../telemetry/prometheus": lib/bus/ imports nothing from lib/telemetry/',
+        'lib/tiers/memcached/memcached.tier.ts: "../../telemetry/prometheus": lib/tiers/ imports nothing from lib/telemetry/',
+        'lib/options.ts: "./telemetry/metrics.options": lib/options.ts imports nothing from lib/telemetry/',
       ],
     ],
     [
