@@ -86,6 +86,7 @@ export class TagTimes {
   /** This store's stamp origin: a random number, never 0, that its tagged entries carry. */
   readonly origin = randomInt(1, 2 ** 32);
   private readonly known = new Map<string, Known>();
+  /** Tags whose times are being read from the authority, and that read. */
   private readonly loading = new Map<string, Promise<void>>();
   /** Tags to read again in the background, at the next turn of the event loop. */
   private soon = new Set<string>();
@@ -103,9 +104,10 @@ export class TagTimes {
    * Now on the store's clock, after every earlier stamp of this store: the time of a tagged write
    * and of an invalidation alike, so that a write and an invalidation made by this store in one
    * millisecond keep their order (in steps of 1/1024 ms, which float64 holds exactly for epoch
-   * times). Entries and invalidations carry their store's {@link origin}: between stores,
-   * where the fractions mean nothing, a write and an invalidation in one millisecond count as
-   * the write first (the entry is covered).
+   * times). Entries carry their store's {@link origin}, and so do the invalidations of a store
+   * without an authority: only those are compared to the fraction. Elsewhere (between stores,
+   * and for every time kept on a shared tier) a write and an invalidation in one millisecond
+   * count as the write first: the entry is covered.
    */
   stamp(): number {
     const now = this.setup.clock.now();
@@ -165,11 +167,7 @@ export class TagTimes {
     if (batch.size === 0)
       setImmediate(() => {
         this.soon = new Set();
-        const fetch = [...batch];
-        const read = this.fetch(fetch).finally(() => {
-          for (const tag of fetch) if (this.loading.get(tag) === read) this.loading.delete(tag);
-        });
-        for (const tag of fetch) this.loading.set(tag, read);
+        void this.read([...batch]);
       }).unref();
     for (const tag of tags) batch.add(tag);
   }
@@ -187,14 +185,17 @@ export class TagTimes {
       if (inFlight !== undefined) waits.push(inFlight);
       else if (!fetch.includes(tag)) fetch.push(tag);
     }
-    if (fetch.length > 0) {
-      const read = this.fetch(fetch).finally(() => {
-        for (const tag of fetch) if (this.loading.get(tag) === read) this.loading.delete(tag);
-      });
-      for (const tag of fetch) this.loading.set(tag, read);
-      waits.push(read);
-    }
+    if (fetch.length > 0) waits.push(this.read(fetch));
     if (waits.length > 0) await Promise.all(waits);
+  }
+
+  /** {@link fetch}es `tags`' times, known as being read until it ends (see {@link loading}). */
+  private read(tags: string[]): Promise<void> {
+    const read = this.fetch(tags).finally(() => {
+      for (const tag of tags) if (this.loading.get(tag) === read) this.loading.delete(tag);
+    });
+    for (const tag of tags) this.loading.set(tag, read);
+    return read;
   }
 
   /**
