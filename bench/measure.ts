@@ -1,3 +1,4 @@
+import { availableParallelism, loadavg } from 'node:os';
 /**
  * Tiny benchmark kit: contenders run in interleaved rounds (A B C, then C B A, …) so that machine
  * noise and the debts one leaves to the next (garbage, JIT) hit them alike, and each reports its
@@ -100,6 +101,33 @@ export function report(title: string, results: Result[], targets: Target[]): boo
   return ok;
 }
 
-function fmt(n: number): string {
+export function fmt(n: number): string {
   return Math.round(n).toLocaleString('en-US');
+}
+
+/** Prints `results` as a table: median ops/s, µs per op, and the rounds' spread. */
+export function table(title: string, results: Result[]): void {
+  const width = Math.max(...results.map((r) => r.name.length), 'contender'.length);
+  console.log(`\n## ${title}`);
+  console.log(
+    `  ${'contender'.padEnd(width)}  ${'median ops/s'.padStart(13)}  ${'µs/op'.padStart(7)}  rounds' ops/s min–max`,
+  );
+  for (const r of results) {
+    const lo = Math.min(...r.rounds);
+    const hi = Math.max(...r.rounds);
+    console.log(
+      `  ${r.name.padEnd(width)}  ${fmt(r.opsPerSec).padStart(13)}  ${r.usPerOp.toFixed(3).padStart(7)}  ${fmt(lo)}–${fmt(hi)} (±${((100 * (hi - lo)) / 2 / r.opsPerSec).toFixed(0)}%)`,
+    );
+  }
+}
+
+export function stats(values: number[]): { median: number; min: number; max: number } {
+  const sorted = [...values].sort((a, b) => a - b);
+  return { median: sorted[Math.floor(sorted.length / 2)], min: sorted[0], max: sorted.at(-1)! };
+}
+
+/** The machine's load averages (1, 5, 15 min) and CPU count: how busy it was. */
+export function load(): string {
+  const [one, five, fifteen] = loadavg().map((l) => l.toFixed(2));
+  return `load average ${one}, ${five}, ${fifteen} on ${availableParallelism()} CPUs`;
 }

@@ -1,5 +1,6 @@
 import { bus } from './bus.bench';
 import { jsonTreeCopy, memoryHit } from './memory-hit.bench';
+import { operations } from './operations.bench';
 import { cassandraHit, memcachedGetMany, memcachedHit } from './remote-hit.bench';
 import { BenchServerPool, type BenchServers, type ServerKind } from './servers';
 import { stampede } from './stampede.bench';
@@ -14,6 +15,7 @@ type Scenario = [
 const SCENARIOS: Scenario[] = [
   ['memory-hit', () => memoryHit(), []],
   ['memory-copy', () => jsonTreeCopy(), []],
+  ['operations', () => operations(), []],
   ['memcached-hit', memcachedHit, ['memcached']],
   ['memcached-getmany', memcachedGetMany, ['memcached']],
   ['bus', bus, ['memcached', 'redis']],

@@ -1,4 +1,3 @@
-import { availableParallelism, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import { BentoCache, bentostore } from 'bentocache';
@@ -9,7 +8,7 @@ import { Codec, TieredCache, TieredStore, type TierOptions } from '../lib';
 import { cassandraClient, connectedStore, memjsClient } from './contenders';
 import { PRODUCT, productKeys } from './fixtures';
 import { isolated, type IsolatedContender } from './isolated';
-import { compare, type Result } from './measure';
+import { compare, fmt, load, stats, table, type Result } from './measure';
 import type { BenchServers } from './servers';
 
 /**
@@ -496,21 +495,6 @@ async function latencyTable(title: string, contenders: LatencyContender[]): Prom
 
 // ---------------------------------------------------------------- printing
 
-function table(title: string, results: Result[]): void {
-  const width = Math.max(...results.map((r) => r.name.length), 'contender'.length);
-  console.log(`\n## ${title}`);
-  console.log(
-    `  ${'contender'.padEnd(width)}  ${'median ops/s'.padStart(13)}  ${'µs/op'.padStart(7)}  rounds' ops/s min–max`,
-  );
-  for (const r of results) {
-    const lo = Math.min(...r.rounds);
-    const hi = Math.max(...r.rounds);
-    console.log(
-      `  ${r.name.padEnd(width)}  ${fmt(r.opsPerSec).padStart(13)}  ${r.usPerOp.toFixed(3).padStart(7)}  ${fmt(lo)}–${fmt(hi)} (±${((100 * (hi - lo)) / 2 / r.opsPerSec).toFixed(0)}%)`,
-    );
-  }
-}
-
 /** Prints each cost ratio (tagged time per op / untagged), median over paired rounds [min–max]. */
 function ratios(results: Result[], checks: CostRatio[]): void {
   const by = new Map(results.map((r) => [r.name, r.rounds]));
@@ -548,11 +532,6 @@ function verdict(): boolean {
 /** A ratio rounded up to 3 decimals: a figure just over the goal never prints as meeting it. */
 const up = (v: number): string => (Math.ceil(v * 1000 - 1e-9) / 1000).toFixed(3);
 
-function stats(values: number[]): { median: number; min: number; max: number } {
-  const sorted = [...values].sort((a, b) => a - b);
-  return { median: sorted[Math.floor(sorted.length / 2)], min: sorted[0], max: sorted.at(-1)! };
-}
-
 /** Median [min–max], the median rounded up (see {@link up}). */
 function spreadOf(values: number[]): string {
   const s = stats(values);
@@ -563,14 +542,4 @@ function percentiles(values: number[]): { p50: number; p99: number; max: number 
   const sorted = [...values].sort((a, b) => a - b);
   const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
   return { p50: at(0.5), p99: at(0.99), max: sorted[sorted.length - 1] };
-}
-
-/** The machine's load averages (1, 5, 15 min) and CPU count: how busy it was. */
-function load(): string {
-  const [one, five, fifteen] = loadavg().map((l) => l.toFixed(2));
-  return `load average ${one}, ${five}, ${fifteen} on ${availableParallelism()} CPUs`;
-}
-
-function fmt(n: number): string {
-  return Math.round(n).toLocaleString('en-US');
 }
