@@ -265,12 +265,13 @@ export class TagTimes {
   /** Invalidations heard of (from the bus, or made here): kept, each time only ever raised. */
   learn(list: readonly TagInvalidation[]): void {
     const until = this.setup.authority === undefined ? Infinity : 0;
+    let changed = false;
     for (const { tag, mode, at, by } of list) {
       let k = this.known.get(tag);
       if (k === undefined) this.known.set(tag, (k = { d: 0, dBy: 0, e: 0, eBy: 0, until }));
-      raise(k, mode, at, by);
+      if (raise(k, mode, at, by)) changed = true;
     }
-    this.version++;
+    if (changed) this.version++;
     this.bound();
   }
 
@@ -292,17 +293,19 @@ export class TagTimes {
       found === FAILED
         ? now + RETRY_MS
         : now + (this.setup.busUp() ? TRUST_WITH_BUS_MS : this.setup.refreshMs);
+    // Verdicts cached on entries stand unless a time changed: each expires with its tags' trust.
+    let changed = false;
     tags.forEach((tag, i) => {
       const k = this.known.get(tag) ?? { d: 0, dBy: 0, e: 0, eBy: 0, until };
       if (found !== FAILED) {
         // The authority keeps no origin (see `persist`): to the millisecond.
-        raise(k, 'delete', this.timeOf(found[2 * i]), 0);
-        raise(k, 'expire', this.timeOf(found[2 * i + 1]), 0);
+        if (raise(k, 'delete', this.timeOf(found[2 * i]), 0)) changed = true;
+        if (raise(k, 'expire', this.timeOf(found[2 * i + 1]), 0)) changed = true;
       }
       k.until = until;
       this.known.set(tag, k);
     });
-    this.version++;
+    if (changed) this.version++;
     this.bound();
   }
 
@@ -344,13 +347,19 @@ function covers(tagged: Tagged, t: number, by: number): boolean {
   return by === tagged.by ? tagged.at <= t : Math.floor(tagged.at) <= Math.floor(t);
 }
 
-/** Raises `k`'s time in `mode` to `at` by `by` (a tie between origins: origin unknown). */
-function raise(k: Known, mode: TagMode, at: number, by: number): void {
-  if (mode === 'delete') {
-    if (at > k.d) [k.d, k.dBy] = [at, by];
-    else if (at === k.d && by !== k.dBy) k.dBy = 0;
-  } else if (at > k.e) [k.e, k.eBy] = [at, by];
-  else if (at === k.e && by !== k.eBy) k.eBy = 0;
+/**
+ * Raises `k`'s time in `mode` to `at` by `by` (a tie between origins: origin unknown); whether
+ * anything changed.
+ */
+function raise(k: Known, mode: TagMode, at: number, by: number): boolean {
+  const [t, tBy] = mode === 'delete' ? [k.d, k.dBy] : [k.e, k.eBy];
+  let next: [number, number];
+  if (at > t) next = [at, by];
+  else if (at === t && by !== tBy && tBy !== 0) next = [t, 0];
+  else return false;
+  if (mode === 'delete') [k.d, k.dBy] = next;
+  else [k.e, k.eBy] = next;
+  return true;
 }
 
 /**
