@@ -356,6 +356,10 @@ export class CassandraTier implements Tier<Buffer> {
     const client = this.client;
     this.client = undefined;
     if (client) await releaseClient(client);
+    // A connect still under way (a node that hangs) goes on arming the driver's timers, host
+    // health checks and pool reconnections, until it settles; `open` then releases the client
+    // again. Closed means nothing is left: wait for it (the driver's own timeouts bound it).
+    await this.connecting?.catch(() => undefined);
   }
 
   /** Deletes the value row; resolves whether it existed just before. */
