@@ -40,6 +40,8 @@ const RETRY_MS = 1000;
 const MAX_KNOWN = 100_000;
 /** At most this long before their trust ends, times hits use are read again (background), ms. */
 const AHEAD_MS = 250;
+/** Tags read at most in one waited read of tag times (see `TagTimes.withLapsed`). */
+const LAPSED_BATCH = 1000;
 /** Stamps per millisecond (see {@link TagTimes.stamp}). */
 const STAMPS_PER_MS = 1024;
 const STAMP_STEP_MS = 1 / STAMPS_PER_MS;
@@ -185,8 +187,24 @@ export class TagTimes {
       if (inFlight !== undefined) waits.push(inFlight);
       else if (!fetch.includes(tag)) fetch.push(tag);
     }
-    if (fetch.length > 0) waits.push(this.read(fetch));
+    if (fetch.length > 0) waits.push(this.read(this.withLapsed(fetch, now)));
     if (waits.length > 0) await Promise.all(waits);
+  }
+
+  /**
+   * `tags` and, up to {@link LAPSED_BATCH} in all (among the first ten times as many known),
+   * other known tags whose trust has ended (nothing read them meanwhile): a read that must wait
+   * anyway brings them too, so the hits that follow a quiet while wait for one read, not one
+   * each.
+   */
+  private withLapsed(tags: string[], now: number): string[] {
+    const batch = new Set(tags);
+    let scanned = 0;
+    for (const [tag, k] of this.known) {
+      if (batch.size >= LAPSED_BATCH || ++scanned > 10 * LAPSED_BATCH) break;
+      if (k.until <= now && !this.loading.has(tag)) batch.add(tag);
+    }
+    return [...batch];
   }
 
   /** {@link fetch}es `tags`' times, known as being read until it ends (see {@link loading}). */

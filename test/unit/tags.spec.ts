@@ -129,6 +129,21 @@ describe('tags in one process', () => {
     expect(reads()).toBe(before + 1);
   });
 
+  it('after a quiet while, the first read of lapsed times brings every lapsed tag at once', async () => {
+    const clock = new ManualClock(T0);
+    const far = withFaults(new MapTier({ clock, name: 'far' }));
+    const s = createTieredStore({ clock, tagRefreshMs: 1000, tiers: [{ type: 'memory' }, far] });
+    await s.connect();
+    for (const i of [1, 2, 3]) await s.set(`k${i}`, i, { ttl: 60_000, tags: [`t${i}`] });
+    expect(await s.getMany(['k1', 'k2', 'k3'])).toEqual([1, 2, 3]);
+    await tick(clock, 1001); // nothing read meanwhile: every tag's trust has ended
+    const before = far.calls.getMany;
+    expect(await s.get('k1')).toBe(1);
+    expect(await s.get('k2')).toBe(2);
+    expect(await s.get('k3')).toBe(3);
+    expect(far.calls.getMany - before).toBe(1);
+  });
+
   it('expire: entries with grace turn stale (read-through serves them), others are gone', async () => {
     const clock = new ManualClock(T0);
     const s = createTieredStore({ clock, tiers: [{ type: 'memory' }] });
