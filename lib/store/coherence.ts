@@ -95,9 +95,7 @@ export class Coherence {
 
   /** This instance wrote, deleted or counted `keys` (caller keys): tell the others. */
   changed(keys: readonly string[]): void {
-    if (this.bus === undefined) return;
-    if (this.starting === undefined) void this.start().catch(() => undefined);
-    this.bus.keysChanged(keys);
+    this.announcing()?.keysChanged(keys);
   }
 
   /** {@link changed} of one key. */
@@ -112,9 +110,14 @@ export class Coherence {
 
   /** This instance invalidated tags: tell the others. */
   tagsInvalidated(list: readonly TagInvalidation[]): void {
-    if (this.bus === undefined) return;
-    if (this.starting === undefined) void this.start().catch(() => undefined);
-    this.bus.tagsInvalidated(list);
+    this.announcing()?.tagsInvalidated(list);
+  }
+
+  /** The bus, started if it was not yet (what is announced before then waits for it). */
+  private announcing(): InvalidationBus | undefined {
+    if (this.bus !== undefined && this.starting === undefined)
+      void this.start().catch(() => undefined);
+    return this.bus;
   }
 
   /** This instance cleared the namespace, now at `generation`: tell the others. */

@@ -28,6 +28,7 @@ import type {
   WorkerState,
   WriteLog,
 } from './bus-processes';
+import { exitOnce } from './worker-exit';
 
 /** Epoch ms, sub-ms precision, comparable between the processes of this machine. */
 const now = () => performance.timeOrigin + performance.now();
@@ -337,18 +338,8 @@ async function handle(cmd: Command): Promise<unknown> {
   }
 }
 
-let closing: Promise<void> | undefined;
 /** Closes the store (if open) and exits. */
-function shutdown(code: number): Promise<void> {
-  closing ??= (async () => {
-    try {
-      await session?.close();
-    } finally {
-      process.exit(code);
-    }
-  })();
-  return closing;
-}
+const shutdown = exitOnce(() => session?.close());
 
 function send(message: unknown): void {
   process.send?.(message);

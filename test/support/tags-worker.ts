@@ -19,6 +19,7 @@ import type {
   TaggedValue,
   WorkerState,
 } from './tags-processes';
+import { exitOnce } from './worker-exit';
 
 /** One cache (`open` to `close`) and what it did. */
 class Session {
@@ -171,18 +172,8 @@ async function handle(cmd: Command): Promise<unknown> {
   }
 }
 
-let closing: Promise<void> | undefined;
 /** Closes the cache (if open) and exits. */
-function shutdown(code: number): Promise<void> {
-  closing ??= (async () => {
-    try {
-      await session?.close();
-    } finally {
-      process.exit(code);
-    }
-  })();
-  return closing;
-}
+const shutdown = exitOnce(() => session?.close());
 
 function send(message: unknown): void {
   process.send?.(message);
