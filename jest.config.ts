@@ -31,9 +31,15 @@ const common: Config = {
  */
 const config: Config = {
   testTimeout: 60_000,
-  // On two cores Jest runs every test in its own process (in band), so one timer a dependency
-  // leaves behind would keep the run from ever ending. Tests that care assert what they leave
-  // open themselves (test/support/open-resources.ts); the run ends when the tests have.
+  // One test file at a time (two cores; the servers take the other), in one worker process that
+  // is replaced once it holds more than the limit after a file: a single process running every
+  // suite grows to gigabytes, and its garbage collections then stall the event loop for seconds,
+  // long enough for the tests' short server timeouts to fire.
+  maxWorkers: 1,
+  workerIdleMemoryLimit: '1GB',
+  // A timer a dependency leaves behind would keep the run from ever ending. Tests that care
+  // assert what they leave open themselves (test/support/open-resources.ts); the run ends when
+  // the tests have.
   forceExit: true,
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.spec.ts'] },

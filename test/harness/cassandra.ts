@@ -84,9 +84,9 @@ export async function launchCassandra(opts: {
   // YAML accepts JSON.
   const yamlPath = join(dir, 'cassandra.yaml');
   await writeFile(yamlPath, JSON.stringify(config, null, 2));
-  // The shared node takes every suite's load, in band: with 768 MB, full collections under the
-  // write bursts of late suites stalled it past the driver's timeouts, and the driver closed
-  // its connections (every query of a suite then failed with "Socket was closed").
+  // The shared node takes every suite's load, one after another: with 768 MB, full collections
+  // under the write bursts of late suites stalled it past the driver's timeouts, and the driver
+  // closed its connections (every query of a suite then failed with "Socket was closed").
   const heap = `${opts.heapMb ?? 1536}m`;
   const args = [
     `-Xms${heap}`,

@@ -35,6 +35,14 @@ export function testServers(): TestServers {
   };
 }
 
+/**
+ * A per-request timeout for tests about what healthy servers answer, not how fast: on a busy
+ * machine a burst of a thousand requests can keep memcached or Cassandra answering for longer than
+ * the tiers' production defaults (500 ms, 2 s), and a timeout there would fail a test of order or
+ * counting for the machine's load alone. Tests of timeouts and failures set their own.
+ */
+export const PATIENT_TIMEOUT_MS = 15_000;
+
 /** A name unique to this test file and run, safe as a CQL identifier and a memcached key prefix. */
 export function uniqueName(prefix: string): string {
   return `${prefix}_${process.pid}_${Date.now().toString(36)}_${Math.floor(Math.random() * 1e6)}`;

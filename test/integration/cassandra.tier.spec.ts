@@ -115,9 +115,9 @@ describe('CassandraTier on a real Cassandra', () => {
     expect(long).toBeLessThanOrEqual(630_720_000);
   });
 
-  it('a 1 ms TTL rounds up to 1 s: the entry is gone within 5 s', async () => {
+  it('a 1 ms TTL rounds up to 1 s: the entry is gone within seconds', async () => {
     await tier.set('expiring', Buffer.from('x'), 1);
-    const deadline = Date.now() + 5000;
+    const deadline = Date.now() + 10_000; // 1 s, and room for a busy machine
     while ((await tier.get('expiring')) !== undefined) {
       expect(Date.now()).toBeLessThan(deadline);
       await new Promise((r) => setTimeout(r, 100));

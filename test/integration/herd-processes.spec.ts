@@ -60,9 +60,9 @@ describe('herd protection across Node processes (real servers)', () => {
     const computing = holder.computing();
     void holder.run({ key: 'k', callers: 10, delayMs: 0, hang: true, ttl: 60_000 });
     await computing;
+    const t0 = performance.now(); // the holder has its lease
     await holder.kill();
     await sleep(300);
-    const t0 = performance.now();
     const reports = await Promise.all(
       others.map((w) => w.run({ key: 'k', callers: 100, delayMs: 50, ttl: 60_000 })),
     );
@@ -72,9 +72,10 @@ describe('herd protection across Node processes (real servers)', () => {
     expect(sum.answered).toBe(300);
     expect(sum.values.size).toBe(1);
     expect(sum.calls).toBe(1);
-    // They waited for the dead holder's lease (2 s, counted in whole seconds by the server)…
+    // They waited for the dead holder's lease (2 s, counted in whole seconds by the server, so
+    // ending 1 to 2 s after it was taken)…
     expect(elapsed).toBeGreaterThan(500);
-    // …and no longer than lockTimeout plus a margin.
-    expect(elapsed).toBeLessThan(herd.lockTimeout + 1500);
+    // …and not for ever: lockTimeout, plus a margin for three busy processes.
+    expect(elapsed).toBeLessThan(herd.lockTimeout + 8000);
   });
 });

@@ -69,7 +69,8 @@ describe('memcached gutter (real processes, SIGSTOP)', () => {
     const t = tier(
       {
         servers: nodes.map((n) => n.address),
-        timeout: 300,
+        // Long enough for a busy survivor's answer: only the hung node may miss it.
+        timeout: 2000,
         failoverTime: FAILOVER,
         ...(gutter && { gutter: { servers: [gutter.address], ttl: 2000 } }),
       },

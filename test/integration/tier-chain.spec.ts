@@ -5,15 +5,16 @@ import {
   type TieredStoreOptions,
   type TierOptions,
 } from '../../lib';
-import { testServers, uniqueName } from '../harness/env';
+import { PATIENT_TIMEOUT_MS, testServers, uniqueName } from '../harness/env';
 import { MemcachedNode } from '../harness/memcached';
 import { freePort } from '../harness/ports';
 import { ManualClock } from '../support/manual-clock';
 
 const servers = testServers();
 const keyspace = uniqueName('chain').toLowerCase();
-const cassandra: TierOptions = { type: 'cassandra', ...servers.cassandra, keyspace };
-const memcached: TierOptions = { type: 'memcached', servers: servers.memcached };
+const timeout = PATIENT_TIMEOUT_MS;
+const cassandra: TierOptions = { type: 'cassandra', ...servers.cassandra, keyspace, timeout };
+const memcached: TierOptions = { type: 'memcached', servers: servers.memcached, timeout };
 
 describe('tier chain', () => {
   const open: TieredStore[] = [];

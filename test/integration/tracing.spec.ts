@@ -16,6 +16,7 @@ import {
 import { MODULE_ONLY_OPTIONS } from '../../lib/nest/tiered-cache.options';
 import { CacheTracing } from '../../lib/telemetry/tracing';
 import { dropKeyspaceAfterAll, testServers, uniqueName } from '../harness/env';
+import { eventually } from '../support/eventually';
 
 /**
  * OpenTelemetry spans of read-through calls over real servers (memory → memcached → Cassandra):
@@ -34,8 +35,7 @@ const named = (spans: readonly ReadableSpan[], name: string) =>
   spans.filter((s) => s.name === name);
 /** Resolves once `check` holds. */
 async function until(check: () => boolean): Promise<void> {
-  for (let i = 0; i < 400 && !check(); i++) await new Promise((r) => setTimeout(r, 5));
-  expect(check()).toBe(true);
+  expect(await eventually(check, 10_000)).toBe(true);
 }
 const childrenOf = (spans: readonly ReadableSpan[], parent: ReadableSpan) =>
   spans.filter((s) => s.parentSpanContext?.spanId === parent.spanContext().spanId);

@@ -26,7 +26,7 @@ const READ_KEYS = 200;
 
 /**
  * A full garbage collection (`--expose-gc` turned on at run time), then the heap in use, MB. Only
- * before and after the load: a full collection of the in-band Jest heap (hundreds of MB) stops
+ * before and after the load: a full collection of the Jest worker's heap (hundreds of MB) stops
  * the event loop for long enough that tier calls in flight time out, which is not the soak's
  * subject. Samples during the load read the heap without collecting.
  */

@@ -3,6 +3,7 @@ import { createTieredStore, type CacheEventMap, type CacheEventName } from '../.
 import { resolveHerdOptions } from '../../lib/herd/herd.options';
 import { ReadThrough } from '../../lib/herd/read-through';
 import { withFaults } from '../support/fault-tier';
+import { eventually } from '../support/eventually';
 import { ManualClock } from '../support/manual-clock';
 import { MapTier } from '../support/map-tier';
 
@@ -143,7 +144,7 @@ describe('store.events', () => {
       throw new Error('origin down');
     };
     expect((await rt.lookup('k', failing, call)).status).toBe('STALE');
-    for (let i = 0; i < 100 && seen.length < 4; i++) await sleep(10);
+    await eventually(() => seen.length >= 4, 10_000);
     expect(seen).toEqual([
       ['stale', { key: 'k' }],
       ['lease', { key: 'k', outcome: 'acquired' }],
