@@ -42,8 +42,20 @@ export interface ReadThroughCall<T> extends ResolvedHerdOptions {
   tags?: readonly string[] | (() => readonly string[] | undefined);
 }
 
+/**
+ * Wraps lookups in a trace span (`CacheTracing`): {@link lookup} runs `run` in its span and returns
+ * what it returns. With `localHits` false, a fresh memory-tier hit that needs nothing more is
+ * answered without it.
+ */
+export interface LookupTracer {
+  readonly localHits: boolean;
+  lookup<T>(key: string, run: () => Promise<CacheLookup<T>>): Promise<CacheLookup<T>>;
+}
+
 export interface ReadThroughHooks {
   clock: Clock;
+  /** Traces lookups (a span each, around the read and the factory call). */
+  tracer?: LookupTracer;
   /** Called for every failure nobody awaits: background refreshes, lease releases. */
   onBackgroundError(key: string, error: unknown): void;
   /** The store's events: stale serves, origin calls, leases and failed refreshes are told there. */
@@ -92,7 +104,7 @@ export class ReadThrough {
     return this.flights.size;
   }
 
-  async lookup<T>(
+  lookup<T>(
     key: string,
     factory: () => T | Promise<T>,
     call: ReadThroughCall<T>,
@@ -100,12 +112,36 @@ export class ReadThrough {
     if (this.flights.holds(key)) {
       // Called from inside this key's own flight (a cached handler calling a cached method under
       // the same key): the outer call stores the key; waiting here would wait for itself.
-      return { value: await factory(), status: 'MISS', stored: false };
+      return reentered(factory);
     }
-    // The memory tier answers synchronously; past it, concurrent callers share one read of the
-    // remote tiers (a burst on a cold key costs one lookup per tier, not one per caller).
-    const entry =
-      this.store.peekEntry<T>(key) ?? (await this.reads.do(key, () => this.store.getEntry<T>(key)));
+    // The memory tier answers synchronously (a bad key is a rejection, as from any lookup).
+    let local: StoredEntry<T> | undefined;
+    try {
+      local = this.store.peekEntry<T>(key);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const tracer = this.hooks.tracer;
+    if (tracer === undefined) return this.answer(key, factory, call, local);
+    if (local !== undefined && !tracer.localHits) {
+      const now = this.clock.now();
+      // Fresh, with no early refresh to weigh: nothing but the value to return, no span.
+      if (!isStale(local, now) && !(call.beta > 0 && local.delta > 0))
+        return Promise.resolve({ value: local.value, status: 'HIT', stored: true });
+    }
+    return tracer.lookup(key, () => this.answer(key, factory, call, local));
+  }
+
+  /** {@link lookup} past the re-entry check, given what the memory tier holds. */
+  private async answer<T>(
+    key: string,
+    factory: () => T | Promise<T>,
+    call: ReadThroughCall<T>,
+    local: StoredEntry<T> | undefined,
+  ): Promise<CacheLookup<T>> {
+    // Past the memory tier, concurrent callers share one read of the remote tiers (a burst on a
+    // cold key costs one lookup per tier, not one per caller).
+    const entry = local ?? (await this.reads.do(key, () => this.store.getEntry<T>(key)));
     if (entry !== undefined) {
       const now = this.clock.now();
       if (!isStale(entry, now)) {
@@ -294,4 +330,9 @@ function withHardTimeout<T>(work: Promise<T>, key: string, ms: number): Promise<
       () => new Promise<never>(() => undefined),
     ),
   ]);
+}
+
+/** A lookup from inside its own key's flight: the factory's value, stored by the outer call. */
+async function reentered<T>(factory: () => T | Promise<T>): Promise<CacheLookup<T>> {
+  return { value: await factory(), status: 'MISS', stored: false };
 }

@@ -76,6 +76,7 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
     this.tracing = CacheTracing.fromOption(options.tracing, 'tracing');
     this.readThrough = new ReadThrough(store, {
       clock: options.clock ?? systemClock,
+      tracer: this.tracing,
       events: store.events,
       onBackgroundError: (key, err) =>
         this.throttled(
@@ -251,10 +252,7 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
       condition: options.condition,
       tags,
     };
-    const tracing = this.tracing;
-    return tracing === undefined
-      ? this.readThrough.lookup(key, factory, call)
-      : tracing.lookup(key, () => this.readThrough.lookup(key, factory, call));
+    return this.readThrough.lookup(key, factory, call);
   }
 
   /** One warning per tier every 10 s at most, with the number of errors it stands for. */

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Attributes, Context, Span, Tracer, TracerProvider } from '@opentelemetry/api';
 import { TieredCacheError } from '../errors';
-import type { CacheLookup } from '../herd/read-through';
+import type { CacheLookup, LookupTracer } from '../herd/read-through';
 import { at, boolean, describeValue, invalid, onlyKnownKeys, optionNames } from '../options';
 import type { CacheEventMap, CacheEvents } from '../store/cache-events';
 import type { TieredStoreOptions } from '../store/tiered-store.options';
@@ -33,10 +33,25 @@ export interface CacheTracingOptions {
    * @default false
    */
   keys?: boolean;
+  /**
+   * Makes a `cache.get_or_set` span for lookups answered by a fresh entry of the memory tier too.
+   * Off, such a hit (one that makes no call past the process and starts no early refresh) is
+   * answered without a span: it takes about 0.3 µs, and a span of the OpenTelemetry SDK about
+   * 5 µs, so tracing every one would make the most frequent call of a cached app several times
+   * slower (`npm run bench -- operations` prints both). Its count is in the metrics
+   * (`tiered_cache_requests_total`), and every call that reaches memcached, Cassandra or the
+   * origin, stale serves and early refreshes included, still has its span.
+   * @default false
+   */
+  localHits?: boolean;
 }
 
 /** The names of {@link CacheTracingOptions}; any other key fails. */
-export const CACHE_TRACING_OPTIONS = optionNames<CacheTracingOptions>({ tracer: true, keys: true });
+export const CACHE_TRACING_OPTIONS = optionNames<CacheTracingOptions>({
+  tracer: true,
+  keys: true,
+  localHits: true,
+});
 
 /** The store a {@link CacheTracing} follows: its events, and its options for the namespace. */
 export interface TracedStore {
@@ -72,8 +87,9 @@ type MaybeProxy = TracerProvider & {
  * OpenTelemetry spans for the read-through calls of one store (`getOrSet`, `@Cached`), through
  * @opentelemetry/api (an optional peer dependency, loaded by {@link attach}):
  *
- * - `cache.get_or_set` (kind INTERNAL) per {@link lookup}, active while it runs (spans the factory
- *   starts are its children), with `cache.namespace`, `cache.status` (`HIT`, `MISS`, `STALE`),
+ * - `cache.get_or_set` (kind INTERNAL) per {@link lookup} (the read-through calls it for every
+ *   lookup but a fresh memory-tier hit, unless `localHits`), active while it runs (spans the
+ *   factory starts are its children), with `cache.namespace`, `cache.status` (`HIT`, `MISS`, `STALE`),
  *   `cache.stored`, and `error.type` with an error status when the call rejects (the error's
  *   message is not recorded: it may hold the key);
  * - a child per remote tier call it makes (`cache.tier.get`, `cache.tier.lease`…: the operation,
@@ -99,7 +115,9 @@ type MaybeProxy = TracerProvider & {
  * whose sampler drops a trace still costs one non-recording span per lookup, as any
  * instrumentation does; its children are skipped.
  */
-export class CacheTracing {
+export class CacheTracing implements LookupTracer {
+  /** Whether fresh memory-tier hits get a span too (see {@link CacheTracingOptions.localHits}). */
+  readonly localHits: boolean;
   private readonly given: Tracer | undefined;
   private readonly keys: boolean;
   /** Where the options sit, for errors. */
@@ -124,7 +142,7 @@ export class CacheTracing {
     if (options === null || typeof options !== 'object' || Array.isArray(options))
       throw invalid(
         path,
-        `must be true, false or an object { tracer?, keys? }, got ${describeValue(options)}`,
+        `must be true, false or an object { tracer?, keys?, localHits? }, got ${describeValue(options)}`,
       );
     onlyKnownKeys(path, options, CACHE_TRACING_OPTIONS);
     const tracer: unknown = options.tracer;
@@ -140,6 +158,7 @@ export class CacheTracing {
       );
     this.given = tracer as Tracer | undefined;
     this.keys = boolean(at(path, 'keys'), options.keys, false);
+    this.localHits = boolean(at(path, 'localHits'), options.localHits, false);
     this.path = path;
   }
 

@@ -22,7 +22,7 @@ describe('the tracing option', () => {
     return cache;
   }
 
-  it('true: every getOrSet is a span once a provider is registered, none without', async () => {
+  it('true: every getOrSet but a fresh memory hit is a span once a provider is registered, none without', async () => {
     const exporter = new InMemorySpanExporter();
     const off = await cacheWith({ tracing: true, logErrors: false });
     await off.getOrSet('k', async () => 1);
@@ -37,9 +37,21 @@ describe('the tracing option', () => {
     expect(await on.getOrSet('k', async () => 2)).toBe(1);
     const spans = exporter.getFinishedSpans();
     const lookups = spans.filter((s) => s.name === 'cache.get_or_set');
-    expect(lookups.map((s) => s.attributes['cache.status'])).toEqual(['MISS', 'HIT']);
+    expect(lookups.map((s) => s.attributes['cache.status'])).toEqual(['MISS']);
     expect(spans.some((s) => s.name === 'cache.origin')).toBe(true);
     await on.onApplicationShutdown();
+    // With localHits, the memory hit too.
+    exporter.reset();
+    const all = await cacheWith({ tracing: { localHits: true }, logErrors: false });
+    await all.getOrSet('k', async () => 1);
+    await all.getOrSet('k', async () => 2);
+    expect(
+      exporter
+        .getFinishedSpans()
+        .filter((s) => s.name === 'cache.get_or_set')
+        .map((s) => s.attributes['cache.status']),
+    ).toEqual(['MISS', 'HIT']);
+    await all.onApplicationShutdown();
     // Without the option, no span.
     exporter.reset();
     const plain = await cacheWith({ logErrors: false });

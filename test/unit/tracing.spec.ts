@@ -19,13 +19,14 @@ import {
   type CacheTracingOptions,
 } from '../../lib/telemetry/tracing';
 import { withFaults } from '../support/fault-tier';
+import { eventually } from '../support/eventually';
 import { ManualClock } from '../support/manual-clock';
 import { MapTier } from '../support/map-tier';
 
 /**
  * OpenTelemetry spans of read-through calls, over the memory tier and an in-process far tier,
- * recorded by the SDK's in-memory exporter. TieredCache is wired by hand here: each call goes
- * through `tracing.lookup(key, () => cache.lookup(…))`, as the module does.
+ * recorded by the SDK's in-memory exporter. TieredCache is built with the `tracing` option, as
+ * the module builds it; its CacheTracing is attached by hand (the module does it on init).
  */
 
 /** Registers the AsyncLocalStorage context manager and, unless `provider: false`, an SDK. */
@@ -49,15 +50,15 @@ async function traced(options: CacheTracingOptions = {}, grace = 0) {
   const far = withFaults(new MapTier({ clock, name: 'far' }));
   const store = createTieredStore({ clock, namespace: 'shop', tiers: [{ type: 'memory' }, far] });
   await store.connect();
-  const cache = new TieredCache(store, { clock, herd: { grace } });
-  const tracing = new CacheTracing(options);
+  const cache = new TieredCache(store, { clock, herd: { grace }, tracing: options });
+  const tracing = (cache as unknown as { tracing: CacheTracing }).tracing;
   await tracing.attach(store);
   open.push({ tracing, close: () => store.disconnect() });
   const getOrSet = <T>(
     key: string,
     factory: () => T | Promise<T>,
     opts: GetOrSetOptions<T> = { ttl: 1000 },
-  ): Promise<CacheLookup<T>> => tracing.lookup(key, () => cache.lookup(key, factory, opts));
+  ): Promise<CacheLookup<T>> => cache.lookup(key, factory, opts);
   return { clock, far, store, cache, tracing, getOrSet };
 }
 
@@ -75,8 +76,7 @@ function exported(span: ReadableSpan): string {
 
 /** Resolves once `check` holds (a background refresh's spans end after its caller's). */
 async function until(check: () => boolean): Promise<void> {
-  for (let i = 0; i < 200 && !check(); i++) await sleep(5);
-  expect(check()).toBe(true);
+  expect(await eventually(check, 10_000)).toBe(true);
 }
 
 afterEach(async () => {
@@ -147,15 +147,38 @@ describe('CacheTracing spans', () => {
     expect(ms(firstRead.endTime)).toBeLessThanOrEqual(ms(origin[0].startTime) + 1);
   });
 
-  it('a hit on the memory tier: one span, status HIT, no children', async () => {
+  it('a fresh hit on the memory tier: no span; one (status HIT, no children) with localHits', async () => {
     const { spans, exporter } = registerOtel();
     const { getOrSet } = await traced();
     await getOrSet('k', () => 1);
     exporter.reset();
-    expect((await getOrSet('k', () => 2)).value).toBe(1);
+    expect(await getOrSet('k', () => 2)).toEqual({ value: 1, status: 'HIT', stored: true });
+    expect(spans()).toEqual([]);
+
+    const all = await traced({ localHits: true });
+    await all.getOrSet('k', () => 1);
+    exporter.reset();
+    expect((await all.getOrSet('k', () => 2)).value).toBe(1);
     expect(spans()).toHaveLength(1);
     expect(spans()[0].name).toBe('cache.get_or_set');
     expect(spans()[0].attributes['cache.status']).toBe('HIT');
+  });
+
+  it('a memory-tier hit that may refresh early has its span, and so has the refresh', async () => {
+    const { spans, exporter } = registerOtel();
+    const { clock, getOrSet } = await traced();
+    const timed = async () => {
+      clock.advance(100); // a compute time, which early refresh weighs
+      return 'v1';
+    };
+    await getOrSet('k', timed, { ttl: 1000, earlyRefresh: 1e9 });
+    exporter.reset();
+    const found = await getOrSet('k', () => 'v2', { ttl: 1000, earlyRefresh: 1e9 });
+    expect(found).toEqual({ value: 'v1', status: 'HIT', stored: true });
+    await until(() => named(spans(), 'cache.origin').length === 1);
+    const [root] = named(spans(), 'cache.get_or_set');
+    expect(root.attributes['cache.status']).toBe('HIT');
+    expect(named(childrenOf(spans(), root), 'cache.origin')).toHaveLength(1);
   });
 
   it('a hit on the far tier: one cache.tier.get child, no origin', async () => {
@@ -419,7 +442,7 @@ describe('CacheTracing options', () => {
     expect(CacheTracing.fromOption(true)).toBeInstanceOf(CacheTracing);
     expect(CacheTracing.fromOption({ keys: true })).toBeInstanceOf(CacheTracing);
     expect(() => CacheTracing.fromOption('on' as never)).toThrow(
-      'tracing: must be true, false or an object { tracer?, keys? }, got string',
+      'tracing: must be true, false or an object { tracer?, keys?, localHits? }, got string',
     );
     expect(() => CacheTracing.fromOption({ key: true } as never, 'cache.tracing')).toThrow(
       'cache.tracing.key: unknown option (did you mean "keys"?)',
