@@ -83,6 +83,15 @@ export const HERD_OPTIONS = optionNames<HerdOptions>({
   hardTimeout: true,
 });
 
+/** The herd settings' names and each `alsoKnown` list's, built once per list. */
+const knownLists = new WeakMap<readonly string[], readonly string[]>();
+
+function knownWith(alsoKnown: readonly string[]): readonly string[] {
+  let known = knownLists.get(alsoKnown);
+  if (known === undefined) knownLists.set(alsoKnown, (known = [...HERD_OPTIONS, ...alsoKnown]));
+  return known;
+}
+
 /**
  * Applies `options` over `base`, checking each field. `where` prefixes error messages, e.g.
  * `herd` or `@Cached()`.
@@ -98,7 +107,16 @@ export function resolveHerdOptions(
 ): ResolvedHerdOptions {
   if (options === undefined) return base;
   if (options === null || typeof options !== 'object') throw invalid(where, 'must be an object');
-  if (alsoKnown !== undefined) onlyKnownKeys(where, options, [...HERD_OPTIONS, ...alsoKnown]);
+  if (alsoKnown !== undefined) onlyKnownKeys(where, options, knownWith(alsoKnown));
+  // Most calls set no herd field (`{ ttl }`): nothing to check or build.
+  if (
+    options.grace === undefined &&
+    options.lockTimeout === undefined &&
+    options.earlyRefresh === undefined &&
+    options.timeout === undefined &&
+    options.hardTimeout === undefined
+  )
+    return base;
   const ms = (field: keyof HerdOptions & keyof ResolvedHerdOptions): number => {
     return milliseconds(at(where, field), options[field], base[field]);
   };
@@ -120,10 +138,4 @@ export function resolveHerdOptions(
     timeout: ms('timeout'),
     hardTimeout: ms('hardTimeout'),
   };
-}
-
-/** The herd settings among other options (e.g. a `@Cached()` decorator's). */
-export function herdOf(options: HerdOptions): HerdOptions {
-  const { grace, lockTimeout, earlyRefresh, timeout, hardTimeout } = options;
-  return { grace, lockTimeout, earlyRefresh, timeout, hardTimeout };
 }

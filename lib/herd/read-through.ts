@@ -60,6 +60,11 @@ export interface ReadThroughHooks {
   onBackgroundError(key: string, error: unknown): void;
   /** The store's events: stale serves, origin calls, leases and failed refreshes are told there. */
   events?: CacheEvents;
+  /**
+   * A factory call has run past `lockTimeout` while callers of this process waited for it: they
+   * are answered by one more call of it (see {@link ReadThrough}).
+   */
+  onOverdue?(key: string, lockTimeout: number): void;
   /** Source of XFetch's randomness. Default `Math.random`. */
   random?: () => number;
   /** What lease waits are timed on. Default: monotonic time and real timers. */
@@ -79,12 +84,26 @@ export interface ReadThroughHooks {
  * - stale-while-revalidate within `grace`, early refresh (XFetch), fail-safe on factory errors,
  *   soft and hard timeouts;
  * - a delete made while a refresh is in flight wins: the refresh's value is not written back.
+ *
+ * A factory that calls a lookup of its own key (a cached handler calling a cached method under
+ * the same key) must not wait for itself. Such a call made while the factory runs synchronously
+ * (before its first `await`) is recognised and calls its own factory at once. One made later
+ * cannot be told from any other caller without tracking async context (which would slow every
+ * promise of the host app), so it waits as callers do; callers waiting in this process for a
+ * factory call that has run `lockTimeout` are answered by one more call of the factory (one per
+ * key, not stored: the first call stores its value when it ends), which also ends such a wait.
  */
 export class ReadThrough {
   /** Refreshes (re-check, lease, compute, store), one per key. */
   private readonly flights = new SingleFlight();
   /** Reads past the memory tier, one per key. */
   private readonly reads = new SingleFlight();
+  /** Calls of factories that ran past `lockTimeout` while callers waited, one per key. */
+  private readonly overdue = new SingleFlight();
+  /** Keys whose factory is running synchronously now: a lookup of one is a re-entrant call. */
+  private readonly calling = new Set<string>();
+  /** The flights of {@link flights}: when their factory call began, and who waits for it. */
+  private readonly overdueWaits = new Map<string, OverdueWait>();
   private readonly holder = `${hostname()}:${process.pid}`;
   private readonly clock: Clock;
   private readonly random: () => number;
@@ -109,8 +128,8 @@ export class ReadThrough {
     factory: () => T | Promise<T>,
     call: ReadThroughCall<T>,
   ): Promise<CacheLookup<T>> {
-    if (this.flights.holds(key)) {
-      // Called from inside this key's own flight (a cached handler calling a cached method under
+    if (this.calling.has(key)) {
+      // Called from inside this key's own factory (a cached handler calling a cached method under
       // the same key): the outer call stores the key; waiting here would wait for itself.
       return reentered(factory);
     }
@@ -189,7 +208,11 @@ export class ReadThrough {
     call: ReadThroughCall<T>,
     stale: StoredEntry<T> | undefined,
   ): Promise<CacheLookup<T>> {
-    return this.flights.do(key, async (): Promise<CacheLookup<T>> => {
+    const running = this.flights.get<CacheLookup<T>>(key);
+    if (running !== undefined) return this.join(key, factory, running);
+    const wait: OverdueWait = { lockTimeout: call.lockTimeout };
+    this.overdueWaits.set(key, wait);
+    const flight = this.flights.do(key, async (): Promise<CacheLookup<T>> => {
       const mark = this.store.mutationMark();
       const lease = new Lease(this.store, key, call, this.holder, this.waitClock);
       await lease.acquire();
@@ -206,11 +229,15 @@ export class ReadThrough {
         }
       }
       try {
-        return await this.compute(key, factory, call, mark, lease, stale);
+        return await this.compute(key, factory, call, mark, lease, stale, wait);
       } finally {
         if (lease.outcome === 'acquired')
           await lease.release().catch((err) => this.hooks.onBackgroundError(key, err));
       }
+    });
+    return flight.finally(() => {
+      clearTimeout(wait.timer);
+      if (this.overdueWaits.get(key) === wait) this.overdueWaits.delete(key);
     });
   }
 
@@ -237,6 +264,7 @@ export class ReadThrough {
     mark: number,
     lease: Lease,
     trigger: StoredEntry<T> | undefined,
+    wait: OverdueWait,
   ): Promise<CacheLookup<T>> {
     if (lease.outcome !== 'held') {
       // A flight that just ended here, or the previous lease holder, may have stored it just
@@ -258,17 +286,74 @@ export class ReadThrough {
     const started = this.clock.now();
     let value: T;
     const t0 = performance.now();
+    wait.started = t0;
+    if (wait.fire !== undefined) armOverdue(wait);
     try {
-      value = await factory();
+      value = await this.callFactory(key, factory);
     } catch (err) {
       this.originCalled(key, t0, 'error');
       throw err;
+    } finally {
+      clearTimeout(wait.timer);
+      wait.started = undefined;
     }
     this.originCalled(key, t0, 'ok');
     const delta = Math.max(0, this.clock.now() - started);
     let stored = value !== undefined && (call.condition?.(value) ?? true);
     if (stored) stored = await this.write(key, value, call, tagged, delta, mark, lease);
     return { value, status: 'MISS', stored };
+  }
+
+  /** Calls `factory`, marking its synchronous part: a lookup of `key` made there is re-entrant. */
+  private callFactory<T>(key: string, factory: () => T | Promise<T>): T | Promise<T> {
+    this.calling.add(key);
+    try {
+      return factory();
+    } finally {
+      this.calling.delete(key);
+    }
+  }
+
+  /**
+   * A caller of `key` while its flight runs: shares the flight's outcome, or, once a factory
+   * call of the flight has run `lockTimeout`, the outcome of one more call (see the class note).
+   */
+  private join<T>(
+    key: string,
+    factory: () => T | Promise<T>,
+    running: Promise<CacheLookup<T>>,
+  ): Promise<CacheLookup<T>> {
+    const wait = this.overdueWaits.get(key);
+    if (wait === undefined) return running;
+    if (wait.overdue === undefined) {
+      wait.overdue = new Promise<void>((resolve) => (wait.fire = resolve));
+      if (wait.started !== undefined) armOverdue(wait);
+    }
+    return Promise.race([
+      running,
+      wait.overdue.then(() => this.takeOver(key, factory, wait.lockTimeout)),
+    ]);
+  }
+
+  /** One more call of `key`'s factory for the callers of an overdue one (not stored). */
+  private takeOver<T>(
+    key: string,
+    factory: () => T | Promise<T>,
+    lockTimeout: number,
+  ): Promise<CacheLookup<T>> {
+    return this.overdue.do(key, async () => {
+      this.hooks.onOverdue?.(key, lockTimeout);
+      const t0 = performance.now();
+      let value: T;
+      try {
+        value = await this.callFactory(key, factory);
+      } catch (err) {
+        this.originCalled(key, t0, 'error');
+        throw err;
+      }
+      this.originCalled(key, t0, 'ok');
+      return { value, status: 'MISS', stored: false };
+    });
   }
 
   /** A background refresh failed: reported, and told to `refresh-failed` listeners. */
@@ -332,7 +417,28 @@ function withHardTimeout<T>(work: Promise<T>, key: string, ms: number): Promise<
   ]);
 }
 
-/** A lookup from inside its own key's flight: the factory's value, stored by the outer call. */
+/** What the callers joining a flight wait for besides it: its factory call running overdue. */
+interface OverdueWait {
+  lockTimeout: number;
+  /** `performance.now()` when the flight's factory call began; unset while none runs. */
+  started?: number;
+  /** Resolves once the factory call has run `lockTimeout`; made by the first caller to join. */
+  overdue?: Promise<void>;
+  fire?: () => void;
+  /** Armed while a factory call runs and someone waits; cleared when the call or flight ends. */
+  timer?: ReturnType<typeof setTimeout>;
+}
+
+/** Fires `wait.overdue` when its factory call has run `lockTimeout`. */
+function armOverdue(wait: OverdueWait): void {
+  clearTimeout(wait.timer);
+  wait.timer = setTimeout(
+    wait.fire!,
+    Math.max(0, wait.started! + wait.lockTimeout - performance.now()),
+  );
+}
+
+/** A lookup from inside its own key's factory: the factory's value, stored by the outer call. */
 async function reentered<T>(factory: () => T | Promise<T>): Promise<CacheLookup<T>> {
   return { value: await factory(), status: 'MISS', stored: false };
 }

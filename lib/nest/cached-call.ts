@@ -1,12 +1,12 @@
 import type { ExecutionContext } from '@nestjs/common';
 import type { Reflector } from '@nestjs/core';
-import { herdOf } from '../herd/herd.options';
+import type { ReadThroughCall } from '../herd/read-through';
 import { at, describeValue, invalid } from '../options';
 import { tagList } from '../store/tag-times';
 import type { CacheEvictOptions } from './cache-evict.decorator';
 import type { CachedOptions } from './cached.decorator';
 import { CACHE_EVICT_METADATA, CACHED_METADATA } from './tiered-cache.constants';
-import type { GetOrSetOptions, TieredCache } from './tiered-cache.service';
+import type { TieredCache } from './tiered-cache.service';
 
 /**
  * One decorated call, the part the explorer (provider methods) and the interceptor (controller
@@ -50,22 +50,32 @@ export function cachedKey<Fallback extends string | undefined>(
 }
 
 /**
- * The `getOrSet` / `lookup` options of one call: the decorator's herd settings and `ttl`, and its
- * `condition` called with the result then `conditionArgs`. `accept`, when given, must pass too
- * (e.g. the response is cacheable); without `accept` or `condition`, every result is stored.
+ * The read-through settings of one call: the decorator's herd settings over the module's
+ * (resolved once per decorator, see `TieredCache.herdFor`), its `ttl`, its `condition` called
+ * with the result then `conditionArgs`, and `tags`. `accept`, when given, must pass too (e.g. the
+ * response is cacheable); without `accept` or `condition`, every result is stored. A literal:
+ * nothing is spread or checked per call.
  */
-export function getOrSetOptions(
+export function readThroughCall(
+  cache: TieredCache,
   options: CachedOptions,
   conditionArgs: unknown[],
+  tags: ReadThroughCall<unknown>['tags'],
   accept?: (result: unknown) => boolean,
-): GetOrSetOptions {
+): ReadThroughCall<unknown> {
   const { condition } = options;
+  const herd = cache.herdFor(options);
   return {
-    ...herdOf(options),
+    grace: herd.grace,
+    lockTimeout: herd.lockTimeout,
+    beta: herd.beta,
+    timeout: herd.timeout,
+    hardTimeout: herd.hardTimeout,
     ttl: options.ttl,
     condition: accept
       ? (result) => accept(result) && (condition?.(result, ...conditionArgs) ?? true)
       : condition && ((result) => condition(result, ...conditionArgs)),
+    tags,
   };
 }
 

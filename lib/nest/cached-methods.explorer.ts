@@ -1,7 +1,7 @@
 import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
 import { stableKey } from '../keys/stable-key';
-import { cachedKey, cachedTags, evict, getOrSetOptions, readCachedCall } from './cached-call';
+import { cachedKey, cachedTags, evict, readCachedCall, readThroughCall } from './cached-call';
 import type { CacheEvictOptions } from './cache-evict.decorator';
 import type { CachedOptions } from './cached.decorator';
 import { TieredCache } from './tiered-cache.service';
@@ -66,11 +66,10 @@ export class CachedMethodsExplorer implements OnModuleInit {
     const wrapped = async function (this: unknown, ...args: unknown[]): Promise<unknown> {
       const result = cached
         ? (
-            await cache.lookupTagged(
+            await cache.lookupCall(
               keyFor(cached, args),
               () => method.apply(this, args),
-              getOrSetOptions(cached, args),
-              cachedTags(cached, args),
+              readThroughCall(cache, cached, args, cachedTags(cached, args)),
             )
           ).value
         : await method.apply(this, args);

@@ -14,9 +14,9 @@ import {
   cachedKey,
   cachedTags,
   evict,
-  getOrSetOptions,
   headerNames,
   readCachedCall,
+  readThroughCall,
 } from './cached-call';
 import type { CachedOptions } from './cached.decorator';
 import type { CacheableRequest } from './decorated-method';
@@ -144,16 +144,15 @@ export class TieredCacheInterceptor implements NestInterceptor {
     return from(
       (async () => {
         const tags = cachedTags(options, [request, context]);
-        const outcome = await this.cache.lookupTagged(
+        const outcome = await this.cache.lookupCall(
           key,
           async () => {
             ranHere = true;
             return handle();
           },
-          getOrSetOptions(options, [request], (result) =>
+          readThroughCall(this.cache, options, [request], tags, (result) =>
             this.isResponseCacheable(context, result),
           ),
-          tags,
         );
         if (outcome.status === 'MISS' && !ranHere && !outcome.stored) {
           // Joined a call whose response was not cacheable (it may belong to that caller alone):

@@ -59,6 +59,8 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger('TieredCache');
   private readonly readThrough: ReadThrough;
   private readonly herd: ResolvedHerdOptions;
+  /** Each decorator's herd settings, resolved over {@link herd} (see {@link herdFor}). */
+  private readonly decoratorHerds = new WeakMap<HerdOptions, ResolvedHerdOptions>();
   private readonly lastLog = new Map<string, { at: number; suppressed: number }>();
   /** The `metrics` option, checked; undefined without metrics. */
   private readonly metricsOptions: MetricsConfig | undefined;
@@ -78,6 +80,14 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
       clock: options.clock ?? systemClock,
       tracer: this.tracing,
       events: store.events,
+      onOverdue: (key, lockTimeout) =>
+        this.throttled(
+          'overdue',
+          `the factory of ${JSON.stringify(key)} has run past lockTimeout (${lockTimeout} ms): ` +
+            'the callers waiting for it in this process get one more call of it. (A factory that ' +
+            'calls getOrSet or a @Cached method under its own key after an await waits this ' +
+            'long: give the inner call another key.)',
+        ),
       onBackgroundError: (key, err) =>
         this.throttled(
           'refresh',
@@ -216,27 +226,9 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
     options: GetOrSetOptions<T> = {},
   ): Promise<CacheLookup<T>> {
     let tags: readonly string[] | undefined;
-    try {
-      tags = checkTags('getOrSet options.tags', options.tags);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return this.lookupTagged(key, factory, options, tags);
-  }
-
-  /**
-   * {@link lookup} with the computed entry's tags given apart, already checked (see `tagList`),
-   * in place of `options.tags`: `@Cached()`'s, checked under its own option name.
-   * @internal
-   */
-  lookupTagged<T>(
-    key: string,
-    factory: () => T | Promise<T>,
-    options: GetOrSetOptions<T>,
-    tags: ReadThroughCall<T>['tags'],
-  ): Promise<CacheLookup<T>> {
     let herd: ResolvedHerdOptions;
     try {
+      tags = checkTags('getOrSet options.tags', options.tags);
       herd = resolveHerdOptions(options, this.herd, 'getOrSet options', GET_OR_SET_OPTIONS);
     } catch (err) {
       return Promise.reject(err);
@@ -252,6 +244,33 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
       condition: options.condition,
       tags,
     };
+    return this.readThrough.lookup(key, factory, call);
+  }
+
+  /**
+   * A decorator's herd settings over the module's, resolved once per options object (checked
+   * when the decorator was applied).
+   * @internal
+   */
+  herdFor(options: HerdOptions): ResolvedHerdOptions {
+    let herd = this.decoratorHerds.get(options);
+    if (herd === undefined)
+      this.decoratorHerds.set(
+        options,
+        (herd = resolveHerdOptions(options, this.herd, '@Cached()')),
+      );
+    return herd;
+  }
+
+  /**
+   * {@link lookup} with its settings resolved (see `readThroughCall`): `@Cached()`'s path.
+   * @internal
+   */
+  lookupCall<T>(
+    key: string,
+    factory: () => T | Promise<T>,
+    call: ReadThroughCall<T>,
+  ): Promise<CacheLookup<T>> {
     return this.readThrough.lookup(key, factory, call);
   }
 

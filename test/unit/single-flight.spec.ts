@@ -28,12 +28,13 @@ describe('SingleFlight', () => {
     expect(flight.size).toBe(0);
   });
 
-  it('does not deadlock when a flight calls itself for the same key', async () => {
+  it('get() tells the call in flight for a key, until it settles', async () => {
     const flight = new SingleFlight();
-    const inner = () => flight.do('k', async () => 'inner');
-    await expect(flight.do('k', async () => `outer(${await inner()})`)).resolves.toBe(
-      'outer(inner)',
-    );
+    const running = flight.do('k', async () => 1);
+    expect(flight.get('k')).toBe(running);
+    expect(flight.get('other')).toBeUndefined();
+    await running;
+    expect(flight.get('k')).toBeUndefined();
   });
 
   it('survives a function that throws synchronously', async () => {
