@@ -1,4 +1,5 @@
 import { bus } from './bus.bench';
+import { hitPath } from './hit-path.bench';
 import { jsonTreeCopy, memoryHit } from './memory-hit.bench';
 import { operations } from './operations.bench';
 import { cassandraHit, memcachedGetMany, memcachedHit } from './remote-hit.bench';
@@ -16,6 +17,7 @@ const SCENARIOS: Scenario[] = [
   ['memory-hit', () => memoryHit(), []],
   ['memory-copy', () => jsonTreeCopy(), []],
   ['operations', () => operations(), []],
+  ['hit-path', () => hitPath(), []],
   ['memcached-hit', memcachedHit, ['memcached']],
   ['memcached-getmany', memcachedGetMany, ['memcached']],
   ['bus', bus, ['memcached', 'redis']],
