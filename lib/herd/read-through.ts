@@ -9,6 +9,7 @@ import { shouldRefreshEarly } from './early-refresh';
 import type { EntryStore } from './entry-store';
 import type { ResolvedHerdOptions } from './herd.options';
 import { Lease } from './lease';
+import { OverdueWait } from './overdue-wait';
 import { SingleFlight } from './single-flight';
 import { monotonicWaitClock, type WaitClock } from './wait-clock';
 
@@ -123,11 +124,33 @@ export class ReadThrough {
     return this.flights.size;
   }
 
+  /** The value of `key`: read, or computed with one factory call per key (see the class note). */
   lookup<T>(
     key: string,
     factory: () => T | Promise<T>,
     call: ReadThroughCall<T>,
   ): Promise<CacheLookup<T>> {
+    const started = this.start(key, factory, call);
+    return started instanceof Promise
+      ? started
+      : Promise.resolve({ value: started.value, status: 'HIT', stored: true });
+  }
+
+  /** {@link lookup}'s value alone (`getOrSet`, `@Cached` methods): a hit allocates nothing more. */
+  value<T>(key: string, factory: () => T | Promise<T>, call: ReadThroughCall<T>): Promise<T> {
+    const started = this.start(key, factory, call);
+    return started instanceof Promise ? started.then(valueOf) : Promise.resolve(started.value);
+  }
+
+  /**
+   * A lookup's start: the memory tier's entry when it answers alone (fresh, no early refresh to
+   * weigh, no span to make), found synchronously; else the whole lookup, under the tracer's span.
+   */
+  private start<T>(
+    key: string,
+    factory: () => T | Promise<T>,
+    call: ReadThroughCall<T>,
+  ): StoredEntry<T> | Promise<CacheLookup<T>> {
     if (this.calling.has(key)) {
       // Called from inside this key's own factory (a cached handler calling a cached method under
       // the same key): the outer call stores the key; waiting here would wait for itself.
@@ -141,13 +164,14 @@ export class ReadThrough {
       return Promise.reject(err);
     }
     const tracer = this.hooks.tracer;
+    if (
+      local !== undefined &&
+      !(call.beta > 0 && local.delta > 0) &&
+      !tracer?.localHits &&
+      !isStale(local, this.clock.now())
+    )
+      return local;
     if (tracer === undefined) return this.answer(key, factory, call, local);
-    if (local !== undefined && !tracer.localHits) {
-      const now = this.clock.now();
-      // Fresh, with no early refresh to weigh: nothing but the value to return, no span.
-      if (!isStale(local, now) && !(call.beta > 0 && local.delta > 0))
-        return Promise.resolve({ value: local.value, status: 'HIT', stored: true });
-    }
     return tracer.lookup(key, () => this.answer(key, factory, call, local));
   }
 
@@ -210,7 +234,7 @@ export class ReadThrough {
   ): Promise<CacheLookup<T>> {
     const running = this.flights.get<CacheLookup<T>>(key);
     if (running !== undefined) return this.join(key, factory, running);
-    const wait: OverdueWait = { lockTimeout: call.lockTimeout };
+    const wait = new OverdueWait(call.lockTimeout);
     this.overdueWaits.set(key, wait);
     const flight = this.flights.do(key, async (): Promise<CacheLookup<T>> => {
       const mark = this.store.mutationMark();
@@ -236,7 +260,7 @@ export class ReadThrough {
       }
     });
     return flight.finally(() => {
-      clearTimeout(wait.timer);
+      wait.ended();
       if (this.overdueWaits.get(key) === wait) this.overdueWaits.delete(key);
     });
   }
@@ -286,16 +310,14 @@ export class ReadThrough {
     const started = this.clock.now();
     let value: T;
     const t0 = performance.now();
-    wait.started = t0;
-    if (wait.fire !== undefined) armOverdue(wait);
+    wait.began(t0);
     try {
       value = await this.callFactory(key, factory);
     } catch (err) {
       this.originCalled(key, t0, 'error');
       throw err;
     } finally {
-      clearTimeout(wait.timer);
-      wait.started = undefined;
+      wait.ended();
     }
     this.originCalled(key, t0, 'ok');
     const delta = Math.max(0, this.clock.now() - started);
@@ -325,13 +347,9 @@ export class ReadThrough {
   ): Promise<CacheLookup<T>> {
     const wait = this.overdueWaits.get(key);
     if (wait === undefined) return running;
-    if (wait.overdue === undefined) {
-      wait.overdue = new Promise<void>((resolve) => (wait.fire = resolve));
-      if (wait.started !== undefined) armOverdue(wait);
-    }
     return Promise.race([
       running,
-      wait.overdue.then(() => this.takeOver(key, factory, wait.lockTimeout)),
+      wait.passed().then(() => this.takeOver(key, factory, wait.lockTimeout)),
     ]);
   }
 
@@ -417,25 +435,8 @@ function withHardTimeout<T>(work: Promise<T>, key: string, ms: number): Promise<
   ]);
 }
 
-/** What the callers joining a flight wait for besides it: its factory call running overdue. */
-interface OverdueWait {
-  lockTimeout: number;
-  /** `performance.now()` when the flight's factory call began; unset while none runs. */
-  started?: number;
-  /** Resolves once the factory call has run `lockTimeout`; made by the first caller to join. */
-  overdue?: Promise<void>;
-  fire?: () => void;
-  /** Armed while a factory call runs and someone waits; cleared when the call or flight ends. */
-  timer?: ReturnType<typeof setTimeout>;
-}
-
-/** Fires `wait.overdue` when its factory call has run `lockTimeout`. */
-function armOverdue(wait: OverdueWait): void {
-  clearTimeout(wait.timer);
-  wait.timer = setTimeout(
-    wait.fire!,
-    Math.max(0, wait.started! + wait.lockTimeout - performance.now()),
-  );
+function valueOf<T>(found: CacheLookup<T>): T {
+  return found.value;
 }
 
 /** A lookup from inside its own key's factory: the factory's value, stored by the outer call. */

@@ -4,7 +4,26 @@
  * `undefined` are spelled distinctly. Long results are hashed by the key builder, not here.
  */
 export function stableKey(value: unknown): string {
-  return write(value, new Set());
+  return Array.isArray(value) ? writeArguments(value) : write(value, new Set());
+}
+
+/** No object is tracked while writing primitives. */
+const NONE: Set<object> = new Set();
+
+/**
+ * An array as {@link write} spells it, without tracking cycles while its items are primitives
+ * (most argument lists: ids, names, flags); with the first object, {@link write} does it all.
+ */
+function writeArguments(args: readonly unknown[]): string {
+  let out = '[';
+  for (let i = 0; i < args.length; i++) {
+    if (i > 0) out += ',';
+    if (!(i in args)) continue; // a hole, as `map` and `join` leave it
+    const item = args[i];
+    if (item !== null && typeof item === 'object') return write(args, new Set());
+    out += write(item, NONE);
+  }
+  return `${out}]`;
 }
 
 function write(value: unknown, seen: Set<object>): string {

@@ -1,5 +1,6 @@
 import type { ExecutionContext } from '@nestjs/common';
 import type { Reflector } from '@nestjs/core';
+import type { ResolvedHerdOptions } from '../herd/herd.options';
 import type { ReadThroughCall } from '../herd/read-through';
 import { at, describeValue, invalid } from '../options';
 import { tagList } from '../store/tag-times';
@@ -65,6 +66,32 @@ export function readThroughCall(
 ): ReadThroughCall<unknown> {
   const { condition } = options;
   const herd = cache.herdFor(options);
+  if (accept === undefined && condition === undefined && typeof tags !== 'function') {
+    // Nothing of this call's own: one settings object per decorator (and cache) serves them all.
+    let call = constantCalls.get(herd);
+    if (call === undefined || call.tags !== tags)
+      constantCalls.set(herd, (call = callOf(herd, options, undefined, tags)));
+    return call;
+  }
+  return callOf(
+    herd,
+    options,
+    accept
+      ? (result) => accept(result) && (condition?.(result, ...conditionArgs) ?? true)
+      : condition && ((result) => condition(result, ...conditionArgs)),
+    tags,
+  );
+}
+
+/** The settings of the decorators whose calls all have the same (by their resolved herd). */
+const constantCalls = new WeakMap<ResolvedHerdOptions, ReadThroughCall<unknown>>();
+
+function callOf(
+  herd: ResolvedHerdOptions,
+  options: CachedOptions,
+  condition: ReadThroughCall<unknown>['condition'],
+  tags: ReadThroughCall<unknown>['tags'],
+): ReadThroughCall<unknown> {
   return {
     grace: herd.grace,
     lockTimeout: herd.lockTimeout,
@@ -72,9 +99,7 @@ export function readThroughCall(
     timeout: herd.timeout,
     hardTimeout: herd.hardTimeout,
     ttl: options.ttl,
-    condition: accept
-      ? (result) => accept(result) && (condition?.(result, ...conditionArgs) ?? true)
-      : condition && ((result) => condition(result, ...conditionArgs)),
+    condition,
     tags,
   };
 }

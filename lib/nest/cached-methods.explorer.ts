@@ -63,18 +63,25 @@ export class CachedMethodsExplorer implements OnModuleInit {
   ): ProviderMethod {
     const cache = this.cache;
     const keyFor = (options: CachedOptions, args: unknown[]) => this.keyFor(id, options, args);
-    const wrapped = async function (this: unknown, ...args: unknown[]): Promise<unknown> {
-      const result = cached
-        ? (
-            await cache.lookupCall(
+    // Not an async function: a hit returns the read-through's own promise, with no layer around it.
+    const wrapped = function (this: unknown, ...args: unknown[]): Promise<unknown> {
+      let result: Promise<unknown>;
+      try {
+        result = cached
+          ? cache.valueCall(
               keyFor(cached, args),
               () => method.apply(this, args),
               readThroughCall(cache, cached, args, cachedTags(cached, args)),
             )
-          ).value
-        : await method.apply(this, args);
-      if (evicts) await evict(cache, evicts, args);
-      return result;
+          : Promise.resolve(method.apply(this, args));
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      if (!evicts) return result;
+      return result.then(async (value) => {
+        await evict(cache, evicts, args);
+        return value;
+      });
     };
     Object.defineProperty(wrapped, 'name', { value: method.name });
     return wrapped;
@@ -82,6 +89,7 @@ export class CachedMethodsExplorer implements OnModuleInit {
 
   /** `@Cached({ key })`, else `Class.method:` plus a stable form of the arguments. */
   protected keyFor(id: string, options: CachedOptions, args: unknown[]): string {
+    if (options.key === undefined && !options.namespace) return `${id}:${stableKey(args)}`;
     return cachedKey(options, args, () => `${id}:${stableKey(args)}`);
   }
 }

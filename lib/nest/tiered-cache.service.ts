@@ -211,12 +211,18 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
    * with one `factory` call per key across every process sharing the tiers (see `HerdOptions`
    * for stale serving, early refresh and timeouts).
    */
-  async getOrSet<T>(
+  getOrSet<T>(
     key: string,
     factory: () => T | Promise<T>,
     options: GetOrSetOptions<T> = {},
   ): Promise<T> {
-    return (await this.lookup(key, factory, options)).value;
+    let call: ReadThroughCall<T>;
+    try {
+      call = this.callOf(options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.readThrough.value(key, factory, call);
   }
 
   /** {@link getOrSet}, also telling whether the value was a hit, a miss or stale (for `X-Cache`). */
@@ -225,16 +231,23 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
     factory: () => T | Promise<T>,
     options: GetOrSetOptions<T> = {},
   ): Promise<CacheLookup<T>> {
-    let tags: readonly string[] | undefined;
-    let herd: ResolvedHerdOptions;
+    let call: ReadThroughCall<T>;
     try {
-      tags = checkTags('getOrSet options.tags', options.tags);
-      herd = resolveHerdOptions(options, this.herd, 'getOrSet options', GET_OR_SET_OPTIONS);
+      call = this.callOf(options);
     } catch (err) {
       return Promise.reject(err);
     }
-    // A literal, not a spread of `herd`: properties added after a spread cost microseconds here.
-    const call: ReadThroughCall<T> = {
+    return this.readThrough.lookup(key, factory, call);
+  }
+
+  /**
+   * The read-through settings of `getOrSet` options, checked. A literal, not a spread of the herd
+   * settings: properties added after a spread cost microseconds here.
+   */
+  private callOf<T>(options: GetOrSetOptions<T>): ReadThroughCall<T> {
+    const tags = checkTags('getOrSet options.tags', options.tags);
+    const herd = resolveHerdOptions(options, this.herd, 'getOrSet options', GET_OR_SET_OPTIONS);
+    return {
       grace: herd.grace,
       lockTimeout: herd.lockTimeout,
       beta: herd.beta,
@@ -244,7 +257,6 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
       condition: options.condition,
       tags,
     };
-    return this.readThrough.lookup(key, factory, call);
   }
 
   /**
@@ -272,6 +284,14 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
     call: ReadThroughCall<T>,
   ): Promise<CacheLookup<T>> {
     return this.readThrough.lookup(key, factory, call);
+  }
+
+  /**
+   * {@link lookupCall}'s value alone: `@Cached()` methods' path.
+   * @internal
+   */
+  valueCall<T>(key: string, factory: () => T | Promise<T>, call: ReadThroughCall<T>): Promise<T> {
+    return this.readThrough.value(key, factory, call);
   }
 
   /** One warning per tier every 10 s at most, with the number of errors it stands for. */
