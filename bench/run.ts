@@ -1,5 +1,6 @@
 import { bus } from './bus.bench';
 import { hitPath } from './hit-path.bench';
+import { httpHit } from './http-hit.bench';
 import { jsonTreeCopy, memoryHit } from './memory-hit.bench';
 import { operations } from './operations.bench';
 import { cassandraHit, memcachedGetMany, memcachedHit } from './remote-hit.bench';
@@ -18,6 +19,7 @@ const SCENARIOS: Scenario[] = [
   ['memory-copy', () => jsonTreeCopy(), []],
   ['operations', () => operations(), []],
   ['hit-path', () => hitPath(), []],
+  ['http-hit', () => httpHit(), []],
   ['memcached-hit', memcachedHit, ['memcached']],
   ['memcached-getmany', memcachedGetMany, ['memcached']],
   ['bus', bus, ['memcached', 'redis']],

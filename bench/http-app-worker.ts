@@ -1,0 +1,84 @@
+import 'reflect-metadata';
+import { CacheInterceptor, CacheModule } from '@nestjs/cache-manager';
+import {
+  Controller,
+  Get,
+  type INestApplication,
+  Module,
+  Param,
+  UseInterceptors,
+} from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { Cached, TieredCacheModule } from '../lib';
+
+/**
+ * One Nest Express app of `http-hit.bench.ts`, in a process of its own (BENCH_HTTP_APP names
+ * it), serving `GET /product/:id`: about 1 KB of JSON, cached for 10 minutes. Sends its port to
+ * the parent, then waits for `close`.
+ */
+export type HttpApp = 'cache-interceptor' | 'cache-interceptor-ours' | 'cached';
+
+const TTL = 10 * 60_000;
+
+/** About 1 KB of JSON per product. */
+function product(id: string) {
+  return {
+    id,
+    name: `Product ${id}`,
+    description: 'x'.repeat(800),
+    price: 199.99,
+    tags: ['kitchen', 'coffee', 'espresso'],
+    stock: 7,
+  };
+}
+
+@Controller('product')
+@UseInterceptors(CacheInterceptor)
+class InterceptedController {
+  @Get(':id')
+  find(@Param('id') id: string) {
+    return product(id);
+  }
+}
+
+@Controller('product')
+class CachedController {
+  @Get(':id')
+  @Cached({ ttl: TTL })
+  find(@Param('id') id: string) {
+    return product(id);
+  }
+}
+
+const memory = { tiers: [{ type: 'memory' as const }], ttl: TTL, logErrors: false };
+
+@Module({ imports: [CacheModule.register({ ttl: TTL })], controllers: [InterceptedController] })
+class CacheInterceptorApp {}
+
+@Module({ imports: [TieredCacheModule.forRoot(memory)], controllers: [InterceptedController] })
+class CacheInterceptorOursApp {}
+
+@Module({ imports: [TieredCacheModule.forRoot(memory)], controllers: [CachedController] })
+class CachedApp {}
+
+const MODULES = {
+  'cache-interceptor': CacheInterceptorApp,
+  'cache-interceptor-ours': CacheInterceptorOursApp,
+  cached: CachedApp,
+};
+
+async function main(): Promise<void> {
+  const name = process.env.BENCH_HTTP_APP as HttpApp;
+  const app: INestApplication = await NestFactory.create(MODULES[name], { logger: false });
+  await app.listen(0, '127.0.0.1');
+  const address = app.getHttpServer().address() as { port: number };
+  process.send!({ port: address.port });
+  process.on('message', (m: { cmd: string }) => {
+    if (m.cmd === 'close') void app.close().then(() => process.exit(0));
+  });
+}
+
+void main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
