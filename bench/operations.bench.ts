@@ -164,8 +164,8 @@ function hits(call: (key: string) => unknown): (ops: number) => Promise<void> {
 /** A memory-only cache (copies, entries kept), without Nest DI. */
 /** A TieredCache over the memory tier; with `tracing`, its CacheTracing attached as on init. */
 async function memoryCache(tracing?: CacheTracingOptions): Promise<TieredCache> {
-  const options = { tiers: [{ type: 'memory' as const, ttl: 0 }], tracing };
-  const cache = new TieredCache(new TieredStore(options), options);
+  const store = { tiers: [{ type: 'memory' as const, ttl: 0 }] };
+  const cache = new TieredCache(new TieredStore(store), { ...store, tracing });
   await cache.store.connect({ failFast: true });
   await tracingOf(cache)?.attach(cache.store);
   return cache;
