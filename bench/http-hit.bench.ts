@@ -1,5 +1,6 @@
 import autocannon from 'autocannon';
-import { type ChildProcess, fork } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { HttpApp } from './http-app-worker';
 import { fmt, load, stats } from './measure';
@@ -11,9 +12,11 @@ import { fmt, load, stats } from './measure';
  * our `@Cached` handler over the same memory tier. autocannon (50 connections, 3 s) loads each in
  * turn, in alternating rounds; a ratio is the median of the per-round ratios of requests per
  * second. Goals: `@Cached` ≥ 1.2× each `CacheInterceptor`, with p99 no worse than the
- * default store's.
+ * default store's. With `taskset` and two CPUs or more, the apps run on CPU 0 and autocannon on
+ * CPU 1, so that the load generator does not take the app's CPU time in turns (without it, the
+ * same app's figures moved by ±15% between rounds).
  */
-const ROUNDS = 6;
+const ROUNDS = 8;
 const SECONDS = 3;
 const CONNECTIONS = 50;
 const GOAL = 1.2;
@@ -25,9 +28,27 @@ interface Running {
   url: string;
 }
 
+/** Whether the apps and the load generator get a CPU each (`taskset`, two CPUs or more). */
+const PINNED = availableParallelism() >= 2 && hasTaskset();
+
+function hasTaskset(): boolean {
+  try {
+    execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 async function start(name: HttpApp, label: string): Promise<Running> {
-  const child = fork(join(__dirname, 'http-app-worker.ts'), [], {
-    execArgv: ['-r', 'ts-node/register/transpile-only'],
+  const node = [
+    process.execPath,
+    '-r',
+    'ts-node/register/transpile-only',
+    join(__dirname, 'http-app-worker.ts'),
+  ];
+  const [command, ...args] = PINNED ? ['taskset', '-c', '0', ...node] : node;
+  const child = spawn(command, args, {
     env: {
       ...process.env,
       TS_NODE_PROJECT: join(__dirname, '..', 'tsconfig.json'),
@@ -68,8 +89,9 @@ async function hammer(url: string, seconds: number): Promise<Load> {
 
 export async function httpHit(): Promise<boolean> {
   console.log(
-    `\n# HTTP hit: GET of ~1 KB JSON from a warm cache, autocannon ${CONNECTIONS} connections × ${SECONDS} s per app per round, ${ROUNDS} alternating rounds; ${load()}`,
+    `\n# HTTP hit: GET of ~1 KB JSON from a warm cache, autocannon ${CONNECTIONS} connections × ${SECONDS} s per app per round, ${ROUNDS} alternating rounds; ${PINNED ? 'apps on CPU 0, autocannon on CPU 1' : 'apps and autocannon share the CPUs'}; ${load()}`,
   );
+  if (PINNED) execFileSync('taskset', ['-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
   const apps = [
     await start('cache-interceptor', '@nestjs/cache-manager CacheInterceptor, default store'),
     await start('cache-interceptor-ours', 'CacheInterceptor over our CACHE_MANAGER (memory)'),

@@ -2,12 +2,12 @@ import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
 import type { Clock } from '../clock';
-import { CacheTimeoutError } from '../errors';
 import type { CacheEvents, OriginOutcome } from '../store/cache-events';
 import { isStale, type StoredEntry } from '../store/stored-entry';
 import { shouldRefreshEarly } from './early-refresh';
 import type { EntryStore } from './entry-store';
 import type { ResolvedHerdOptions } from './herd.options';
+import { withHardTimeout } from './hard-timeout';
 import { Lease } from './lease';
 import { OverdueWait } from './overdue-wait';
 import { SingleFlight } from './single-flight';
@@ -130,10 +130,20 @@ export class ReadThrough {
     factory: () => T | Promise<T>,
     call: ReadThroughCall<T>,
   ): Promise<CacheLookup<T>> {
+    const found = this.lookupNow(key, factory, call);
+    return found instanceof Promise ? found : Promise.resolve(found);
+  }
+
+  /** {@link lookup}, answered synchronously when the memory tier's entry answers alone. */
+  lookupNow<T>(
+    key: string,
+    factory: () => T | Promise<T>,
+    call: ReadThroughCall<T>,
+  ): CacheLookup<T> | Promise<CacheLookup<T>> {
     const started = this.start(key, factory, call);
     return started instanceof Promise
       ? started
-      : Promise.resolve({ value: started.value, status: 'HIT', stored: true });
+      : { value: started.value, status: 'HIT', stored: true };
   }
 
   /** {@link lookup}'s value alone (`getOrSet`, `@Cached` methods): a hit allocates nothing more. */
@@ -422,17 +432,6 @@ export class ReadThrough {
     }
     return written;
   }
-}
-
-function withHardTimeout<T>(work: Promise<T>, key: string, ms: number): Promise<T> {
-  const ac = new AbortController();
-  return Promise.race([
-    work.finally(() => ac.abort()),
-    sleep(ms, undefined, { signal: ac.signal }).then(
-      () => Promise.reject(new CacheTimeoutError(key, ms)),
-      () => new Promise<never>(() => undefined),
-    ),
-  ]);
 }
 
 function valueOf<T>(found: CacheLookup<T>): T {

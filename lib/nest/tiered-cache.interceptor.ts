@@ -8,7 +8,8 @@ import {
   StreamableFile,
 } from '@nestjs/common';
 import { HttpAdapterHost, Reflector } from '@nestjs/core';
-import { type Observable, from, lastValueFrom, mergeMap, tap } from 'rxjs';
+import { type Observable, from, lastValueFrom, mergeMap, of, tap, throwError } from 'rxjs';
+import type { CacheLookup } from '../herd/read-through';
 import { Readable } from 'node:stream';
 import {
   cachedKey,
@@ -17,6 +18,7 @@ import {
   headerNames,
   readCachedCall,
   readThroughCall,
+  type CachedCall,
 } from './cached-call';
 import type { CachedOptions } from './cached.decorator';
 import type { CacheableRequest } from './decorated-method';
@@ -64,9 +66,16 @@ export function requestTarget(rawUrl: string): string {
 function hostPart(request: CacheableRequest): string {
   const header = request.headers.host ?? request.headers[':authority'];
   if (typeof header !== 'string') return '';
+  // Most requests of an app name one host: the last one's part is kept.
+  if (header === lastHost.header) return lastHost.part;
   const end = header.startsWith('[') ? header.indexOf(']') + 1 : header.indexOf(':');
-  return ` host=${JSON.stringify(end > 0 ? header.slice(0, end) : header)}`;
+  const part = ` host=${JSON.stringify(end > 0 ? header.slice(0, end) : header)}`;
+  lastHost.header = header;
+  lastHost.part = part;
+  return part;
 }
+
+const lastHost = { header: '', part: '' };
 
 /** ` name="value"` for a request header in a key (JSON keeps any value unambiguous); `''` without it. */
 function headerPart(request: CacheableRequest, name: string): string {
@@ -94,6 +103,8 @@ function headerPart(request: CacheableRequest, name: string): string {
 export class TieredCacheInterceptor implements NestInterceptor {
   /** The request headers that make a request private (module option `privateHeaders`). */
   protected readonly privateHeaders: readonly string[];
+  /** Each handler's metadata (`null`: neither decorator), read once: it does not change. */
+  private readonly calls = new WeakMap<object, CachedCall | null>();
 
   constructor(
     protected readonly cache: TieredCache,
@@ -109,7 +120,10 @@ export class TieredCacheInterceptor implements NestInterceptor {
   }
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    const call = readCachedCall(this.reflector, context.getHandler());
+    const handler = context.getHandler();
+    let call = this.calls.get(handler);
+    if (call === undefined)
+      this.calls.set(handler, (call = readCachedCall(this.reflector, handler) ?? null));
     if (!call || context.getType() !== 'http') return next.handle();
     const { cached, evict: evicts } = call;
     const request = context.switchToHttp().getRequest<CacheableRequest>();
@@ -141,19 +155,29 @@ export class TieredCacheInterceptor implements NestInterceptor {
     const response = context.switchToHttp().getResponse<HttpResponse>();
     let ranHere = false;
     const handle = () => lastValueFrom(next.handle(), { defaultValue: undefined });
+    let found: CacheLookup<unknown> | Promise<CacheLookup<unknown>>;
+    try {
+      const tags = cachedTags(options, [request, context]);
+      found = this.cache.lookupNow(
+        key,
+        async () => {
+          ranHere = true;
+          return handle();
+        },
+        readThroughCall(this.cache, options, [request], tags, (result) =>
+          this.isResponseCacheable(context, result),
+        ),
+      );
+    } catch (err) {
+      return throwError(() => err);
+    }
+    if (!(found instanceof Promise)) {
+      // A fresh memory-tier hit: answered as it is, without a promise.
+      this.setXCache(response, found.status);
+      return of(found.value);
+    }
     return from(
-      (async () => {
-        const tags = cachedTags(options, [request, context]);
-        const outcome = await this.cache.lookupCall(
-          key,
-          async () => {
-            ranHere = true;
-            return handle();
-          },
-          readThroughCall(this.cache, options, [request], tags, (result) =>
-            this.isResponseCacheable(context, result),
-          ),
-        );
+      found.then((outcome) => {
         if (outcome.status === 'MISS' && !ranHere && !outcome.stored) {
           // Joined a call whose response was not cacheable (it may belong to that caller alone):
           // this request gets its own.
@@ -162,7 +186,7 @@ export class TieredCacheInterceptor implements NestInterceptor {
         }
         this.setXCache(response, outcome.status);
         return outcome.value;
-      })(),
+      }),
     );
   }
 
@@ -171,8 +195,9 @@ export class TieredCacheInterceptor implements NestInterceptor {
     const request = context.switchToHttp().getRequest<CacheableRequest>();
     const method = (request.method ?? 'GET').toUpperCase();
     if (!(options.methods ?? DEFAULT_METHODS).includes(method)) return false;
-    if (!options.authorized && this.privateHeaders.some((h) => request.headers[h] !== undefined))
-      return false;
+    if (options.authorized) return true;
+    const headers = request.headers;
+    for (const name of this.privateHeaders) if (headers[name] !== undefined) return false;
     return true;
   }
 

@@ -287,6 +287,19 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
   }
 
   /**
+   * {@link lookupCall}, answered synchronously when the memory tier's entry answers alone:
+   * `@Cached()` handlers' path.
+   * @internal
+   */
+  lookupNow<T>(
+    key: string,
+    factory: () => T | Promise<T>,
+    call: ReadThroughCall<T>,
+  ): CacheLookup<T> | Promise<CacheLookup<T>> {
+    return this.readThrough.lookupNow(key, factory, call);
+  }
+
+  /**
    * {@link lookupCall}'s value alone: `@Cached()` methods' path.
    * @internal
    */
