@@ -50,7 +50,7 @@ async function main(): Promise<void> {
   const after = await median();
   new AsyncLocalStorage<number>().run(1, () => undefined);
   const withAls = await median();
-  process.send!({ before, after, withAls });
+  process.send!({ before, after, withAls }, () => process.exit(0));
 }
 
 void main().catch((err: unknown) => {
