@@ -1,6 +1,8 @@
+import { Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   RedisTransport,
+  TieredCache,
   createTieredStore,
   type BusEvent,
   type InvalidationTransport,
@@ -115,7 +117,7 @@ describe('invalidation bus (Redis)', () => {
     expect(await eventually(async () => (await b.get('k')) === undefined, 5000)).toBe(true);
     expect(await c.get('k')).toBe('v1');
 
-    // setMany, deleteMany, increment and read-through writes travel too.
+    // setMany, deleteMany and increment travel too (read-through writes: the next test).
     await b.get('m1');
     await a.setMany([
       { key: 'm1', value: 1 },
@@ -138,6 +140,44 @@ describe('invalidation bus (Redis)', () => {
     expect(sent.publishFailed + sent.dropped).toBe(0);
     expect(b.busStats()!.received).toBeGreaterThanOrEqual(6);
     expect(b.busStats()!.gaps).toBe(0);
+  });
+
+  it('a read-through write (getOrSet) travels: the others are told its key', async () => {
+    const namespace = uniqueName('busrt');
+    const bus = { type: 'redis' as const, url: servers.redis.url };
+    const a = (await instance({ namespace, bus })).store;
+    const { store: b, events } = await instance({ namespace, bus });
+    expect(await Promise.all([busUp(a), busUp(b)])).toEqual([true, true]);
+    const cache = new TieredCache(a, {});
+    expect(await cache.getOrSet('computed', () => 'v1', { ttl: 60_000 })).toBe('v1');
+    await caughtUp(a, b);
+    const told = events
+      .filter((e) => e.type === 'invalidated')
+      .flatMap((e) => e.invalidation?.keys ?? []);
+    expect(told).toContain('computed');
+    expect(await b.get('computed')).toBe('v1');
+  });
+
+  it('a bus on an ioredis client of the app: invalidations travel, and disconnecting leaves the client open', async () => {
+    const namespace = uniqueName('busclient');
+    const clients = [new Redis(servers.redis.url), new Redis(servers.redis.url)];
+    try {
+      const [a, b] = [
+        (await instance({ namespace, bus: { type: 'redis', client: clients[0] } })).store,
+        (await instance({ namespace, bus: { type: 'redis', client: clients[1] } })).store,
+      ];
+      expect(await Promise.all([busUp(a), busUp(b)])).toEqual([true, true]);
+      await a.set('k', 'v1', 60_000);
+      await caughtUp(a, b);
+      expect(await b.get('k')).toBe('v1');
+      await a.set('k', 'v2', 60_000);
+      expect(await eventually(async () => (await b.get('k')) === 'v2', 10_000)).toBe(true);
+      await Promise.all(stores.splice(0).map((s) => s.disconnect()));
+      // The app's clients are the app's: still connected once the stores are gone.
+      expect(await Promise.all(clients.map((c) => c.ping()))).toEqual(['PONG', 'PONG']);
+    } finally {
+      await Promise.all(clients.map((c) => c.quit()));
+    }
   });
 
   it('a write made before connect() (the bus not started yet) still reaches the others', async () => {
@@ -292,7 +332,8 @@ describe('invalidation bus (Redis)', () => {
   it('Redis hung (SIGSTOP) for 5 s: writes never wait for the bus; the receiver degrades, then recovers', async () => {
     const node = await redisBed.node();
     const namespace = uniqueName('bushang');
-    const bus = { type: 'redis' as const, url: node.url, timeout: 500, maxQueue: 50 };
+    // A publish waited for would cost a write the bus's timeout: no write may take that long.
+    const bus = { type: 'redis' as const, url: node.url, timeout: 2000, maxQueue: 50 };
     const a = (await instance({ namespace, bus })).store;
     const { store: b, events } = await instance({ namespace, bus });
     expect(await Promise.all([busUp(a), busUp(b)])).toEqual([true, true]);
@@ -326,6 +367,7 @@ describe('invalidation bus (Redis)', () => {
       `bus hung for 5 s: ${writes} writes, slowest ${slowest.toFixed(1)} ms (${before.toFixed(1)} ms before the freeze); publishes: ${JSON.stringify(a.busStats())}`,
     );
     expect(writes).toBeGreaterThan(50);
+    expect(slowest!).toBeLessThan(bus.timeout);
     expect(events.map((e) => e.type)).toContain('down');
     expect(await busUp(b)).toBe(true);
     expect(await busUp(a)).toBe(true);
