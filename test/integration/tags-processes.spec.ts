@@ -62,6 +62,15 @@ function wrongReads(worker: string, r: ReadResult, want: Array<number | undefine
       wrong.push(`${worker}.getMany(${key}): ${JSON.stringify(r.getMany[i])}, want v${w}`);
     if (r.has[i] !== (w !== undefined))
       wrong.push(`${worker}.has(${key}): ${r.has[i]}, want ${w !== undefined}`);
+    for (const path of ['mget', 'keyv', 'cacheManager'] as const)
+      if (r[path][i]?.v !== w)
+        wrong.push(`${worker}.${path}(${key}): ${JSON.stringify(r[path][i])}, want v${w}`);
+    // A @Cached read of a miss computes (version -1, not stored).
+    for (const path of ['cachedMethod', 'cachedHandler'] as const) {
+      const got = r[path]?.[i];
+      if (got !== undefined && got.v !== (w ?? -1))
+        wrong.push(`${worker}.${path}(${key}): ${JSON.stringify(got)}, want v${w ?? -1}`);
+    }
     if (r.get[i] !== null && r.get[i]!.key !== key) wrong.push(`${worker}.get(${key}): wrong key`);
   });
   return wrong;
@@ -100,9 +109,16 @@ describe('tags across 3 processes (memory, memcached, Cassandra; real servers)',
     await Promise.all(workers.map((w) => w.exit()));
   });
 
-  /** Every worker's reads, concurrently, checked against `want`. */
-  async function readAll(want: Array<number | undefined>, only = workers): Promise<string[]> {
-    const reads = await Promise.all(only.map((w) => w.read(ALL)));
+  /**
+   * Every worker's reads, concurrently, checked against `want`; with `cached`, `@Cached` methods
+   * and handlers too (not where entries are stale: they would serve and refresh them).
+   */
+  async function readAll(
+    want: Array<number | undefined>,
+    only = workers,
+    cached = false,
+  ): Promise<string[]> {
+    const reads = await Promise.all(only.map((w) => w.read(ALL, cached)));
     return reads.flatMap((r, i) => wrongReads(only[i].name, r, want));
   }
 
@@ -168,11 +184,11 @@ describe('tags across 3 processes (memory, memcached, Cassandra; real servers)',
     expect(await clusterCalls()).toEqual(Object.fromEntries(ALL.map((k) => [k, 1])));
     if (bus) await quiet();
     else await Promise.all(workers.map((w) => w.advance(1))); // the invalidation comes later
-    expect(await readAll(expected(1))).toEqual([]);
+    expect(await readAll(expected(1), workers, true)).toEqual([]);
 
     await workers[0].invalidate([TAG], mode);
     // Process 0, at once.
-    expect(await readAll(expected(undefined), [workers[0]])).toEqual([]);
+    expect(await readAll(expected(undefined), [workers[0]], mode === 'delete')).toEqual([]);
     if (bus) {
       // The others, once their bus has brought the message.
       const told = await eventually(async () => {
@@ -188,7 +204,7 @@ describe('tags across 3 processes (memory, memcached, Cassandra; real servers)',
       // The others, once tagRefreshMs has passed since they read the tag's times.
       await Promise.all(workers.map((w) => w.advance(TAG_REFRESH_MS)));
     }
-    expect(await readAll(expected(undefined))).toEqual([]);
+    expect(await readAll(expected(undefined), workers, mode === 'delete')).toEqual([]);
   }
 
   describe.each([

@@ -60,8 +60,13 @@ export type Command =
     }
   /** Opens the gate: origin calls waiting answer (and later ones do not wait). */
   | { op: 'release' }
-  /** Plain reads of `keys`: each with `get`, all with one `getMany`, each with `has`. */
-  | { op: 'read'; keys: string[] }
+  /**
+   * Reads of `keys` through every read path: each with `get`, all with one `getMany` and one
+   * `TieredCache.mget`, each with `has`, Keyv's `get`, `CACHE_MANAGER.get`; with `cached`, also a
+   * `@Cached` method and a `@Cached` handler over HTTP (those two store nothing they compute: a
+   * miss answers version -1; they serve a stale entry as read-through does, and refresh it).
+   */
+  | { op: 'read'; keys: string[]; cached?: boolean }
   | { op: 'invalidate'; tags: string[]; mode: TagMode }
   /** Origin calls per key since `open` (or the last `calls` with `reset`). */
   | { op: 'calls'; reset?: boolean }
@@ -76,7 +81,12 @@ export type LookupResult = Record<string, Array<{ status: CacheStatus; value: Ta
 export interface ReadResult {
   get: Array<TaggedValue | null>;
   getMany: Array<TaggedValue | null>;
+  mget: Array<TaggedValue | null>;
   has: boolean[];
+  keyv: Array<TaggedValue | null>;
+  cacheManager: Array<TaggedValue | null>;
+  cachedMethod?: TaggedValue[];
+  cachedHandler?: TaggedValue[];
 }
 
 export interface WorkerState {
@@ -161,8 +171,8 @@ export class TagsWorker {
     return this.request({ op: 'release' });
   }
 
-  read(keys: string[]): Promise<ReadResult> {
-    return this.request({ op: 'read', keys });
+  read(keys: string[], cached = false): Promise<ReadResult> {
+    return this.request({ op: 'read', keys, cached });
   }
 
   invalidate(tags: string[], mode: TagMode): Promise<void> {

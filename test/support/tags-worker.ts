@@ -8,8 +8,22 @@
  * It exits on `exit`, or when the spec's process goes away.
  */
 import 'reflect-metadata';
+import { CACHE_MANAGER } from '@nestjs/cache-manager';
+import { Controller, Get, type INestApplication, Injectable, Param } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import type { Cache } from 'cache-manager';
+import type Keyv from 'keyv';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { TieredCache, createTieredStore, type BusEvent, type TieredStore } from '../../lib';
+import {
+  Cached,
+  TieredCache,
+  TieredCacheModule,
+  TieredStore,
+  createTieredKeyv,
+  createTieredStore,
+  type BusEvent,
+  type CacheableRequest,
+} from '../../lib';
 import { ManualClock } from './manual-clock';
 import type {
   Command,
@@ -21,8 +35,74 @@ import type {
 } from './tags-processes';
 import { exitOnce } from './worker-exit';
 
+/** What a `@Cached` read computes: never stored (`condition`), version -1. */
+const computed = (key: string): TaggedValue => ({ key, v: -1, by: process.pid });
+
+@Injectable()
+class Catalog {
+  @Cached({ key: (key: string) => key, condition: () => false })
+  async find(key: string): Promise<TaggedValue> {
+    return computed(key);
+  }
+}
+
+@Controller('tagged')
+class TaggedController {
+  @Get(':key')
+  @Cached({ key: (request: CacheableRequest) => request.params.key, condition: () => false })
+  find(@Param('key') key: string): TaggedValue {
+    return computed(key);
+  }
+}
+
+/**
+ * The app's other read paths over one session's store: a Nest app (TieredCacheModule with the
+ * store given) with a `@Cached` method and handler, its `CACHE_MANAGER`, and Keyv.
+ */
+class ReadPaths {
+  private constructor(
+    private readonly app: INestApplication,
+    private readonly url: string,
+    readonly catalog: Catalog,
+    readonly cacheManager: Cache,
+    readonly keyv: Keyv,
+  ) {}
+
+  static async open(store: TieredStore, clock: ManualClock | undefined): Promise<ReadPaths> {
+    const moduleRef = await Test.createTestingModule({
+      imports: [TieredCacheModule.forRoot({ clock, logErrors: false })],
+      controllers: [TaggedController],
+      providers: [Catalog],
+    })
+      .overrideProvider(TieredStore)
+      .useValue(store)
+      .compile();
+    const app = moduleRef.createNestApplication({ logger: false });
+    await app.listen(0, '127.0.0.1');
+    return new ReadPaths(
+      app,
+      await app.getUrl(),
+      app.get(Catalog),
+      app.get<Cache>(CACHE_MANAGER),
+      createTieredKeyv(store),
+    );
+  }
+
+  async handler(key: string): Promise<TaggedValue> {
+    const res = await fetch(`${this.url}/tagged/${encodeURIComponent(key)}`);
+    if (res.status !== 200) throw new Error(`GET /tagged/${key}: ${res.status}`);
+    return (await res.json()) as TaggedValue;
+  }
+
+  /** Closes the HTTP server only: the session closes its store. */
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => this.app.getHttpServer().close(() => resolve()));
+  }
+}
+
 /** One cache (`open` to `close`) and what it did. */
 class Session {
+  paths: ReadPaths | undefined;
   readonly store: TieredStore;
   readonly cache: TieredCache;
   readonly clock: ManualClock | undefined;
@@ -95,13 +175,28 @@ class Session {
     this.gate = undefined;
   }
 
-  async read(keys: string[]): Promise<ReadResult> {
-    const get: ReadResult['get'] = [];
-    for (const key of keys) get.push((await this.store.get<TaggedValue>(key)) ?? null);
-    const getMany = (await this.store.getMany<TaggedValue>(keys)).map((v) => v ?? null);
-    const has: boolean[] = [];
-    for (const key of keys) has.push(await this.store.has(key));
-    return { get, getMany, has };
+  async read(keys: string[], cached: boolean): Promise<ReadResult> {
+    const paths = (this.paths ??= await ReadPaths.open(this.store, this.clock));
+    const out: ReadResult = {
+      get: [],
+      getMany: (await this.store.getMany<TaggedValue>(keys)).map((v) => v ?? null),
+      mget: (await this.cache.mget<TaggedValue>(keys)).map((v) => v ?? null),
+      has: [],
+      keyv: [],
+      cacheManager: [],
+    };
+    const cachedMethod: TaggedValue[] = [];
+    const cachedHandler: TaggedValue[] = [];
+    for (const key of keys) {
+      out.get.push((await this.store.get<TaggedValue>(key)) ?? null);
+      out.has.push(await this.store.has(key));
+      out.keyv.push(((await paths.keyv.get(key)) as TaggedValue | undefined) ?? null);
+      out.cacheManager.push((await paths.cacheManager.get<TaggedValue>(key)) ?? null);
+      if (!cached) continue;
+      cachedMethod.push(await paths.catalog.find(key));
+      cachedHandler.push(await paths.handler(key));
+    }
+    return cached ? { ...out, cachedMethod, cachedHandler } : out;
   }
 
   state(): WorkerState {
@@ -115,6 +210,7 @@ class Session {
 
   async close(): Promise<void> {
     this.release();
+    await this.paths?.close();
     await this.store.disconnect();
   }
 }
@@ -149,7 +245,7 @@ async function handle(cmd: Command): Promise<unknown> {
       current().release();
       return undefined;
     case 'read':
-      return current().read(cmd.keys);
+      return current().read(cmd.keys, cmd.cached === true);
     case 'invalidate':
       await current().cache.invalidateTags(cmd.tags, { mode: cmd.mode });
       return undefined;
