@@ -39,7 +39,7 @@ export interface CacheTracingOptions {
    * answered without a span: it takes about 0.3 µs, and a span of the OpenTelemetry SDK about
    * 5 µs, so tracing every one would make the most frequent call of a cached app several times
    * slower (`npm run bench -- operations` prints both). Its count is in the metrics
-   * (`tiered_cache_requests_total`), and every call that reaches memcached, Cassandra or the
+   * (`tiered_cache_reads_total`), and every call that reaches memcached, Cassandra or the
    * origin, stale serves and early refreshes included, still has its span.
    * @default false
    */
