@@ -50,6 +50,19 @@ export class TieredCacheError extends Error {
   }
 }
 
+/**
+ * An optional peer dependency, loaded by `load` (the caller's own `import()`, so that bundlers
+ * and module mocks see the package's name); when it cannot be loaded, a `TieredCacheError`
+ * `E_MISSING_PEER` with `message` (which says what to install), the import's error as its cause.
+ */
+export async function loadPeer<T>(load: () => Promise<T>, message: string): Promise<T> {
+  try {
+    return await load();
+  } catch (err) {
+    throw new TieredCacheError('E_MISSING_PEER', message, { cause: err });
+  }
+}
+
 /** An invalid option. `path` is where it sits, e.g. `tiers[1].servers[0]`. */
 export class InvalidOptionError extends TypeError {
   override readonly name = 'InvalidOptionError';

@@ -1,5 +1,5 @@
 import { waitAtMost } from '../clock';
-import { TieredCacheError } from '../errors';
+import { loadPeer, TieredCacheError } from '../errors';
 import type { InvalidationTransport, TransportHandlers } from './invalidation-transport';
 
 /**
@@ -141,15 +141,9 @@ type RedisConstructor = new (url: string, options: Record<string, unknown>) => R
 
 /** ioredis, loaded on first use (an optional peer dependency). */
 async function loadIoredis(): Promise<RedisConstructor> {
-  let mod: { default?: unknown; Redis?: unknown };
-  try {
-    mod = (await import('ioredis')) as typeof mod;
-  } catch (err) {
-    throw new TieredCacheError(
-      'E_MISSING_PEER',
-      "bus: { type: 'redis' } needs the ioredis package: npm install ioredis (or give a transport of your own: bus: { transport })",
-      { cause: err },
-    );
-  }
+  const mod = await loadPeer(
+    () => import('ioredis') as Promise<{ default?: unknown; Redis?: unknown }>,
+    "bus: { type: 'redis' } needs the ioredis package: npm install ioredis (or give a transport of your own: bus: { transport })",
+  );
   return (mod.Redis ?? mod.default) as RedisConstructor;
 }

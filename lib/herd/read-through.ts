@@ -6,9 +6,9 @@ import type { CacheEvents, OriginOutcome } from '../store/cache-events';
 import { isStale, type StoredEntry } from '../store/stored-entry';
 import { shouldRefreshEarly } from './early-refresh';
 import type { EntryStore } from './entry-store';
-import type { ResolvedHerdOptions } from './herd.options';
 import { withHardTimeout } from './hard-timeout';
 import { Lease } from './lease';
+import type { ReadThroughCall } from './read-through-call';
 import { OverdueWait } from './overdue-wait';
 import { SingleFlight } from './single-flight';
 import { monotonicWaitClock, type WaitClock } from './wait-clock';
@@ -28,19 +28,6 @@ export interface CacheLookup<T> {
   status: CacheStatus;
   /** Whether the value is (now) in the cache: false when `condition` refused a computed value. */
   stored: boolean;
-}
-
-/** One read-through call's settings. */
-export interface ReadThroughCall<T> extends ResolvedHerdOptions {
-  /** Logical TTL in ms; `undefined` = the store's default. */
-  ttl: number | undefined;
-  /** Store the computed value only when this returns true. */
-  condition: ((value: T) => boolean) | undefined;
-  /**
-   * Tags of the computed entry (checked by the store), or a function giving them, called only
-   * when a value is computed (before the factory; what it throws rejects the call).
-   */
-  tags?: readonly string[] | (() => readonly string[] | undefined);
 }
 
 /**

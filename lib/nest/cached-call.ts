@@ -1,7 +1,7 @@
 import type { ExecutionContext } from '@nestjs/common';
 import type { Reflector } from '@nestjs/core';
 import type { ResolvedHerdOptions } from '../herd/herd.options';
-import type { ReadThroughCall } from '../herd/read-through';
+import { readThroughCallOf, type ReadThroughCall } from '../herd/read-through-call';
 import { at, describeValue, invalid } from '../options';
 import { tagList } from '../store/tag-times';
 import type { CacheEvictOptions } from './cache-evict.decorator';
@@ -70,12 +70,12 @@ export function readThroughCall(
     // Nothing of this call's own: one settings object per decorator (and cache) serves them all.
     let call = constantCalls.get(herd);
     if (call === undefined || call.tags !== tags)
-      constantCalls.set(herd, (call = callOf(herd, options, undefined, tags)));
+      constantCalls.set(herd, (call = readThroughCallOf(herd, options.ttl, undefined, tags)));
     return call;
   }
-  return callOf(
+  return readThroughCallOf(
     herd,
-    options,
+    options.ttl,
     accept
       ? (result) => accept(result) && (condition?.(result, ...conditionArgs) ?? true)
       : condition && ((result) => condition(result, ...conditionArgs)),
@@ -85,24 +85,6 @@ export function readThroughCall(
 
 /** The settings of the decorators whose calls all have the same (by their resolved herd). */
 const constantCalls = new WeakMap<ResolvedHerdOptions, ReadThroughCall<unknown>>();
-
-function callOf(
-  herd: ResolvedHerdOptions,
-  options: CachedOptions,
-  condition: ReadThroughCall<unknown>['condition'],
-  tags: ReadThroughCall<unknown>['tags'],
-): ReadThroughCall<unknown> {
-  return {
-    grace: herd.grace,
-    lockTimeout: herd.lockTimeout,
-    beta: herd.beta,
-    timeout: herd.timeout,
-    hardTimeout: herd.hardTimeout,
-    ttl: options.ttl,
-    condition,
-    tags,
-  };
-}
 
 /** A `tags` option as given: a list, or a function giving one. */
 type TagsOption = CachedOptions['tags'] | CacheEvictOptions['tags'];

@@ -4,7 +4,7 @@ import { Injectable } from '@nestjs/common';
 // optional peer dependency). The package itself is loaded by the first `isHealthy()`.
 import type { HealthIndicatorService } from '@nestjs/terminus';
 import { waitAtMost } from '../clock';
-import { messageOf, TieredCacheError, type TierError } from '../errors';
+import { loadPeer, messageOf, type TierError } from '../errors';
 import {
   at,
   boolean,
@@ -259,15 +259,14 @@ export class TieredCacheHealthIndicator {
   }
 
   private loadTerminus(): Promise<HealthIndicatorService> {
-    this.terminus ??= import('@nestjs/terminus').then(
+    this.terminus ??= loadPeer(
+      () => import('@nestjs/terminus'),
+      'TieredCacheHealthIndicator.isHealthy() needs the @nestjs/terminus package: npm install @nestjs/terminus (or call check(), which does not)',
+    ).then(
       (terminus) => new terminus.HealthIndicatorService(),
       (err: unknown) => {
-        this.terminus = undefined;
-        throw new TieredCacheError(
-          'E_MISSING_PEER',
-          'TieredCacheHealthIndicator.isHealthy() needs the @nestjs/terminus package: npm install @nestjs/terminus (or call check(), which does not)',
-          { cause: err },
-        );
+        this.terminus = undefined; // a later call tries again
+        throw err;
       },
     );
     return this.terminus;

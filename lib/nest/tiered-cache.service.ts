@@ -12,7 +12,8 @@ import {
   type HerdOptions,
   type ResolvedHerdOptions,
 } from '../herd/herd.options';
-import { ReadThrough, type CacheLookup, type ReadThroughCall } from '../herd/read-through';
+import { ReadThrough, type CacheLookup } from '../herd/read-through';
+import { readThroughCallOf, type ReadThroughCall } from '../herd/read-through-call';
 import type { SetManyEntry, SetOptions } from '../store/stored-entry';
 import { checkTags, type InvalidateTagsOptions } from '../store/tag-times';
 import type { TierStats } from '../store/tier-stats';
@@ -240,23 +241,11 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
     return this.readThrough.lookup(key, factory, call);
   }
 
-  /**
-   * The read-through settings of `getOrSet` options, checked. A literal, not a spread of the herd
-   * settings: properties added after a spread cost microseconds here.
-   */
+  /** The read-through settings of `getOrSet` options, checked. */
   private callOf<T>(options: GetOrSetOptions<T>): ReadThroughCall<T> {
     const tags = checkTags('getOrSet options.tags', options.tags);
     const herd = resolveHerdOptions(options, this.herd, 'getOrSet options', GET_OR_SET_OPTIONS);
-    return {
-      grace: herd.grace,
-      lockTimeout: herd.lockTimeout,
-      beta: herd.beta,
-      timeout: herd.timeout,
-      hardTimeout: herd.hardTimeout,
-      ttl: options.ttl,
-      condition: options.condition,
-      tags,
-    };
+    return readThroughCallOf(herd, options.ttl, options.condition, tags);
   }
 
   /**
@@ -275,20 +264,8 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
   }
 
   /**
-   * {@link lookup} with its settings resolved (see `readThroughCall`): `@Cached()`'s path.
-   * @internal
-   */
-  lookupCall<T>(
-    key: string,
-    factory: () => T | Promise<T>,
-    call: ReadThroughCall<T>,
-  ): Promise<CacheLookup<T>> {
-    return this.readThrough.lookup(key, factory, call);
-  }
-
-  /**
-   * {@link lookupCall}, answered synchronously when the memory tier's entry answers alone:
-   * `@Cached()` handlers' path.
+   * {@link lookup} with its settings resolved (see `readThroughCall`), answered synchronously
+   * when the memory tier's entry answers alone: `@Cached()` handlers' path.
    * @internal
    */
   lookupNow<T>(
@@ -300,7 +277,7 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
   }
 
   /**
-   * {@link lookupCall}'s value alone: `@Cached()` methods' path.
+   * {@link lookupNow}'s value alone, as a promise: `@Cached()` methods' path.
    * @internal
    */
   valueCall<T>(key: string, factory: () => T | Promise<T>, call: ReadThroughCall<T>): Promise<T> {

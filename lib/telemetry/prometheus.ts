@@ -1,5 +1,5 @@
 import type { Counter, Gauge, Histogram } from 'prom-client';
-import { TieredCacheError } from '../errors';
+import { loadPeer } from '../errors';
 import { invalid } from '../options';
 import type { CacheEventMap, LeaseEventOutcome } from '../store/cache-events';
 import type { CircuitState } from '../store/circuit-breaker';
@@ -418,15 +418,9 @@ export function collectMetrics(
 
 /** prom-client, loaded on first use (an optional peer dependency). */
 async function loadPromClient(): Promise<PromClient> {
-  let mod: PromClient & { default?: PromClient };
-  try {
-    mod = (await import('prom-client')) as typeof mod;
-  } catch (err) {
-    throw new TieredCacheError(
-      'E_MISSING_PEER',
-      'metrics need the prom-client package: npm install prom-client (or leave the metrics option out)',
-      { cause: err },
-    );
-  }
+  const mod = await loadPeer(
+    () => import('prom-client') as Promise<PromClient & { default?: PromClient }>,
+    'metrics need the prom-client package: npm install prom-client (or leave the metrics option out)',
+  );
   return typeof mod.Histogram === 'function' ? mod : mod.default!;
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Attributes, Context, Span, Tracer, TracerProvider } from '@opentelemetry/api';
-import { TieredCacheError } from '../errors';
+import { loadPeer } from '../errors';
 import type { CacheLookup, LookupTracer } from '../herd/read-through';
 import { at, boolean, describeValue, invalid, onlyKnownKeys, optionNames } from '../options';
 import type { CacheEventMap, CacheEvents } from '../store/cache-events';
@@ -363,15 +363,9 @@ function errorType(err: unknown): string {
 
 /** @opentelemetry/api, loaded on first use (an optional peer dependency). */
 async function loadApi(path: string): Promise<OtelApi> {
-  let mod: OtelApi & { default?: OtelApi };
-  try {
-    mod = (await import('@opentelemetry/api')) as typeof mod;
-  } catch (err) {
-    throw new TieredCacheError(
-      'E_MISSING_PEER',
-      `${path} needs the @opentelemetry/api package: npm install @opentelemetry/api`,
-      { cause: err },
-    );
-  }
+  const mod = await loadPeer(
+    () => import('@opentelemetry/api') as Promise<OtelApi & { default?: OtelApi }>,
+    `${path} needs the @opentelemetry/api package: npm install @opentelemetry/api`,
+  );
   return mod.trace !== undefined ? mod : mod.default!;
 }

@@ -6,6 +6,7 @@ import { dropKeyspaceAfterAll, testServers, uniqueName } from '../harness/env';
 import { eventually } from '../support/eventually';
 import { ManualClock } from '../support/manual-clock';
 import { MemcachedTestbed } from '../support/memcached';
+import { seriesValue } from '../support/prometheus-series';
 
 /**
  * The Prometheus metrics of a store over the real servers (memory → memcached → Cassandra), read
@@ -42,28 +43,6 @@ async function store(options: TieredStoreOptions, registry?: Registry): Promise<
   return s;
 }
 
-/** The value of one series: `name` with exactly `labels`, or undefined. */
-async function value(
-  registry: Registry,
-  name: string,
-  labels: Record<string, string>,
-): Promise<number | undefined> {
-  for (const metric of await registry.getMetricsAsJSON())
-    for (const v of metric.values as Array<{
-      metricName?: string;
-      labels: Record<string, string | number>;
-      value: number;
-    }>) {
-      if ((v.metricName ?? metric.name) !== name) continue;
-      const keys = Object.keys(v.labels);
-      const same =
-        keys.length === Object.keys(labels).length &&
-        keys.every((k) => String(v.labels[k]) === labels[k]);
-      if (same) return v.value;
-    }
-  return undefined;
-}
-
 describe('metrics on real servers', () => {
   it('counts hits at memory, memcached and Cassandra, misses and backfills, exactly', async () => {
     const namespace = uniqueName('hits');
@@ -86,7 +65,7 @@ describe('metrics on real servers', () => {
 
     const ns = { namespace };
     const reads = (tier: string, result: string) =>
-      value(registry, 'tiered_cache_reads_total', { ...ns, tier, result });
+      seriesValue(registry, 'tiered_cache_reads_total', { ...ns, tier, result });
     const read = async () =>
       Promise.all(
         ['memory', 'memcached', 'cassandra'].map(async (tier) => [
@@ -101,13 +80,13 @@ describe('metrics on real servers', () => {
     ]);
     // Backfills land in the background: `b` into memory, `c` into memory and memcached.
     const backfills = (tier: string) =>
-      value(registry, 'tiered_cache_backfills_total', { ...ns, tier });
+      seriesValue(registry, 'tiered_cache_backfills_total', { ...ns, tier });
     expect(await eventually(async () => (await backfills('memory')) === 2, 10_000)).toBe(true);
     expect(await eventually(async () => (await backfills('memcached')) === 1, 10_000)).toBe(true);
     expect(await backfills('cassandra')).toBe(0);
     // Timed remote reads: memcached was asked for b, c and none; Cassandra for c and none.
     const gets = (tier: string) =>
-      value(registry, 'tiered_cache_tier_call_duration_seconds_count', {
+      seriesValue(registry, 'tiered_cache_tier_call_duration_seconds_count', {
         ...ns,
         tier,
         op: 'get',
@@ -115,10 +94,14 @@ describe('metrics on real servers', () => {
       });
     expect([await gets('memcached'), await gets('cassandra')]).toEqual([3, 2]);
     for (const tier of ['memory', 'memcached', 'cassandra']) {
-      expect(await value(registry, 'tiered_cache_tier_errors_total', { ...ns, tier })).toBe(0);
-      expect(await value(registry, 'tiered_cache_circuit_state', { ...ns, tier })).toBe(0);
+      expect(await seriesValue(registry, 'tiered_cache_tier_errors_total', { ...ns, tier })).toBe(
+        0,
+      );
+      expect(await seriesValue(registry, 'tiered_cache_circuit_state', { ...ns, tier })).toBe(0);
     }
-    expect(await value(registry, 'tiered_cache_memory_entries', { ...ns, tier: 'memory' })).toBe(3);
+    expect(
+      await seriesValue(registry, 'tiered_cache_memory_entries', { ...ns, tier: 'memory' }),
+    ).toBe(3);
   });
 
   it('a memcached process killed: its errors counted, its circuit opens, then closes when it is back', async () => {
@@ -139,7 +122,7 @@ describe('metrics on real servers', () => {
     await chain.set('k', 1, 60_000);
     const ns = { namespace, tier: 'memcached' };
     const metric = (name: string, labels: Record<string, string> = ns) =>
-      value(registry, name, labels);
+      seriesValue(registry, name, labels);
     expect(await metric('tiered_cache_circuit_state')).toBe(0);
 
     await node.stop('SIGKILL');

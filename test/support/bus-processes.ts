@@ -1,7 +1,9 @@
-import type { ChildProcess } from 'node:child_process';
 import type { BusEvent, BusOptions, BusStats } from '../../lib';
 import { eventually } from './eventually';
-import { forkTsWorker, stopWorker } from './ts-worker';
+import { forkTsWorker } from './ts-worker';
+import { WorkerClient } from './worker-client';
+
+export type { Answer } from './worker-client';
 
 /**
  * A store in a Node process of its own (`bus-worker.ts`) for the invalidation bus tests across
@@ -130,78 +132,21 @@ export interface ReadLog {
   receipts: Receipts;
 }
 
-export interface Answer<T> {
-  id: number;
-  ok: boolean;
-  result?: T;
-  error?: string;
-}
-
 /** The spec's side of one worker. */
-export class BusWorker {
-  private nextId = 1;
-  private readonly pending = new Map<
-    number,
-    { resolve: (v: unknown) => void; reject: (e: Error) => void }
-  >();
-
-  private constructor(
-    readonly name: string,
-    private readonly child: ChildProcess,
-  ) {
-    child.on('message', (m: Answer<unknown>) => {
-      const p = this.pending.get(m.id);
-      if (p === undefined) return;
-      this.pending.delete(m.id);
-      if (m.ok) p.resolve(m.result);
-      else p.reject(new Error(`worker ${name}: ${m.error}`));
-    });
-    child.on('exit', (code, signal) => {
-      for (const p of this.pending.values())
-        p.reject(new Error(`worker ${name} exited (${signal ?? code})`));
-      this.pending.clear();
-    });
-  }
-
+export class BusWorker extends WorkerClient<Command> {
   /** Forks one worker (no store yet). */
   static async start(name: string): Promise<BusWorker> {
     const child = await forkTsWorker('bus-worker.ts', {}, `bus worker ${name}`);
-    return new BusWorker(name, child);
-  }
-
-  request<T>(cmd: Command): Promise<T> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null)
-      return Promise.reject(new Error(`worker ${this.name} has exited`));
-    const id = this.nextId++;
-    return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      this.child.send({ id, cmd });
-    });
+    return new BusWorker(name, child, { op: 'exit' });
   }
 
   state(): Promise<WorkerState> {
     return this.request<WorkerState>({ op: 'state' });
   }
 
-  /**
-   * Asks the worker to close its store (if open) and exit; SIGKILLs it when it has not within `graceMs`
-   * (or cannot be asked). Resolves once it has exited.
-   */
-  async close(graceMs = 15_000): Promise<void> {
-    const child = this.child;
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-    try {
-      await stopWorker(child, () => {
-        try {
-          child.send({ id: 0, cmd: { op: 'exit' } });
-        } catch {
-          child.kill('SIGKILL');
-        }
-      });
-    } finally {
-      clearTimeout(timer);
-    }
+  /** Asks the worker to close its store (if open) and exit (see `WorkerClient.stop`). */
+  close(graceMs = 15_000): Promise<void> {
+    return this.stop(graceMs);
   }
 }
 

@@ -1,6 +1,6 @@
-import type { ChildProcess } from 'node:child_process';
 import type { BusStats, CacheStatus, TagMode } from '../../lib';
-import { forkTsWorker, stopWorker } from './ts-worker';
+import { forkTsWorker } from './ts-worker';
+import { WorkerClient } from './worker-client';
 
 /**
  * An app instance in a Node process of its own (`tags-worker.ts`), for the tag tests across
@@ -98,57 +98,16 @@ export interface WorkerState {
   tierErrors: string[];
 }
 
-interface Answer {
-  id: number;
-  ok: boolean;
-  result?: unknown;
-  error?: string;
-}
-
 /** The spec's side of one worker. */
-export class TagsWorker {
-  private nextId = 1;
-  private readonly pending = new Map<
-    number,
-    { resolve: (v: unknown) => void; reject: (e: Error) => void }
-  >();
-
-  private constructor(
-    readonly name: string,
-    private readonly child: ChildProcess,
-  ) {
-    child.on('message', (m: Answer) => {
-      const p = this.pending.get(m.id);
-      if (p === undefined) return;
-      this.pending.delete(m.id);
-      if (m.ok) p.resolve(m.result);
-      else p.reject(new Error(`worker ${name}: ${m.error}`));
-    });
-    child.on('exit', (code, signal) => {
-      for (const p of this.pending.values())
-        p.reject(new Error(`worker ${name} exited (${signal ?? code})`));
-      this.pending.clear();
-    });
-  }
-
+export class TagsWorker extends WorkerClient<Command> {
   /** Forks `n` workers (no cache open yet). */
   static start(n: number): Promise<TagsWorker[]> {
     return Promise.all(
       Array.from({ length: n }, async (_, i) => {
         const child = await forkTsWorker('tags-worker.ts', {}, `tags worker ${i}`);
-        return new TagsWorker(String(i), child);
+        return new TagsWorker(String(i), child, { op: 'exit' });
       }),
     );
-  }
-
-  request<T>(cmd: Command): Promise<T> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null)
-      return Promise.reject(new Error(`worker ${this.name} has exited`));
-    const id = this.nextId++;
-    return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      this.child.send({ id, cmd });
-    });
   }
 
   open(config: TagsWorkerConfig): Promise<void> {
@@ -187,25 +146,9 @@ export class TagsWorker {
     return this.request({ op: 'advance', ms });
   }
 
-  /**
-   * Asks the worker to close its cache (if open) and exit; SIGKILLs it when it has not within
-   * `graceMs`. Resolves once it has exited.
-   */
-  async exit(graceMs = 15_000): Promise<void> {
-    const child = this.child;
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-    try {
-      await stopWorker(child, () => {
-        try {
-          child.send({ id: 0, cmd: { op: 'exit' } });
-        } catch {
-          child.kill('SIGKILL');
-        }
-      });
-    } finally {
-      clearTimeout(timer);
-    }
+  /** Asks the worker to close its cache (if open) and exit (see `WorkerClient.stop`). */
+  exit(graceMs = 15_000): Promise<void> {
+    return this.stop(graceMs);
   }
 }
 

@@ -18,30 +18,12 @@ import { eventually } from '../support/eventually';
 import { withFaults, type FaultTier } from '../support/fault-tier';
 import { ManualClock } from '../support/manual-clock';
 import { MapTier } from '../support/map-tier';
+import { seriesOf } from '../support/prometheus-series';
 
 /**
  * The Prometheus metrics of a store, read from a real prom-client registry, over the memory tier
  * and an in-process far tier (faults injected), a manual clock, and an in-process bus channel.
  */
-
-/** Every series of `registry` but histogram buckets, as `name{label=value,…}` (labels sorted). */
-async function seriesOf(registry: Registry): Promise<Record<string, number>> {
-  const out: Record<string, number> = {};
-  for (const metric of await registry.getMetricsAsJSON())
-    for (const v of metric.values as Array<{
-      metricName?: string;
-      labels: Record<string, string | number>;
-      value: number;
-    }>) {
-      const name = v.metricName ?? metric.name;
-      if (name.endsWith('_bucket')) continue;
-      const labels = Object.entries(v.labels)
-        .sort(([a], [b]) => a.localeCompare(b))
-        .map(([k, x]) => `${k}=${x}`);
-      out[`${name}{${labels.join(',')}}`] = v.value;
-    }
-  return out;
-}
 
 /** The series of `registry` whose name starts with `prefix`. */
 async function only(registry: Registry, prefix: string): Promise<Record<string, number>> {
