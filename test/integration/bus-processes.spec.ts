@@ -41,7 +41,9 @@ import { RedisTestbed, killRedis, restartRedis } from '../support/redis';
  *
  * Asserted: every write delivered to B and C (their `received` equals A's `published`, 0 gaps),
  * no read stale beyond delivery, no value A never wrote to that key, no caller error. Timing is
- * printed, never asserted (two busy cores).
+ * printed, never asserted (two busy cores): the delivery time, its two parts (in A before the
+ * publish, publish to receipt) and each process's event-loop delay, which the delivery time's
+ * tail follows.
  */
 const servers = testServers();
 const keyspace = uniqueName('busproc').toLowerCase();
@@ -110,8 +112,12 @@ function figures(results: ReaderAnalysis[]): string {
   const stale = results.flatMap((r) => r.stale);
   const afterDelete = stale.filter((x) => x.mustSee.del).length;
   const within = results.reduce((n, r) => n + r.staleWithinDelivery, 0);
+  const spread = (xs: number[]) =>
+    `p50 ${ms(quantile(xs, 0.5))} / p99 ${ms(quantile(xs, 0.99))} / max ${ms(quantile(xs, 1))} ms`;
   return (
-    `delivery p50 ${ms(quantile(all, 0.5))} / p99 ${ms(quantile(all, 0.99))} / max ${ms(quantile(all, 1))} ms (n=${all.length}); ` +
+    `delivery ${spread(all)} (n=${all.length}): ` +
+    `in the writer before its publish ${spread(results.flatMap((r) => r.queued))}, ` +
+    `publish to receipt ${spread(results.flatMap((r) => r.hop))}; ` +
     `stale beyond delivery ${stale.length} (${afterDelete} after a delete); stale within delivery ${within}`
   );
 }
@@ -184,7 +190,8 @@ describe('invalidation bus across 3 processes (shared memcached, Cassandra and R
       `bus across processes: ${writes.key.length} writes (${deletes} deletes) over ${KEYS} keys in ${(elapsed / 1000).toFixed(1)} s; ` +
         `reads B ${results[0].reads} C ${results[1].reads} (memory hits ${hitRatio(sb).toFixed(0)}% / ${hitRatio(sc).toFixed(0)}%); ` +
         `${figures(results)}; ` +
-        `tier errors ${sa.tierErrors + sb.tierErrors + sc.tierErrors}`,
+        `tier errors ${sa.tierErrors + sb.tierErrors + sc.tierErrors}; ` +
+        `event loop delay p99 A ${ms(sa.loopDelay.p99)} B ${ms(sb.loopDelay.p99)} C ${ms(sc.loopDelay.p99)} ms`,
     );
 
     expect(errorsOf([sa, sb, sc])).toEqual([]);

@@ -95,6 +95,8 @@ export interface WorkerState {
   memory: { size: number; hits: number; misses: number };
   opsDone: number;
   readsDone: number;
+  /** How late this process's event loop ran its turns while the store was open: p50/p99/max, ms. */
+  loopDelay: { p50: number; p99: number; max: number };
 }
 
 /**
@@ -119,6 +121,8 @@ export interface Receipts {
   from: string[];
   /** When the event was emitted here. */
   recv: number[];
+  /** When the sender published the message (its `at`: the sender's clock, this machine's). */
+  sent: number[];
   keys: string[][];
 }
 
@@ -196,6 +200,12 @@ export interface ReaderAnalysis {
   reads: number;
   /** Per write delivered here: receipt here minus the write's completion in the writer, ms. */
   delivery: number[];
+  /**
+   * The parts of each delivery time: from the write's completion to its message's publish (in
+   * the writer), and from that publish to the receipt here (broker, network, this process).
+   */
+  queued: number[];
+  hop: number[];
   /** Writes whose message never arrived here, or arrived without their key. */
   undelivered: number;
   misdelivered: number;
@@ -240,6 +250,8 @@ export function analyse(
   const n = writes.key.length;
   const recv = new Float64Array(n).fill(Infinity);
   const delivery: number[] = [];
+  const queued: number[] = [];
+  const hop: number[] = [];
   let undelivered = 0;
   let misdelivered = 0;
   const byKey = new Map<number, number[]>();
@@ -260,6 +272,8 @@ export function analyse(
     }
     recv[i] = receipts.recv[r];
     delivery.push(receipts.recv[r] - writes.done[i]);
+    queued.push(receipts.sent[r] - writes.done[i]);
+    hop.push(receipts.recv[r] - receipts.sent[r]);
   }
   /**
    * Whether `value`, read of key `k` by a read that ended at `end`, is older than `w`: a version
@@ -310,6 +324,8 @@ export function analyse(
   return {
     reads: reader.key.length,
     delivery,
+    queued,
+    hop,
     undelivered,
     misdelivered,
     stale,

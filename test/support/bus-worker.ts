@@ -7,7 +7,7 @@
  * the spec can see the cap the bus imposes without sleeping through it. It exits on `exit`, or
  * when the spec's process goes away.
  */
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   MemoryTier,
@@ -73,14 +73,16 @@ class Session {
   readonly events: RecordedEvent[] = [];
   readonly clears: WorkerState['clears'] = [];
   heard = 0;
-  receipts: Receipts = { seq: [], from: [], recv: [], keys: [] };
+  receipts: Receipts = { seq: [], from: [], recv: [], sent: [], keys: [] };
   opsDone = 0;
   readsDone = 0;
   writing: Promise<WriteLog> | undefined;
   stopWrites = false;
   reading: ReadRun | undefined;
+  readonly loopDelay = monitorEventLoopDelay({ resolution: 1 });
 
   constructor(readonly config: BusWorkerConfig) {
+    this.loopDelay.enable();
     const { memory } = this;
     const store = createTieredStore({
       namespace: config.namespace,
@@ -110,6 +112,7 @@ class Session {
       receipts.seq.push(m.seq);
       receipts.from.push(m.from);
       receipts.recv.push(at);
+      receipts.sent.push(m.at);
       receipts.keys.push(m.keys);
       if (m.generation !== undefined)
         this.clears.push({
@@ -192,6 +195,7 @@ class Session {
   /** Ends the loops, then closes the store (at most 10 s). */
   async close(): Promise<void> {
     this.stopWrites = true;
+    this.loopDelay.disable();
     if (this.reading !== undefined) this.reading.stop = true;
     await Promise.race([
       (async () => {
@@ -251,12 +255,18 @@ async function handle(cmd: Command): Promise<unknown> {
         memory: { size: memory.size, hits: near.hits, misses: near.misses },
         opsDone: s.opsDone,
         readsDone: s.readsDone,
+        loopDelay: {
+          p50: s.loopDelay.percentile(50) / 1e6,
+          p99: s.loopDelay.percentile(99) / 1e6,
+          max: s.loopDelay.max / 1e6,
+        },
       };
       return state;
     }
     case 'startWrites':
       if (s.writing !== undefined) throw new Error('already writing');
       s.stopWrites = false;
+      s.loopDelay.reset();
       s.writing = s.writeLoop(cmd);
       return null;
     case 'endWrites': {
@@ -269,8 +279,9 @@ async function handle(cmd: Command): Promise<unknown> {
     }
     case 'startReads': {
       if (s.reading !== undefined) throw new Error('already reading');
-      const receipts: Receipts = { seq: [], from: [], recv: [], keys: [] };
+      const receipts: Receipts = { seq: [], from: [], recv: [], sent: [], keys: [] };
       s.receipts = receipts;
+      s.loopDelay.reset();
       const run: ReadRun = {
         stop: false,
         lanes: [],
