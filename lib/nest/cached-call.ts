@@ -68,9 +68,10 @@ export function readThroughCall(
   const herd = cache.herdFor(options);
   if (accept === undefined && condition === undefined && typeof tags !== 'function') {
     // Nothing of this call's own: one settings object per decorator (and cache) serves them all.
-    let call = constantCalls.get(herd);
-    if (call === undefined || call.tags !== tags)
-      constantCalls.set(herd, (call = readThroughCallOf(herd, options.ttl, undefined, tags)));
+    const known = constantCalls.get(options);
+    if (known?.herd === herd && known.call.tags === tags) return known.call;
+    const call = readThroughCallOf(herd, options.ttl, undefined, tags);
+    constantCalls.set(options, { herd, call });
     return call;
   }
   return readThroughCallOf(
@@ -83,8 +84,14 @@ export function readThroughCall(
   );
 }
 
-/** The settings of the decorators whose calls all have the same (by their resolved herd). */
-const constantCalls = new WeakMap<ResolvedHerdOptions, ReadThroughCall<unknown>>();
+/**
+ * The settings of each decorator whose calls all have the same, with the herd settings they were
+ * built on (one decorator may serve several caches, each with its module's herd defaults).
+ */
+const constantCalls = new WeakMap<
+  CachedOptions,
+  { herd: ResolvedHerdOptions; call: ReadThroughCall<unknown> }
+>();
 
 /** A `tags` option as given: a list, or a function giving one. */
 type TagsOption = CachedOptions['tags'] | CacheEvictOptions['tags'];
