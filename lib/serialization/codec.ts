@@ -286,6 +286,15 @@ export class Codec {
   }
 }
 
+/**
+ * When the entry `bytes` hold expires (epoch ms, `0`: never), read off the header alone;
+ * `undefined` for bytes {@link Codec.encode} did not write (a counter's digits, anything else).
+ */
+export function expiresAtOf(bytes: Uint8Array): number | undefined {
+  if (bytes.length < HEADER_BYTES || bytes[0] !== FORMAT_V1) return undefined;
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).readDoubleBE(2);
+}
+
 /** Reads the tags section at `at` into `record`; returns where the body begins. */
 function readTags(buf: Buffer, at: number, record: CacheRecord): number {
   const truncated = () => new CacheDecodeError(`truncated tags (${buf.length} bytes)`);

@@ -1,5 +1,6 @@
 import type { Clock } from '../clock';
 import { at, describeValue, invalid } from '../options';
+import { expiresAtOf } from '../serialization/codec';
 import { createTier } from '../tiers/create-tier';
 import { DEFAULT_LOCAL_TTL_CAP_MS, type LocalTier, type Tier } from '../tiers/tier.interface';
 import type { TierOptions } from '../tiers/tier-options';
@@ -60,6 +61,8 @@ export class TierChain {
         path: at('tiers', i),
         name: (spec as { name?: string }).name ?? (name as string | undefined),
         clock: setup.clock,
+        // When a payload's entry expires: the TTL of memcached's warm copies (header only).
+        expiresAt: expiresAtOf,
       });
     });
     // A local tier in front of shared ones keeps entries at most the staleness bound by default.

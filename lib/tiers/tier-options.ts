@@ -34,6 +34,13 @@ export interface TierContext {
   path?: string;
   /** Time source (TTLs, failover). Default: the system clock. */
   clock?: Clock;
+  /**
+   * When the entry a payload holds expires, epoch ms of `clock` (`0`: never), or `undefined` when
+   * the payload cannot be read: given by the store, which owns the encoding, to a tier that copies
+   * payloads by itself (memcached's warm scale-out). Default: none (such copies then live at most
+   * the tier's `ttl`).
+   */
+  expiresAt?: (payload: Buffer) => number | undefined;
 }
 
 /** Options of one built-in tier, told apart by `type`. */

@@ -1,7 +1,10 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import * as memjs from 'memjs';
 import { TieredStore } from '../../lib';
-import type { MemcachedDiscoveryOptions } from '../../lib/tiers/memcached/memcached.options';
+import type {
+  MemcachedDiscoveryOptions,
+  MemcachedTierOptions,
+} from '../../lib/tiers/memcached/memcached.options';
 import { MemcachedTier } from '../../lib/tiers/memcached/memcached.tier';
 import { testServers, uniqueName } from '../harness/env';
 import { MemcachedNode } from '../harness/memcached';
@@ -105,16 +108,18 @@ export async function freeze(pid: number): Promise<void> {
  * A store over [memcached found through `discovery`, Cassandra in a keyspace of its own], the
  * chain the scaling and failure tests load, connected, with its error events collected. Request
  * timeouts are 2 s: the 2-core test machine also runs Cassandra's JVM, memcached and Jest.
+ * `memcached` adds options of the memcached tier.
  */
 export async function discoveredChain(
   discovery: MemcachedDiscoveryOptions,
   namespace: string,
+  memcached: Partial<MemcachedTierOptions> = {},
 ): Promise<{ chain: TieredStore; errors: Error[] }> {
   const { cassandra } = testServers();
   const chain = new TieredStore({
     namespace,
     tiers: [
-      { type: 'memcached', discovery, timeout: 2000 },
+      { type: 'memcached', discovery, timeout: 2000, ...memcached },
       { type: 'cassandra', ...cassandra, keyspace: uniqueName('x').toLowerCase() },
     ],
   });

@@ -1,6 +1,6 @@
 import { deflateRawSync } from 'node:zlib';
 import { CacheDecodeError } from '../../lib/errors';
-import { Codec, FORMAT_V1 } from '../../lib/serialization/codec';
+import { Codec, FORMAT_V1, expiresAtOf } from '../../lib/serialization/codec';
 import { ROUND_TRIP_VALUES, expectSameValue } from '../support/values';
 
 const FLAG_DEFLATED = 0b1;
@@ -169,5 +169,16 @@ describe('Codec', () => {
     expect(() => new Codec({ compressLevel: 12 })).toThrow(
       /^compressLevel: 12 is not an integer from 1 to 9/,
     );
+  });
+
+  it('expiresAtOf reads the expiry of an entry off its header alone, whatever its body', () => {
+    const codec = new Codec({ compressThreshold: 16 });
+    for (const value of ['x', 'y'.repeat(100), new Map([[1, 2]])])
+      expect(expiresAtOf(codec.encode(value, 1_700_000_123_456, { staleAt: 1, delta: 2 }))).toBe(
+        1_700_000_123_456,
+      );
+    expect(expiresAtOf(codec.encode('never', 0))).toBe(0);
+    expect(expiresAtOf(Buffer.from('42'))).toBeUndefined(); // a counter
+    expect(expiresAtOf(Buffer.from([FORMAT_V1, 0]))).toBeUndefined(); // truncated
   });
 });

@@ -133,6 +133,19 @@ export interface MemcachedTierOptions extends BaseTierOptions {
    *   rejoins keeps what it held
    */
   gutter?: MemcachedGutterOptions;
+  /**
+   * Warm scale-out, ms (an integer from 0 to 86400000, a day): for this long after the server
+   * list changes (discovery, or `setServers`), a key whose owner changed and that misses on its
+   * new owner is read from its previous owner; a hit is answered and copied to the new owner
+   * (a memcached `add`, so a value written there meanwhile wins, with the entry's remaining TTL).
+   * Growing a cluster then costs no read of the next tier, nor an origin call, for the keys it
+   * held. Removed nodes keep their connection for these reads until the period ends; one that is
+   * gone fails once and is not read again, so its keys miss as without warmup. Meanwhile deletes
+   * and sets of a moved key also delete it on its previous owner, so no older value comes back.
+   * `0` turns it off: removed nodes are closed at once and moved keys miss.
+   * @default 60000
+   */
+  warmup?: number;
 }
 
 /** Defaults of {@link MemcachedTierOptions}. */
@@ -143,7 +156,11 @@ const MEMCACHED_DEFAULTS = {
   maxValueBytes: 1024 * 1024 - 1024,
   failoverTime: 30_000,
   gutterTtl: 5000,
+  warmup: 60_000,
 } as const;
+
+/** Longest `warmup`, ms: a day (well under the 2^31 - 1 ms a timer can wait). */
+const MAX_WARMUP_MS = 86_400_000;
 
 /** Defaults of {@link MemcachedDiscoveryOptions}. */
 export const DISCOVERY_DEFAULTS = {
@@ -165,6 +182,7 @@ const MEMCACHED_OPTIONS = optionNames<MemcachedTierOptions>({
   maxValueBytes: true,
   failoverTime: true,
   gutter: true,
+  warmup: true,
 });
 
 const GUTTER_OPTIONS = optionNames<MemcachedGutterOptions>({ servers: true, ttl: true });
@@ -187,6 +205,8 @@ export interface ResolvedMemcachedOptions {
   failoverMs: number;
   /** The validated gutter pool, or undefined. */
   gutter: ResolvedGutterOptions | undefined;
+  /** `warmup`, ms; `0`: off. */
+  warmupMs: number;
 }
 
 /** {@link MemcachedGutterOptions} after validation and defaults. */
@@ -234,6 +254,9 @@ export function resolveMemcachedOptions(
     MEMCACHED_DEFAULTS.failoverTime,
     0,
   );
+  const warmupMs = integer(at(path, 'warmup'), o.warmup, MEMCACHED_DEFAULTS.warmup, 0);
+  if (warmupMs > MAX_WARMUP_MS)
+    throw invalid(at(path, 'warmup'), `${warmupMs} is more than ${MAX_WARMUP_MS} ms (a day)`);
   const hasServers = o.servers !== undefined;
   const hasDiscovery = o.discovery !== undefined;
   if (hasServers && hasDiscovery)
@@ -266,6 +289,7 @@ export function resolveMemcachedOptions(
     maxValueBytes,
     failoverMs,
     gutter,
+    warmupMs,
   };
 }
 

@@ -1,5 +1,5 @@
 import { systemClock, type Clock } from '../../clock';
-import { DiscoveryError, MemcachedError, TieredCacheError } from '../../errors';
+import { MemcachedError, TieredCacheError } from '../../errors';
 import { at } from '../../options';
 import { checkRaised } from '../max-register';
 import { settleAll } from '../settle-all';
@@ -7,11 +7,12 @@ import { MAX_KEY_BYTES, type Tier, type TierCapabilities, type TierWrite } from 
 import type { TierContext } from '../tier-options';
 import { RaiseMerger, raiseOn } from './cas-raise';
 import { isRetryable, type MemcachedConnection } from './connection';
-import { ElastiCacheDiscovery } from './discovery/elasticache-discovery';
+import { ElastiCacheDiscovery, namedAfter } from './discovery/elasticache-discovery';
 import { resolveMemcachedOptions, type MemcachedTierOptions } from './memcached.options';
 import { Opcode, Status, toMemcachedExpiry } from './protocol';
 import { checkKey } from './memcached-key';
 import { Topology } from './topology';
+import type { Warmup } from './warmup';
 
 const CAPABILITIES = {
   local: false,
@@ -40,6 +41,8 @@ const CAPABILITIES = {
  *   `intervalMs` and right after connection errors (see {@link ElastiCacheDiscovery}).
  * - Every attempt is bounded by `timeout` (connecting included); failures reject, misses resolve
  *   `undefined`.
+ * - Warm scale-out: for `warmup` ms after the server list changes, a key that moved and misses is
+ *   read from its previous owner and copied over (see {@link Warmup}).
  */
 export class MemcachedTier implements Tier<Buffer> {
   /** Always `memcached`. */
@@ -66,7 +69,7 @@ export class MemcachedTier implements Tier<Buffer> {
    * @param options `servers` or `discovery`, `timeout`, `retries`, `maxValueBytes`,
    *   `failoverTime` (see {@link MemcachedTierOptions}).
    * @param context `name` (default: the `name` option, else `memcached`), `path` of the options
-   *   in error messages (default `memcached`), `clock` of `failoverTime` (tests inject one).
+   *   in error messages (default `memcached`), `clock` (tests inject one), `expiresAt` (warmup).
    * @throws InvalidOptionError on an invalid server list or option, or unless exactly one of
    *   `servers` and `discovery` is given.
    */
@@ -94,6 +97,7 @@ export class MemcachedTier implements Tier<Buffer> {
         path: at(path, 'servers'),
         onConnectionError: () => this.discovery?.requestRefresh(),
         gutter: pool && new Topology(pool, gutter.servers),
+        warmup: { warmupMs: resolved.warmupMs, expiresAt: context.expiresAt, ttl: options.ttl },
       },
       resolved.servers,
     );
@@ -155,6 +159,11 @@ export class MemcachedTier implements Tier<Buffer> {
     return this.topology.writesPerServer();
   }
 
+  /** Warm scale-out (the `warmup` option): its `stats()`, `idle()`. @internal */
+  get warmup(): Warmup {
+    return this.topology.warmup;
+  }
+
   /**
    * Probes now (NOOP) the failed servers whose `failoverTime` has passed, as the next request would
    * in the background, and resolves when done: those that answer are back on the ring, the others
@@ -167,7 +176,8 @@ export class MemcachedTier implements Tier<Buffer> {
 
   /**
    * Replaces the server list: servers already known keep their connection, new ones get one,
-   * removed ones are closed once their requests in flight have settled. Requests already sent
+   * removed ones are closed once their requests in flight have settled (after the `warmup`,
+   * during which they are read for the keys they held, see {@link Warmup}). Requests already sent
    * complete on the server they were sent to; retries and new requests use the new ring.
    *
    * @throws InvalidOptionError on an invalid list (the current ring is then kept).
@@ -191,7 +201,10 @@ export class MemcachedTier implements Tier<Buffer> {
   async connect(): Promise<void> {
     this.assertOpen();
     if (this.discovery && !this.topology.ready) {
-      this.discovering ??= this.discover().finally(() => (this.discovering = undefined));
+      this.discovering ??= this.discovery
+        .start()
+        .catch((error: unknown) => Promise.reject(namedAfter(this.name, error)))
+        .finally(() => (this.discovering = undefined));
       await this.discovering;
     }
     await this.topology.reach();
@@ -205,7 +218,9 @@ export class MemcachedTier implements Tier<Buffer> {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.withRetries(key, (c) => c.get(key));
+    const read = this.withRetries(key, (c) => c.get(key));
+    const w = this.warmup;
+    return w.active ? read.then((v) => v ?? w.read(key, this.topology.connectionFor(key))) : read;
   }
 
   /**
@@ -218,7 +233,9 @@ export class MemcachedTier implements Tier<Buffer> {
     this.assertOpen();
     keys.forEach(checkKey);
     const found = new Map<string, Buffer>();
-    await this.fetchMany([...new Set(keys)], found, this.retries);
+    const unique = [...new Set(keys)];
+    await this.fetchMany(unique, found, this.retries);
+    await this.warmup.readMany(unique, (key) => this.topology.connectionFor(key), found);
     return keys.map((key) => found.get(key));
   }
 
@@ -231,9 +248,9 @@ export class MemcachedTier implements Tier<Buffer> {
     checkKey(key);
     toMemcachedExpiry(ttlMs); // validates
     if (value.length > this.maxValueBytes) return this.skipOversize(key);
-    const outcome = await this.withRetries(key, (c) =>
-      c.store(Opcode.Set, key, value, c.expiry(ttlMs)),
-    );
+    const write = this.withRetries(key, (c) => c.store(Opcode.Set, key, value, c.expiry(ttlMs)));
+    // During warmup the older value on the previous owner goes too (see Warmup).
+    const [outcome] = await Promise.all([write, this.warmup.forget(key, this.topology)]);
     // The server's own item limit (memcached has already dropped the older value for a SET).
     if (outcome === 'too-large') this.oversizeSkips++;
   }
@@ -296,7 +313,9 @@ export class MemcachedTier implements Tier<Buffer> {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.withRetries(key, (c) => c.delete(key));
+    const remove = () => this.withRetries(key, (c) => c.delete(key));
+    if (!this.warmup.active) return remove();
+    return this.warmup.forget(key, this.topology).then(async (held) => (await remove()) || held);
   }
 
   /**
@@ -366,23 +385,6 @@ export class MemcachedTier implements Tier<Buffer> {
     await this.topology.close();
   }
 
-  /** First discovery; failures are renamed after this tier and name the endpoint. */
-  private async discover(): Promise<void> {
-    try {
-      await this.discovery!.start();
-    } catch (error) {
-      if (error instanceof DiscoveryError) {
-        throw new DiscoveryError(
-          `${this.name}: ${error.message}`,
-          error.endpoint,
-          error.notElastiCache,
-          { cause: error.cause },
-        );
-      }
-      throw error;
-    }
-  }
-
   private assertOpen(): void {
     if (this.closed) throw this.closedError();
   }
@@ -443,6 +445,6 @@ export class MemcachedTier implements Tier<Buffer> {
 
   private async skipOversize(key: string): Promise<void> {
     this.oversizeSkips++;
-    await this.withRetries(key, (c) => c.delete(key));
+    await this.delete(key);
   }
 }

@@ -4,6 +4,7 @@ import type { HostPort } from '../host-port';
 import { MemcachedConnection } from './connection';
 import { HashRing } from './ring';
 import { parseServers } from './servers';
+import { Warmup, type WarmupOptions } from './warmup';
 
 /** The servers and their connections, swapped as one by {@link Topology.setServers}. */
 interface Placement {
@@ -38,6 +39,8 @@ export interface TopologyOptions {
   gutter?: Topology;
   /** TTL cap of every entry written through these servers, ms (the gutter's own `ttl`). */
   maxTtlMs?: number;
+  /** Warm scale-out after server list changes (see {@link Warmup}); absent: off. */
+  warmup?: Pick<WarmupOptions, 'warmupMs' | 'expiresAt' | 'ttl'>;
 }
 
 /**
@@ -55,6 +58,11 @@ export interface TopologyOptions {
  * (the store then leaves the tier's circuit closed); once every server is out it is not.
  */
 export class Topology {
+  /**
+   * Told of every server list change with the placement before it; takes over the connections
+   * of removed servers while it reads them (else they are closed at once).
+   */
+  readonly warmup: Warmup;
   /** Undefined until the first server list (with discovery: until the first discovery). */
   private placement: Placement | undefined;
   /** Failed servers and when they may be probed (clock ms). */
@@ -67,6 +75,12 @@ export class Topology {
     private readonly options: TopologyOptions,
     servers?: readonly HostPort[],
   ) {
+    this.warmup = new Warmup({
+      warmupMs: 0,
+      ...options.warmup,
+      clock: options.clock,
+      isFailed: (address) => this.failed.has(address),
+    });
     if (servers !== undefined) this.placement = this.build(servers, new Map());
   }
 
@@ -97,7 +111,8 @@ export class Topology {
 
   /**
    * Replaces the server list: servers already known keep their connection, new ones get one,
-   * removed ones are closed once their requests in flight have settled.
+   * removed ones are closed once their requests in flight have settled (with a `warmup`, once it
+   * ends).
    *
    * @throws InvalidOptionError on an invalid list (the current ring is then kept).
    */
@@ -113,9 +128,12 @@ export class Topology {
       if (!next.connections.has(address)) this.failed.delete(address);
     }
     this.placement = this.withLiveRing(next);
-    for (const [address, connection] of previous?.connections ?? []) {
-      if (!next.connections.has(address)) void connection.close();
-    }
+    if (previous === undefined) return;
+    const removed = [...previous.connections]
+      .filter(([address]) => !next.connections.has(address))
+      .map(([, connection]) => connection);
+    if (this.warmup.begin(previous.ring, previous.connections, removed)) return;
+    for (const connection of removed) void connection.close();
   }
 
   /**
@@ -216,11 +234,15 @@ export class Topology {
     await this.probing;
   }
 
-  /** Refuses further work, waits for a probe in flight, then closes every connection. */
+  /**
+   * Refuses further work, waits for a probe in flight, then closes every connection (those held
+   * by the warmup too).
+   */
   async close(): Promise<void> {
     this.closed = true;
     await this.probing;
     await Promise.all([
+      this.warmup.end(),
       ...[...(this.placement?.connections.values() ?? [])].map((c) => c.close()),
       this.options.gutter?.close(),
     ]);
