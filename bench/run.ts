@@ -1,6 +1,8 @@
+import { adaptive } from './adaptive.bench';
 import { bus } from './bus.bench';
 import { hitPath } from './hit-path.bench';
 import { httpHit } from './http-hit.bench';
+import { http304 } from './http-304.bench';
 import { jsonTreeCopy, memoryHit } from './memory-hit.bench';
 import { operations } from './operations.bench';
 import { cassandraHit, memcachedGetMany, memcachedHit } from './remote-hit.bench';
@@ -19,7 +21,9 @@ const SCENARIOS: Scenario[] = [
   ['memory-copy', () => jsonTreeCopy(), []],
   ['operations', () => operations(), []],
   ['hit-path', () => hitPath(), []],
+  ['adaptive', () => adaptive(), []],
   ['http-hit', () => httpHit(), []],
+  ['http-304', () => http304(), []],
   ['memcached-hit', memcachedHit, ['memcached']],
   ['memcached-getmany', memcachedGetMany, ['memcached']],
   ['bus', bus, ['memcached', 'redis']],

@@ -36,7 +36,14 @@ export type ErrorCode =
   /** The chain cannot do what was asked, e.g. `iterate()` when its farthest tier cannot list its keys. */
   | 'E_NOT_SUPPORTED'
   /** An optional peer dependency an option needs is not installed (e.g. ioredis for the bus). */
-  | 'E_MISSING_PEER';
+  | 'E_MISSING_PEER'
+  /** `cacheEntryContext()` was called where no cached computation runs. */
+  | 'E_NO_ENTRY_CONTEXT'
+  /**
+   * A lookup found a cached "not found" error (`cacheEmpty.errors`) of a class its own options
+   * do not name.
+   */
+  | 'E_CACHED_ERROR';
 
 /** A lifecycle or protocol failure; `code` says which. */
 export class TieredCacheError extends Error {

@@ -88,6 +88,8 @@ export { systemClock, type Clock } from './clock';
 // Herd protection
 export type { HerdOptions } from './herd/herd.options';
 export type { CacheLookup, CacheStatus } from './herd/read-through';
+export { cacheEntryContext, type CacheEntryContext, type Factory } from './herd/entry-context';
+export type { CacheEmptyOptions, NotFoundErrorClass } from './herd/cache-empty';
 
 // NestJS module
 export { TieredCacheModule } from './nest/tiered-cache.module';
@@ -110,6 +112,7 @@ export {
   X_CACHE_HEADER,
 } from './nest/tiered-cache.constants';
 export { Cached, type CachedOptions } from './nest/cached.decorator';
+export { CacheEntry } from './nest/cache-entry.decorator';
 export { CacheEvict, type CacheEvictOptions } from './nest/cache-evict.decorator';
 export type {
   CacheDecorator,
@@ -124,6 +127,7 @@ export type {
   ConditionArgs,
 } from './nest/decorated-method';
 export { TieredCacheInterceptor } from './nest/tiered-cache.interceptor';
+export { isHttpEntry, type CachedHttpOptions, type HttpEntry } from './nest/conditional-get';
 export {
   TieredCacheHealthIndicator,
   type TieredCacheHealth,

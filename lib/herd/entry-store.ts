@@ -25,6 +25,8 @@ export interface EntryStore {
   /** The token holding the lease; `undefined` when none; `null` when it cannot be read. */
   leaseHolder(leaseKey: string): Promise<Buffer | undefined | null>;
   releaseLease(leaseKey: string, token: Buffer): Promise<void>;
+  /** The TTL of entries written without one, ms (`0`: no expiry). */
+  readonly defaultTtl: number;
   /** The lease tier's TTL resolution, ms: a lease may end up to this much before its TTL. */
   readonly leaseTtlResolutionMs: number;
 }

@@ -1,3 +1,4 @@
+import type { ResolvedCacheEmpty } from './cache-empty';
 import type { ResolvedHerdOptions } from './herd.options';
 
 /** One read-through call's settings. */
@@ -11,6 +12,8 @@ export interface ReadThroughCall<T> extends ResolvedHerdOptions {
    * when a value is computed (before the factory; what it throws rejects the call).
    */
   tags?: readonly string[] | (() => readonly string[] | undefined);
+  /** Negative caching: empty results (and the named errors) are stored for its `ttl`. */
+  empty?: ResolvedCacheEmpty;
 }
 
 /**
@@ -22,6 +25,7 @@ export function readThroughCallOf<T>(
   ttl: number | undefined,
   condition: ReadThroughCall<T>['condition'],
   tags: ReadThroughCall<T>['tags'],
+  empty: ResolvedCacheEmpty | undefined,
 ): ReadThroughCall<T> {
   return {
     grace: herd.grace,
@@ -32,5 +36,6 @@ export function readThroughCallOf<T>(
     ttl,
     condition,
     tags,
+    empty,
   };
 }

@@ -4,7 +4,12 @@ import { performance } from 'node:perf_hooks';
 import type { Clock } from '../clock';
 import type { CacheEvents, OriginOutcome } from '../store/cache-events';
 import { isStale, type StoredEntry } from '../store/stored-entry';
+import { isCachedError, type CachedError } from '../store/cached-error';
+import { errorEntry, rethrown } from './cache-empty';
+import type { CacheLookup } from './cache-lookup';
+import { computedEntry, storeComputed } from './computed-entry';
 import { shouldRefreshEarly } from './early-refresh';
+import { EntryContext, withEntryContext, type Factory } from './entry-context';
 import type { EntryStore } from './entry-store';
 import { withHardTimeout } from './hard-timeout';
 import { Lease } from './lease';
@@ -13,22 +18,7 @@ import { OverdueWait } from './overdue-wait';
 import { SingleFlight } from './single-flight';
 import { monotonicWaitClock, type WaitClock } from './wait-clock';
 
-/** What a read-through call answered with. */
-export type CacheStatus =
-  /** Read from a tier (possibly after waiting for another caller or process to store it). */
-  | 'HIT'
-  /** Computed by this call, or by the in-process call it joined. */
-  | 'MISS'
-  /** Past its TTL but within its grace period; a refresh is under way or has failed. */
-  | 'STALE';
-
-/** What a read-through call found: the value and where it came from. */
-export interface CacheLookup<T> {
-  value: T;
-  status: CacheStatus;
-  /** Whether the value is (now) in the cache: false when `condition` refused a computed value. */
-  stored: boolean;
-}
+export type { CacheLookup, CacheStatus } from './cache-lookup';
 
 /**
  * Wraps lookups in a trace span (`CacheTracing`): {@link lookup} runs `run` in its span and returns
@@ -112,11 +102,7 @@ export class ReadThrough {
   }
 
   /** The value of `key`: read, or computed with one factory call per key (see the class note). */
-  lookup<T>(
-    key: string,
-    factory: () => T | Promise<T>,
-    call: ReadThroughCall<T>,
-  ): Promise<CacheLookup<T>> {
+  lookup<T>(key: string, factory: Factory<T>, call: ReadThroughCall<T>): Promise<CacheLookup<T>> {
     const found = this.lookupNow(key, factory, call);
     return found instanceof Promise ? found : Promise.resolve(found);
   }
@@ -124,19 +110,29 @@ export class ReadThrough {
   /** {@link lookup}, answered synchronously when the memory tier's entry answers alone. */
   lookupNow<T>(
     key: string,
-    factory: () => T | Promise<T>,
+    factory: Factory<T>,
     call: ReadThroughCall<T>,
   ): CacheLookup<T> | Promise<CacheLookup<T>> {
     const started = this.start(key, factory, call);
-    return started instanceof Promise
-      ? started
-      : { value: started.value, status: 'HIT', stored: true };
+    if (started instanceof Promise) return started;
+    if (isCachedError(started.value)) return Promise.reject(rethrown(started.value, call.empty));
+    return { value: started.value, status: 'HIT', stored: true, staleAt: started.staleAt };
   }
 
-  /** {@link lookup}'s value alone (`getOrSet`, `@Cached` methods): a hit allocates nothing more. */
-  value<T>(key: string, factory: () => T | Promise<T>, call: ReadThroughCall<T>): Promise<T> {
+  /**
+   * {@link lookup}'s value alone (`getOrSet`, `@Cached` methods), as `read` makes it of what is
+   * stored: a hit allocates nothing more.
+   */
+  value<T>(
+    key: string,
+    factory: Factory<T>,
+    call: ReadThroughCall<T>,
+    read: (stored: T) => T = same,
+  ): Promise<T> {
     const started = this.start(key, factory, call);
-    return started instanceof Promise ? started.then(valueOf) : Promise.resolve(started.value);
+    if (started instanceof Promise) return started.then((found) => read(found.value));
+    if (isCachedError(started.value)) return Promise.reject(rethrown(started.value, call.empty));
+    return Promise.resolve(read(started.value));
   }
 
   /**
@@ -145,7 +141,7 @@ export class ReadThrough {
    */
   private start<T>(
     key: string,
-    factory: () => T | Promise<T>,
+    factory: Factory<T>,
     call: ReadThroughCall<T>,
   ): StoredEntry<T> | Promise<CacheLookup<T>> {
     if (this.calling.has(key)) {
@@ -168,14 +164,15 @@ export class ReadThrough {
       !isStale(local, this.clock.now())
     )
       return local;
-    if (tracer === undefined) return this.answer(key, factory, call, local);
-    return tracer.lookup(key, () => this.answer(key, factory, call, local));
+    const answer = () =>
+      this.answer(key, factory, call, local).then((found) => unmarked(found, call));
+    return tracer === undefined ? answer() : tracer.lookup(key, answer);
   }
 
   /** {@link lookup} past the re-entry check, given what the memory tier holds. */
   private async answer<T>(
     key: string,
-    factory: () => T | Promise<T>,
+    factory: Factory<T>,
     call: ReadThroughCall<T>,
     local: StoredEntry<T> | undefined,
   ): Promise<CacheLookup<T>> {
@@ -187,7 +184,7 @@ export class ReadThrough {
       if (!isStale(entry, now)) {
         if (call.beta > 0 && shouldRefreshEarly(entry, now, call.beta, this.random))
           void this.refresh(key, factory, call, entry).catch((err) => this.refreshFailed(key, err));
-        return { value: entry.value, status: 'HIT', stored: true };
+        return { value: entry.value, status: 'HIT', stored: true, staleAt: entry.staleAt };
       }
       return this.serveStale(key, factory, call, entry);
     }
@@ -198,11 +195,16 @@ export class ReadThrough {
   /** A stale entry: answered at once (or after `timeout`) while one refresh runs. */
   private serveStale<T>(
     key: string,
-    factory: () => T | Promise<T>,
+    factory: Factory<T>,
     call: ReadThroughCall<T>,
     entry: StoredEntry<T>,
   ): Promise<CacheLookup<T>> {
-    const stale: CacheLookup<T> = { value: entry.value, status: 'STALE', stored: true };
+    const stale: CacheLookup<T> = {
+      value: entry.value,
+      status: 'STALE',
+      stored: true,
+      staleAt: entry.staleAt,
+    };
     const refresh = this.refresh(key, factory, call, entry);
     // Fail-safe: a failed refresh leaves the stale value in place and is reported once.
     const settled = refresh.catch((err: unknown) => {
@@ -225,7 +227,7 @@ export class ReadThrough {
    */
   private refresh<T>(
     key: string,
-    factory: () => T | Promise<T>,
+    factory: Factory<T>,
     call: ReadThroughCall<T>,
     stale: StoredEntry<T> | undefined,
   ): Promise<CacheLookup<T>> {
@@ -243,10 +245,11 @@ export class ReadThrough {
       });
       if (lease.outcome === 'held') {
         const waited = await lease.waitForOther<T>((e) => this.replaces(e, stale));
-        if (waited !== undefined) return { value: waited.value, status: 'HIT', stored: true };
+        if (waited !== undefined)
+          return { value: waited.value, status: 'HIT', stored: true, staleAt: waited.staleAt };
         if (stale !== undefined && lease.outcome === 'held') {
           // Still held by a live holder: keep serving stale, leave the refresh to it.
-          return { value: stale.value, status: 'STALE', stored: true };
+          return { value: stale.value, status: 'STALE', stored: true, staleAt: stale.staleAt };
         }
       }
       try {
@@ -280,7 +283,7 @@ export class ReadThrough {
 
   private async compute<T>(
     key: string,
-    factory: () => T | Promise<T>,
+    factory: Factory<T>,
     call: ReadThroughCall<T>,
     mark: number,
     lease: Lease,
@@ -294,40 +297,65 @@ export class ReadThrough {
       const fresh = await this.store.getEntry<T>(key, {
         scope: lease.outcome === 'acquired' ? 'lease' : trigger ? 'shared' : 'all',
       });
-      if (this.replaces(fresh, trigger)) return { value: fresh.value, status: 'HIT', stored: true };
+      if (this.replaces(fresh, trigger))
+        return { value: fresh.value, status: 'HIT', stored: true, staleAt: fresh.staleAt };
     }
     // Stamped before the factory runs: a tag invalidated while it runs covers the value.
-    const tagged =
-      call.tags === undefined
-        ? undefined
-        : {
-            tags: typeof call.tags === 'function' ? call.tags() : call.tags,
-            at: this.store.tagStamp(),
-          };
+    const tags = typeof call.tags === 'function' ? call.tags() : call.tags;
+    const taggedAt = this.store.tagStamp();
+    const context = new EntryContext<T>(trigger);
     const started = this.clock.now();
     let value: T;
     const t0 = performance.now();
     wait.began(t0);
     try {
-      value = await this.callFactory(key, factory);
+      value = await this.callFactory(key, factory, context);
     } catch (err) {
       this.originCalled(key, t0, 'error');
+      const cached = call.empty && !context.skipped ? errorEntry(err, call.empty) : undefined;
+      if (cached !== undefined) await this.storeError(key, cached, call, taggedAt, mark, lease);
       throw err;
     } finally {
       wait.ended();
     }
     this.originCalled(key, t0, 'ok');
     const delta = Math.max(0, this.clock.now() - started);
-    let stored = value !== undefined && (call.condition?.(value) ?? true);
-    if (stored) stored = await this.write(key, value, call, tagged, delta, mark, lease);
-    return { value, status: 'MISS', stored };
+    const entry = computedEntry(value, call, context, tags, taggedAt, delta);
+    if (entry === undefined) return { value, status: 'MISS', stored: false };
+    const { events } = this.hooks;
+    const stored = await storeComputed(this.store, events, key, value, entry, mark, lease);
+    const ttl = entry.ttl ?? this.store.defaultTtl;
+    const staleAt = stored ? (ttl === 0 ? 0 : started + delta + ttl) : undefined;
+    return { value, status: 'MISS', stored, staleAt };
   }
 
-  /** Calls `factory`, marking its synchronous part: a lookup of `key` made there is re-entrant. */
-  private callFactory<T>(key: string, factory: () => T | Promise<T>): T | Promise<T> {
+  /** Stores a "not found" error the factory threw (`cacheEmpty.errors`); failures are reported. */
+  private async storeError<T>(
+    key: string,
+    cached: CachedError,
+    call: ReadThroughCall<T>,
+    taggedAt: number,
+    mark: number,
+    lease: Lease,
+  ): Promise<void> {
+    const entry = { ttl: call.empty!.ttl, grace: 0, tags: undefined, taggedAt, delta: 0 };
+    await storeComputed(this.store, this.hooks.events, key, cached, entry, mark, lease).catch(
+      (err: unknown) => this.hooks.onBackgroundError(key, err),
+    );
+  }
+
+  /**
+   * Calls `factory` with `context`, marking its synchronous part: a lookup of `key` made there is
+   * re-entrant, and `cacheEntryContext()` answers `context`.
+   */
+  private callFactory<T>(
+    key: string,
+    factory: Factory<T>,
+    context: EntryContext<T> = new EntryContext<T>(undefined),
+  ): T | Promise<T> {
     this.calling.add(key);
     try {
-      return factory();
+      return withEntryContext(context, factory);
     } finally {
       this.calling.delete(key);
     }
@@ -339,7 +367,7 @@ export class ReadThrough {
    */
   private join<T>(
     key: string,
-    factory: () => T | Promise<T>,
+    factory: Factory<T>,
     running: Promise<CacheLookup<T>>,
   ): Promise<CacheLookup<T>> {
     const wait = this.overdueWaits.get(key);
@@ -353,7 +381,7 @@ export class ReadThrough {
   /** One more call of `key`'s factory for the callers of an overdue one (not stored). */
   private takeOver<T>(
     key: string,
-    factory: () => T | Promise<T>,
+    factory: Factory<T>,
     lockTimeout: number,
   ): Promise<CacheLookup<T>> {
     return this.overdue.do(key, async () => {
@@ -383,49 +411,23 @@ export class ReadThrough {
     if (events?.listened.origin)
       events.emit('origin', { key, seconds: (performance.now() - t0) / 1000, outcome });
   }
-
-  /** The lease was taken from this caller: nothing is stored. */
-  private leaseLost(key: string): false {
-    this.hooks.events?.emit('lease', { key, outcome: 'lost' });
-    return false;
-  }
-
-  /**
-   * Stores a computed value, with its tags if any, unless the key was deleted while it was computed: through this
-   * store (its mutation mark), or anywhere (the delete removed our lease). Checked before the
-   * write and again after it; a delete that lands in between is undone.
-   */
-  private async write<T>(
-    key: string,
-    value: T,
-    call: ReadThroughCall<T>,
-    tagged: { tags: readonly string[] | undefined; at: number } | undefined,
-    delta: number,
-    mark: number,
-    lease: Lease,
-  ): Promise<boolean> {
-    if (lease.outcome === 'acquired' && (await lease.lost())) return this.leaseLost(key);
-    const written = await this.store.setEntry(key, value, {
-      ttl: call.ttl,
-      grace: call.grace,
-      delta,
-      unchangedSince: mark,
-      tags: tagged?.tags,
-      taggedAt: tagged?.at,
-    });
-    if (written && lease.outcome === 'acquired' && (await lease.lost())) {
-      await this.store.delete(key);
-      return this.leaseLost(key);
-    }
-    return written;
-  }
 }
 
-function valueOf<T>(found: CacheLookup<T>): T {
-  return found.value;
+function same<T>(value: T): T {
+  return value;
 }
 
-/** A lookup from inside its own key's factory: the factory's value, stored by the outer call. */
-async function reentered<T>(factory: () => T | Promise<T>): Promise<CacheLookup<T>> {
-  return { value: await factory(), status: 'MISS', stored: false };
+/** `found`, or the error it holds (a cached "not found" error) thrown. */
+function unmarked<T>(found: CacheLookup<T>, call: ReadThroughCall<T>): CacheLookup<T> {
+  if (isCachedError(found.value)) throw rethrown(found.value, call.empty);
+  return found;
+}
+
+/**
+ * A lookup from inside its own key's factory: the factory's value, stored by the outer call (what
+ * it tells its context is ignored).
+ */
+async function reentered<T>(factory: Factory<T>): Promise<CacheLookup<T>> {
+  const value = await withEntryContext(new EntryContext<T>(undefined), factory);
+  return { value, status: 'MISS', stored: false };
 }

@@ -66,11 +66,13 @@ export function readThroughCall(
 ): ReadThroughCall<unknown> {
   const { condition } = options;
   const herd = cache.herdFor(options);
+  const empty = cache.emptyFor(options, '@Cached().cacheEmpty');
   if (accept === undefined && condition === undefined && typeof tags !== 'function') {
     // Nothing of this call's own: one settings object per decorator (and cache) serves them all.
     const known = constantCalls.get(options);
-    if (known?.herd === herd && known.call.tags === tags) return known.call;
-    const call = readThroughCallOf(herd, options.ttl, undefined, tags);
+    if (known?.herd === herd && known.call.tags === tags && known.call.empty === empty)
+      return known.call;
+    const call = readThroughCallOf(herd, options.ttl, undefined, tags, empty);
     constantCalls.set(options, { herd, call });
     return call;
   }
@@ -81,6 +83,7 @@ export function readThroughCall(
       ? (result) => accept(result) && (condition?.(result, ...conditionArgs) ?? true)
       : condition && ((result) => condition(result, ...conditionArgs)),
     tags,
+    empty,
   );
 }
 

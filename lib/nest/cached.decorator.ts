@@ -1,7 +1,9 @@
 import { SetMetadata } from '@nestjs/common';
+import { cacheEmptyOption, type CacheEmptyOptions } from '../herd/cache-empty';
 import { type HerdOptions, resolveHerdOptions } from '../herd/herd.options';
 import { invalid, milliseconds, optionNames, optionsObject } from '../options';
 import { checkTagsOption, headerNames } from './cached-call';
+import { checkHttpOptions, type CachedHttpOptions } from './conditional-get';
 import type { CacheDecorator, ConditionArgs } from './decorated-method';
 import { CACHED_METADATA } from './tiered-cache.constants';
 
@@ -53,6 +55,13 @@ export interface CachedOptions<
    */
   condition?: (result: Result, ...args: ConditionArgs<Args>) => boolean;
   /**
+   * Negative caching: an `undefined` or `null` result, and the named "not found" errors thrown
+   * (e.g. `NotFoundException`), are cached for `cacheEmpty.ttl` ms; `false` turns off the
+   * module's `cacheEmpty` for this method.
+   * @default the module's `cacheEmpty` (off)
+   */
+  cacheEmpty?: CacheEmptyOptions | false;
+  /**
    * Handlers only: request headers that become part of the default key, e.g.
    * `['accept-language']`; the handler's responses name them in a `Vary` header.
    * @default none
@@ -71,6 +80,15 @@ export interface CachedOptions<
    * @default false
    */
   authorized?: boolean;
+  /**
+   * Handlers only: conditional GET and HTTP caching headers. `etag` (on by default): a strong
+   * `ETag` stored with the entry, and `304 Not Modified` from the cache, without calling the
+   * handler, for a GET or HEAD whose `If-None-Match` names it. `cacheControl: 'public' |
+   * 'private'`: `Cache-Control` with `max-age` and `Age` from the entry's TTL (`'public'` is
+   * refused with `authorized`). Each field defaults to the module's `http`.
+   * @default `{ etag: true, cacheControl: false }`
+   */
+  http?: CachedHttpOptions;
 }
 
 const WHERE = '@Cached()';
@@ -82,9 +100,11 @@ const CACHED_ONLY_OPTIONS = optionNames<Omit<CachedOptions, keyof HerdOptions>>(
   namespace: true,
   tags: true,
   condition: true,
+  cacheEmpty: true,
   vary: true,
   methods: true,
   authorized: true,
+  http: true,
 });
 
 /**
@@ -109,6 +129,14 @@ export function Cached<Args extends unknown[] = unknown[], Result = unknown>(
   milliseconds(`${WHERE}.ttl`, options.ttl, 0);
   headerNames(`${WHERE}.vary`, options.vary, []);
   checkTagsOption(`${WHERE}.tags`, options.tags);
+  cacheEmptyOption(`${WHERE}.cacheEmpty`, options.cacheEmpty);
+  const http = checkHttpOptions(`${WHERE}.http`, options.http);
+  if (options.authorized && http?.cacheControl === 'public') {
+    throw invalid(
+      `${WHERE}.http.cacheControl`,
+      "'public' with authorized: true (the response is keyed on a caller identity): use 'private'",
+    );
+  }
   resolveHerdOptions(options, undefined, WHERE, CACHED_ONLY_OPTIONS);
   return SetMetadata(CACHED_METADATA, options);
 }

@@ -11,6 +11,7 @@ import { HttpAdapterHost, Reflector } from '@nestjs/core';
 import { type Observable, from, lastValueFrom, mergeMap, of, tap, throwError } from 'rxjs';
 import type { CacheLookup } from '../herd/read-through';
 import { Readable } from 'node:stream';
+import { systemClock } from '../clock';
 import {
   cachedKey,
   cachedTags,
@@ -21,16 +22,30 @@ import {
   type CachedCall,
 } from './cached-call';
 import type { CachedOptions } from './cached.decorator';
+import {
+  checkHttpOptions,
+  ConditionalGet,
+  entryBody,
+  httpEntry,
+  httpSettings,
+  type CachedHttpOptions,
+  type HttpResponse,
+  type HttpSettings,
+} from './conditional-get';
 import type { CacheableRequest } from './decorated-method';
 import { X_CACHE_HEADER } from './tiered-cache.constants';
+import { bindEntryContext } from './cache-entry.decorator';
 import { TIERED_CACHE_OPTIONS } from './tiered-cache.module-definition';
 import { DEFAULT_PRIVATE_HEADERS, type TieredCacheModuleOptions } from './tiered-cache.options';
 import { TieredCache } from './tiered-cache.service';
 
-/** The parts of Express responses and Fastify replies this interceptor reads. */
-interface HttpResponse {
-  statusCode: number;
-  getHeader(name: string): unknown;
+/**
+ * How the interceptor caches one `@Cached()` handler, worked out once: its options with
+ * `condition` seeing the handler's result (not the stored entry), and its HTTP settings.
+ */
+interface HandlerCaching {
+  stored: CachedOptions;
+  http: HttpSettings;
 }
 
 const DEFAULT_METHODS = ['GET', 'HEAD'];
@@ -95,7 +110,10 @@ function headerPart(request: CacheableRequest, name: string): string {
  * - concurrent requests for one key share one handler call, across processes too;
  * - tags the entry with `@Cached({ tags })`; `@CacheEvict()` deletes its keys and invalidates its
  *   tags once the handler has succeeded;
- * - sets `X-Cache: HIT | MISS | STALE`.
+ * - keeps the status the handler answered with, sends a strong `ETag` and answers a GET or HEAD
+ *   whose `If-None-Match` names it `304 Not Modified` from the cache (see `ConditionalGet`);
+ *   `Cache-Control` and `Age` with the `http` option;
+ * - sets `X-Cache: HIT | MISS | STALE`, and `BYPASS` on a request it does not cache.
  *
  * Works with the Express and Fastify adapters. Extension points are `protected`.
  */
@@ -105,6 +123,11 @@ export class TieredCacheInterceptor implements NestInterceptor {
   protected readonly privateHeaders: readonly string[];
   /** Each handler's metadata (`null`: neither decorator), read once: it does not change. */
   private readonly calls = new WeakMap<object, CachedCall | null>();
+  /** Each `@Cached()` options' caching (see {@link HandlerCaching}). */
+  private readonly cachings = new WeakMap<CachedOptions, HandlerCaching>();
+  /** The module's `http` option: the default of every handler's. */
+  private readonly http: CachedHttpOptions | undefined;
+  private readonly conditional: ConditionalGet;
 
   constructor(
     protected readonly cache: TieredCache,
@@ -117,6 +140,9 @@ export class TieredCacheInterceptor implements NestInterceptor {
       moduleOptions?.privateHeaders,
       DEFAULT_PRIVATE_HEADERS,
     );
+    this.http = checkHttpOptions('http', moduleOptions?.http);
+    const opts = (cache.store as TieredCache['store'] | undefined)?.opts;
+    this.conditional = new ConditionalGet(opts?.clock ?? systemClock, opts?.ttl);
   }
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
@@ -149,10 +175,15 @@ export class TieredCacheInterceptor implements NestInterceptor {
     request: CacheableRequest,
     options: CachedOptions,
   ): Observable<unknown> {
-    if (!this.isRequestCacheable(context, options)) return next.handle();
-    const key = this.trackBy(context, options);
-    if (key === undefined) return next.handle();
     const response = context.switchToHttp().getResponse<HttpResponse>();
+    const key = this.isRequestCacheable(context, options)
+      ? this.trackBy(context, options)
+      : undefined;
+    if (key === undefined) {
+      this.setXCache(response, 'BYPASS');
+      return next.handle();
+    }
+    const caching = this.cachingOf(options);
     let ranHere = false;
     const handle = () => lastValueFrom(next.handle(), { defaultValue: undefined });
     let found: CacheLookup<unknown> | Promise<CacheLookup<unknown>>;
@@ -160,21 +191,21 @@ export class TieredCacheInterceptor implements NestInterceptor {
       const tags = cachedTags(options, [request, context]);
       found = this.cache.lookupNow(
         key,
-        async () => {
+        async (entry) => {
           ranHere = true;
-          return handle();
+          bindEntryContext(request, entry);
+          return this.toEntry(context, response, await handle(), caching.http);
         },
-        readThroughCall(this.cache, options, [request], tags, (result) =>
-          this.isResponseCacheable(context, result),
+        readThroughCall(this.cache, caching.stored, [request], tags, (stored) =>
+          this.isResponseCacheable(context, entryBody(stored)),
         ),
       );
     } catch (err) {
       return throwError(() => err);
     }
     if (!(found instanceof Promise)) {
-      // A fresh memory-tier hit: answered as it is, without a promise.
-      this.setXCache(response, found.status);
-      return of(found.value);
+      // A fresh memory-tier hit: answered without a promise.
+      return of(this.respond(request, response, found, caching, options));
     }
     return from(
       found.then((outcome) => {
@@ -184,10 +215,56 @@ export class TieredCacheInterceptor implements NestInterceptor {
           this.setXCache(response, 'MISS');
           return handle();
         }
-        this.setXCache(response, outcome.status);
-        return outcome.value;
+        return this.respond(request, response, outcome, caching, options);
       }),
     );
+  }
+
+  /** {@link HandlerCaching} of a `@Cached()` handler's options, worked out on first use. */
+  private cachingOf(options: CachedOptions): HandlerCaching {
+    let caching = this.cachings.get(options);
+    if (caching === undefined) {
+      const { condition } = options;
+      // A spread: the options read-through takes (herd settings and the rest) all come along.
+      const stored: CachedOptions = {
+        ...options,
+        condition: condition && ((value, ...args) => condition(entryBody(value), ...args)),
+      };
+      const http = httpSettings(options.http, this.http, options.authorized === true);
+      this.cachings.set(options, (caching = { stored, http }));
+    }
+    return caching;
+  }
+
+  /**
+   * What the cache stores of a handler's result: an `HttpEntry` (the body, the status, the
+   * `ETag`), or the result itself when it is `undefined`, `null` or not cacheable (nothing to
+   * hash, e.g. a stream).
+   */
+  private toEntry(
+    context: ExecutionContext,
+    response: HttpResponse,
+    result: unknown,
+    http: HttpSettings,
+  ): unknown {
+    if (result === undefined || result === null || !this.isResponseCacheable(context, result))
+      return result;
+    const status = typeof response.statusCode === 'number' ? response.statusCode : 200;
+    return httpEntry(result, status, this.conditional.now(), http.etag);
+  }
+
+  /** Sets `X-Cache` and the HTTP headers of a lookup; the body to send (`undefined` for a 304). */
+  private respond(
+    request: CacheableRequest,
+    response: HttpResponse,
+    lookup: CacheLookup<unknown>,
+    caching: HandlerCaching,
+    options: CachedOptions,
+  ): unknown {
+    this.setXCache(response, lookup.status);
+    const adapter = this.adapterHost?.httpAdapter;
+    if (!adapter) return entryBody(lookup.value);
+    return this.conditional.respond(adapter, request, response, lookup, caching.http, options.ttl);
   }
 
   /** Whether this request may be answered from, or stored into, the cache. */

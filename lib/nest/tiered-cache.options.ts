@@ -1,8 +1,10 @@
+import type { CacheEmptyOptions } from '../herd/cache-empty';
 import type { HerdOptions } from '../herd/herd.options';
 import { optionNames } from '../options';
 import type { TieredStoreOptions } from '../store/tiered-store.options';
 import type { MetricsOptions } from '../telemetry/metrics.options';
 import type { CacheTracingOptions } from '../telemetry/tracing';
+import type { CachedHttpOptions } from './conditional-get';
 
 /**
  * The request headers that make a request private by default (see
@@ -41,6 +43,13 @@ export interface TieredCacheModuleOptions extends TieredStoreOptions {
    */
   herd?: HerdOptions;
   /**
+   * Negative caching for every `getOrSet` and `@Cached()` call (each may override it, or turn it
+   * off with `cacheEmpty: false`): an `undefined` or `null` result, and the named "not found"
+   * errors thrown, are cached for `ttl` ms (see `CacheEmptyOptions`).
+   * @default off
+   */
+  cacheEmpty?: CacheEmptyOptions;
+  /**
    * Request headers that make a request private: a `@Cached()` handler neither answers such a
    * request from the cache nor stores its response (unless the handler sets `authorized`, with a
    * key that names the caller). Names are case-insensitive; the list replaces the default (spread
@@ -69,6 +78,14 @@ export interface TieredCacheModuleOptions extends TieredStoreOptions {
    * @default false
    */
   tracing?: boolean | CacheTracingOptions;
+  /**
+   * The default `http` option of every `@Cached()` handler (each field can be overridden by the
+   * handler's): `etag` (strong `ETag`, `304 Not Modified` from the cache) and `cacheControl`
+   * (`'public' | 'private' | false`: `Cache-Control` with `max-age`, and `Age`). Checked at
+   * bootstrap (`http.cacheControl: …`).
+   * @default `{ etag: true, cacheControl: false }`
+   */
+  http?: CachedHttpOptions;
 }
 
 /** Options of `forRoot()` / `register()`: the module's options plus `isGlobal`. */
@@ -90,7 +107,9 @@ export const MODULE_ONLY_OPTIONS = optionNames<
   failFast: true,
   logErrors: true,
   herd: true,
+  cacheEmpty: true,
   privateHeaders: true,
   metrics: true,
   tracing: true,
+  http: true,
 });

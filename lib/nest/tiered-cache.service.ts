@@ -12,6 +12,12 @@ import {
   type HerdOptions,
   type ResolvedHerdOptions,
 } from '../herd/herd.options';
+import {
+  cacheEmptyOption,
+  type CacheEmptyOptions,
+  type ResolvedCacheEmpty,
+} from '../herd/cache-empty';
+import type { Factory } from '../herd/entry-context';
 import { ReadThrough, type CacheLookup } from '../herd/read-through';
 import { readThroughCallOf, type ReadThroughCall } from '../herd/read-through-call';
 import type { SetManyEntry, SetOptions } from '../store/stored-entry';
@@ -23,6 +29,7 @@ import { TieredStore } from '../store/tiered-store';
 import { metricsConfig, type MetricsConfig } from '../telemetry/metrics.options';
 import { collectMetrics, type CacheMetrics } from '../telemetry/prometheus';
 import { CacheTracing } from '../telemetry/tracing';
+import { entryBody } from './conditional-get';
 import { TIERED_CACHE_OPTIONS } from './tiered-cache.module-definition';
 import type { TieredCacheModuleOptions } from './tiered-cache.options';
 
@@ -46,10 +53,16 @@ export interface GetOrSetOptions<T = unknown> extends HerdOptions {
    * of when its computation began).
    */
   tags?: readonly string[];
+  /**
+   * Negative caching: an `undefined` or `null` result (and the named errors thrown) is cached
+   * for `cacheEmpty.ttl`; `false` turns off the module's `cacheEmpty` for this call.
+   * @default the module's `cacheEmpty` (off)
+   */
+  cacheEmpty?: CacheEmptyOptions | false;
 }
 
 const LOG_EVERY_MS = 10_000;
-const GET_OR_SET_OPTIONS = ['ttl', 'condition', 'tags'];
+const GET_OR_SET_OPTIONS = ['ttl', 'condition', 'tags', 'cacheEmpty'];
 
 /**
  * The tiered cache as an injectable service: plain reads and writes, counters, and `getOrSet`,
@@ -60,6 +73,8 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger('TieredCache');
   private readonly readThrough: ReadThrough;
   private readonly herd: ResolvedHerdOptions;
+  /** The module's `cacheEmpty`, checked (`undefined`: off). */
+  private readonly cacheEmpty: ResolvedCacheEmpty | undefined;
   /** Each decorator's herd settings, resolved over {@link herd} (see {@link herdFor}). */
   private readonly decoratorHerds = new WeakMap<HerdOptions, ResolvedHerdOptions>();
   private readonly lastLog = new Map<string, { at: number; suppressed: number }>();
@@ -75,6 +90,7 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
     @Inject(TIERED_CACHE_OPTIONS) private readonly options: TieredCacheModuleOptions,
   ) {
     this.herd = resolveHerdOptions(options.herd, undefined, 'herd', []);
+    this.cacheEmpty = cacheEmptyOption('cacheEmpty', options.cacheEmpty) ?? undefined;
     this.metricsOptions = metricsConfig(options.metrics, 'metrics');
     this.tracing = CacheTracing.fromOption(options.tracing, 'tracing');
     this.readThrough = new ReadThrough(store, {
@@ -210,26 +226,24 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
   /**
    * Returns the cached value of `key`, or computes it with `factory`, stores it and returns it,
    * with one `factory` call per key across every process sharing the tiers (see `HerdOptions`
-   * for stale serving, early refresh and timeouts).
+   * for stale serving, early refresh and timeouts). The factory gets its entry's context: it may
+   * set the entry's TTL, grace and tags from the value, skip storing it, and read the stale
+   * value it refreshes (see `CacheEntryContext`).
    */
-  getOrSet<T>(
-    key: string,
-    factory: () => T | Promise<T>,
-    options: GetOrSetOptions<T> = {},
-  ): Promise<T> {
+  getOrSet<T>(key: string, factory: Factory<T>, options: GetOrSetOptions<T> = {}): Promise<T> {
     let call: ReadThroughCall<T>;
     try {
       call = this.callOf(options);
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.readThrough.value(key, factory, call);
+    return this.readThrough.value(key, factory, call, entryBody as (stored: T) => T);
   }
 
   /** {@link getOrSet}, also telling whether the value was a hit, a miss or stale (for `X-Cache`). */
   lookup<T>(
     key: string,
-    factory: () => T | Promise<T>,
+    factory: Factory<T>,
     options: GetOrSetOptions<T> = {},
   ): Promise<CacheLookup<T>> {
     let call: ReadThroughCall<T>;
@@ -245,8 +259,29 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
   private callOf<T>(options: GetOrSetOptions<T>): ReadThroughCall<T> {
     const tags = checkTags('getOrSet options.tags', options.tags);
     const herd = resolveHerdOptions(options, this.herd, 'getOrSet options', GET_OR_SET_OPTIONS);
-    return readThroughCallOf(herd, options.ttl, options.condition, tags);
+    const empty = this.emptyFor(options, 'getOrSet options.cacheEmpty');
+    return readThroughCallOf(herd, options.ttl, options.condition, tags, empty);
   }
+
+  /**
+   * The `cacheEmpty` of `getOrSet` options or a decorator (checked once per options object)
+   * over the module's.
+   * @internal
+   */
+  emptyFor(
+    options: { cacheEmpty?: CacheEmptyOptions | false },
+    path: string,
+  ): ResolvedCacheEmpty | undefined {
+    const own = options.cacheEmpty;
+    if (own === undefined) return this.cacheEmpty;
+    if (own === false) return undefined;
+    let empty = this.checkedEmpty.get(own);
+    if (empty === undefined)
+      this.checkedEmpty.set(own, (empty = cacheEmptyOption(path, own) ?? undefined));
+    return empty;
+  }
+
+  private readonly checkedEmpty = new WeakMap<CacheEmptyOptions, ResolvedCacheEmpty | undefined>();
 
   /**
    * A decorator's herd settings over the module's, resolved once per options object (checked
@@ -270,18 +305,19 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
    */
   lookupNow<T>(
     key: string,
-    factory: () => T | Promise<T>,
+    factory: Factory<T>,
     call: ReadThroughCall<T>,
   ): CacheLookup<T> | Promise<CacheLookup<T>> {
     return this.readThrough.lookupNow(key, factory, call);
   }
 
   /**
-   * {@link lookupNow}'s value alone, as a promise: `@Cached()` methods' path.
+   * {@link lookupNow}'s value alone, as a promise: `@Cached()` methods' path. A key a `@Cached()`
+   * handler stored (its response: body, status, ETag) reads as the body, as in `getOrSet`.
    * @internal
    */
-  valueCall<T>(key: string, factory: () => T | Promise<T>, call: ReadThroughCall<T>): Promise<T> {
-    return this.readThrough.value(key, factory, call);
+  valueCall<T>(key: string, factory: Factory<T>, call: ReadThroughCall<T>): Promise<T> {
+    return this.readThrough.value(key, factory, call, entryBody as (stored: T) => T);
   }
 
   /** One warning per tier every 10 s at most, with the number of errors it stands for. */

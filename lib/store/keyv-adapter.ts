@@ -1,3 +1,4 @@
+import { isCachedError } from './cached-error';
 import { EventEmitter } from 'node:events';
 import { Keyv, type KeyvStoreAdapter, type StoredData } from 'keyv';
 import { TieredStore } from './tiered-store';
@@ -26,7 +27,7 @@ function toStoredData<Value>(
   record: CacheRecord<Value> | undefined,
   clock: Clock,
 ): StoredData<Value> | undefined {
-  if (record === undefined) return undefined;
+  if (record === undefined || isCachedError(record.value)) return undefined;
   const expiry = record.staleAt || record.expiresAt;
   if (expiry === 0) return { value: record.value, expires: undefined };
   // The store found it live: never report it expired (Keyv would delete it from every tier,

@@ -1,3 +1,4 @@
+import { isCachedError, plainValue } from './cached-error';
 import { EventEmitter } from 'node:events';
 import type { Clock } from '../clock';
 import { InvalidOptionError } from '../errors';
@@ -72,6 +73,8 @@ export class TieredStore extends EventEmitter {
   /** The tier holding read-through leases (and its index, -1 for none). */
   private readonly lease: TierSlot | undefined;
   private readonly leaseIndex: number;
+  /** The TTL of entries written without one, ms (`0`: no expiry). @internal */
+  readonly defaultTtl: number;
   private connecting: Promise<void> | undefined;
   private closed = false;
 
@@ -90,6 +93,7 @@ export class TieredStore extends EventEmitter {
     this.leaseIndex = chain.leaseIndex;
     this.keys = parts.keys;
     this.clock = parts.clock;
+    this.defaultTtl = parts.defaultTtl;
     this.mutations = parts.mutations;
     this.background = parts.background;
     this.gen = parts.generation;
@@ -185,7 +189,7 @@ export class TieredStore extends EventEmitter {
   private nearHit<T>(record: LocalRecord, key: string): Promise<T> {
     const slot = this.slots[0];
     slot.hit();
-    return Promise.resolve(this.reader.readLocal(slot, record, key) as T);
+    return Promise.resolve(plainValue(this.reader.readLocal(slot, record, key)) as T);
   }
 
   /**
@@ -260,7 +264,8 @@ export class TieredStore extends EventEmitter {
    * On Cassandra it is a full table scan, page by page: for tools and maintenance, not hot paths.
    */
   async *iterate<T = unknown>(): AsyncGenerator<[key: string, value: T]> {
-    for await (const [key, record] of this.iteration.records()) yield [key, record.value as T];
+    for await (const [key, record] of this.iteration.records())
+      if (!isCachedError(record.value)) yield [key, record.value as T];
   }
 
   /** {@link iterate} with each entry's record (value and expiry, as {@link getRecord} reads it). */
@@ -332,7 +337,6 @@ export class TieredStore extends EventEmitter {
   }
 
   // ---------------------------------------------------------------- leases (read-through)
-
   /** TTL resolution of the lease tier, ms (leases live at least this). @internal */
   get leaseTtlResolutionMs(): number {
     return this.lease?.tier.capabilities.ttlResolutionMs ?? 1;
@@ -435,9 +439,9 @@ export class TieredStore extends EventEmitter {
   }
 }
 
-/** The value a record holds, `undefined` for none. */
+/** The value a record holds, `undefined` for none (or a cached error). */
 function valueOf(record: CacheRecord | undefined): unknown {
-  return record?.value;
+  return plainValue(record?.value);
 }
 
 /** Creates a tier chain: `createTieredKeyv(createTieredStore(options))` for Keyv and cache-manager. */

@@ -95,7 +95,7 @@ describe('tracing over real servers', () => {
       await new Promise((resolve) => setTimeout(resolve, 20));
       return { id: 7 };
     });
-    expect(found).toEqual({ value: { id: 7 }, status: 'MISS', stored: true });
+    expect(found).toMatchObject({ value: { id: 7 }, status: 'MISS', stored: true });
     // The write to Cassandra, past the lease tier, goes on after the call has answered.
     const tierCall = (s: ReadableSpan) =>
       `${s.attributes['cache.tier']} ${s.attributes['cache.operation']}`;

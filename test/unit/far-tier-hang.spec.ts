@@ -90,7 +90,7 @@ describe('a far tier that hangs', () => {
     await store.connect();
     far.hang('set');
     const answer = await within(getOrSet('k'), 5000);
-    expect(answer).toEqual({ value: 'v1', status: 'MISS', stored: true });
+    expect(answer).toMatchObject({ value: 'v1', status: 'MISS', stored: true });
     expect(far.pending('set')).toBe(1);
     // Other processes poll the lease tier: it has the value already.
     const midOnly = new TieredStore({ tiers: [mid.inner], clock: new ManualClock() });
