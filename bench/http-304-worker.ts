@@ -1,7 +1,7 @@
 import 'reflect-metadata';
-import { Controller, Get, type INestApplication, Module, Param } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
+import { Controller, Get, Module, Param } from '@nestjs/common';
 import { Cached, TieredCacheModule } from '../lib';
+import { serveApp } from './http-apps';
 
 /**
  * The app of `http-304.bench.ts`, in a process of its own: a Nest Express app whose `@Cached`
@@ -38,17 +38,4 @@ class DocsController {
 })
 class DocsApp {}
 
-async function main(): Promise<void> {
-  const app: INestApplication = await NestFactory.create(DocsApp, { logger: false });
-  await app.listen(0, '127.0.0.1');
-  const address = app.getHttpServer().address() as { port: number };
-  process.send!({ port: address.port });
-  process.on('message', (m: { cmd: string }) => {
-    if (m.cmd === 'close') void app.close().then(() => process.exit(0));
-  });
-}
-
-void main().catch((err: unknown) => {
-  console.error(err);
-  process.exit(1);
-});
+serveApp(DocsApp);

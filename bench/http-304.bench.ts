@@ -1,7 +1,6 @@
 import autocannon from 'autocannon';
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { PINNED, pinLoadGenerator, startApp, stopApp } from './http-apps';
 import { fmt, load, stats } from './measure';
 
 /**
@@ -27,42 +26,12 @@ interface Running {
   status: number;
 }
 
-const PINNED = availableParallelism() >= 2 && hasTaskset();
-
-function hasTaskset(): boolean {
-  try {
-    execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function startApp(): Promise<{ child: ChildProcess; url: string }> {
-  const node = [
-    process.execPath,
-    '-r',
-    'ts-node/register/transpile-only',
-    join(__dirname, 'http-304-worker.ts'),
-  ];
-  const [command, ...args] = PINNED ? ['taskset', '-c', '0', ...node] : node;
-  const child = spawn(command, args, {
-    env: { ...process.env, TS_NODE_PROJECT: join(__dirname, '..', 'tsconfig.json') },
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once('message', (m) => resolve((m as { port: number }).port));
-    child.once('exit', (code) => reject(new Error(`app exited with ${code}`)));
-  });
+async function startDocs(): Promise<{ child: ChildProcess; url: string }> {
+  const { child, port } = await startApp('http-304-worker.ts');
   return { child, url: `http://127.0.0.1:${port}${PATH}` };
 }
 
-async function stop(app: Running): Promise<void> {
-  if (app.child.exitCode !== null) return;
-  const exited = new Promise<void>((resolve) => app.child.once('exit', () => resolve()));
-  app.child.send({ cmd: 'close' });
-  await exited;
-}
+const stop = (app: Running) => stopApp(app.child);
 
 interface Load {
   rps: number;
@@ -91,8 +60,8 @@ export async function http304(): Promise<boolean> {
   console.log(
     `\n# HTTP conditional GET: ~10 KB JSON from a warm @Cached entry, 200 HIT vs 304 Not Modified, autocannon ${CONNECTIONS} connections × ${SECONDS} s per app per round, ${ROUNDS} alternating rounds; ${PINNED ? 'apps on CPU 0, autocannon on CPU 1' : 'apps and autocannon share the CPUs'}; ${load()}`,
   );
-  if (PINNED) execFileSync('taskset', ['-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
-  const [a, b] = [await startApp(), await startApp()];
+  pinLoadGenerator();
+  const [a, b] = [await startDocs(), await startDocs()];
   const apps: Running[] = [
     { label: '200 HIT (no If-None-Match)', ...a, headers: {}, status: 200 },
     { label: '304 (If-None-Match: current ETag)', ...b, headers: {}, status: 304 },

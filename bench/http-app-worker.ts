@@ -1,15 +1,8 @@
 import 'reflect-metadata';
 import { CacheInterceptor, CacheModule } from '@nestjs/cache-manager';
-import {
-  Controller,
-  Get,
-  type INestApplication,
-  Module,
-  Param,
-  UseInterceptors,
-} from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
+import { Controller, Get, Module, Param, UseInterceptors } from '@nestjs/common';
 import { Cached, TieredCacheModule } from '../lib';
+import { serveApp } from './http-apps';
 
 /**
  * One Nest Express app of `http-hit.bench.ts`, in a process of its own (BENCH_HTTP_APP names
@@ -67,18 +60,4 @@ const MODULES = {
   cached: CachedApp,
 };
 
-async function main(): Promise<void> {
-  const name = process.env.BENCH_HTTP_APP as HttpApp;
-  const app: INestApplication = await NestFactory.create(MODULES[name], { logger: false });
-  await app.listen(0, '127.0.0.1');
-  const address = app.getHttpServer().address() as { port: number };
-  process.send!({ port: address.port });
-  process.on('message', (m: { cmd: string }) => {
-    if (m.cmd === 'close') void app.close().then(() => process.exit(0));
-  });
-}
-
-void main().catch((err: unknown) => {
-  console.error(err);
-  process.exit(1);
-});
+serveApp(MODULES[process.env.BENCH_HTTP_APP as HttpApp]);

@@ -1,7 +1,6 @@
 import autocannon from 'autocannon';
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { PINNED, pinLoadGenerator, startApp, stopApp } from './http-apps';
 import type { HttpApp } from './http-app-worker';
 import { fmt, load, stats } from './measure';
 
@@ -28,47 +27,12 @@ interface Running {
   url: string;
 }
 
-/** Whether the apps and the load generator get a CPU each (`taskset`, two CPUs or more). */
-const PINNED = availableParallelism() >= 2 && hasTaskset();
-
-function hasTaskset(): boolean {
-  try {
-    execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 async function start(name: HttpApp, label: string): Promise<Running> {
-  const node = [
-    process.execPath,
-    '-r',
-    'ts-node/register/transpile-only',
-    join(__dirname, 'http-app-worker.ts'),
-  ];
-  const [command, ...args] = PINNED ? ['taskset', '-c', '0', ...node] : node;
-  const child = spawn(command, args, {
-    env: {
-      ...process.env,
-      TS_NODE_PROJECT: join(__dirname, '..', 'tsconfig.json'),
-      BENCH_HTTP_APP: name,
-    },
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once('message', (m) => resolve((m as { port: number }).port));
-    child.once('exit', (code) => reject(new Error(`${name} app exited with ${code}`)));
-  });
+  const { child, port } = await startApp('http-app-worker.ts', { BENCH_HTTP_APP: name });
   return { name, label, child, url: `http://127.0.0.1:${port}/product/1` };
 }
 
-async function stop(app: Running): Promise<void> {
-  if (app.child.exitCode !== null) return;
-  const exited = new Promise<void>((resolve) => app.child.once('exit', () => resolve()));
-  app.child.send({ cmd: 'close' });
-  await exited;
-}
+const stop = (app: Running) => stopApp(app.child);
 
 interface Load {
   rps: number;
@@ -91,7 +55,7 @@ export async function httpHit(): Promise<boolean> {
   console.log(
     `\n# HTTP hit: GET of ~1 KB JSON from a warm cache, autocannon ${CONNECTIONS} connections × ${SECONDS} s per app per round, ${ROUNDS} alternating rounds; ${PINNED ? 'apps on CPU 0, autocannon on CPU 1' : 'apps and autocannon share the CPUs'}; ${load()}`,
   );
-  if (PINNED) execFileSync('taskset', ['-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
+  pinLoadGenerator();
   const apps = [
     await start('cache-interceptor', '@nestjs/cache-manager CacheInterceptor, default store'),
     await start('cache-interceptor-ours', 'CacheInterceptor over our CACHE_MANAGER (memory)'),

@@ -1,4 +1,3 @@
-import { Socket } from 'node:net';
 import { KeyBuilder, TieredStore } from '../../lib';
 import type { MemcachedTierOptions } from '../../lib/tiers/memcached/memcached.options';
 import { MemcachedTier } from '../../lib/tiers/memcached/memcached.tier';
@@ -6,7 +5,7 @@ import { testServers, uniqueName } from '../harness/env';
 import { freePort } from '../harness/ports';
 import { ElastiCacheEndpoint } from '../support/elasticache-endpoint';
 import { eventually } from '../support/eventually';
-import { buf, discoveredChain, MemcachedTestbed, str } from '../support/memcached';
+import { buf, currConnections, discoveredChain, MemcachedTestbed, str } from '../support/memcached';
 
 const servers = testServers();
 const SERVERS = servers.memcached;
@@ -25,28 +24,6 @@ function tier(
   options: Partial<MemcachedTierOptions> = {},
 ): MemcachedTier {
   return bed.tier(new MemcachedTier({ type: 'memcached', discovery, ...options }));
-}
-
-/** `curr_connections` of a memcached, read over the text protocol on a socket of its own. */
-function currConnections(address: string): Promise<number> {
-  const colon = address.lastIndexOf(':');
-  return new Promise((resolve, reject) => {
-    const socket = new Socket();
-    let text = '';
-    socket.setTimeout(2000, () => socket.destroy(new Error('stats timed out')));
-    socket.on('error', reject);
-    socket.on('data', (chunk: Buffer) => {
-      text += chunk.toString();
-      if (!text.endsWith('END\r\n')) return;
-      socket.destroy();
-      const match = /STAT curr_connections (\d+)/.exec(text);
-      if (match) resolve(Number(match[1]));
-      else reject(new Error(`no curr_connections in ${text}`));
-    });
-    socket.connect(Number(address.slice(colon + 1)), address.slice(0, colon), () =>
-      socket.write('stats\r\n'),
-    );
-  });
 }
 
 const sorted = (list: readonly string[]) => [...list].sort();

@@ -1,4 +1,3 @@
-import { Socket } from 'node:net';
 import { KeyBuilder, TieredCache, TieredStore, type TieredCacheModuleOptions } from '../../lib';
 import { MODULE_ONLY_OPTIONS } from '../../lib/nest/tiered-cache.options';
 import type { MemcachedTierOptions } from '../../lib/tiers/memcached/memcached.options';
@@ -8,7 +7,7 @@ import type { MemcachedNode } from '../harness/memcached';
 import { ElastiCacheEndpoint } from '../support/elasticache-endpoint';
 import { eventually } from '../support/eventually';
 import { ManualClock } from '../support/manual-clock';
-import { MemcachedTestbed } from '../support/memcached';
+import { MemcachedTestbed, currConnections } from '../support/memcached';
 
 /**
  * Warm scale-out (the memcached tier's `warmup`), on real memcached processes behind a test
@@ -24,28 +23,6 @@ const WARMUP = 60_000;
 
 const bed = new MemcachedTestbed();
 afterAll(() => bed.close());
-
-/** `curr_connections` of a memcached, read over the text protocol on a socket of its own. */
-function currConnections(address: string): Promise<number> {
-  const colon = address.lastIndexOf(':');
-  return new Promise((resolve, reject) => {
-    const socket = new Socket();
-    let text = '';
-    socket.setTimeout(2000, () => socket.destroy(new Error('stats timed out')));
-    socket.on('error', reject);
-    socket.on('data', (chunk: Buffer) => {
-      text += chunk.toString();
-      if (!text.endsWith('END\r\n')) return;
-      socket.destroy();
-      const match = /STAT curr_connections (\d+)/.exec(text);
-      if (match) resolve(Number(match[1]));
-      else reject(new Error(`no curr_connections in ${text}`));
-    });
-    socket.connect(Number(address.slice(colon + 1)), address.slice(0, colon), () =>
-      socket.write('stats\r\n'),
-    );
-  });
-}
 
 /** An app instance: a store whose only tier is memcached found through `endpoint`, and its cache. */
 async function app(endpoint: ElastiCacheEndpoint, options: Partial<MemcachedTierOptions> = {}) {

@@ -1,4 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs';
+import { Socket } from 'node:net';
 import * as memjs from 'memjs';
 import { TieredStore } from '../../lib';
 import type {
@@ -132,4 +133,26 @@ export async function discoveredChain(
     throw err;
   }
   return { chain, errors };
+}
+
+/** `curr_connections` of a memcached, read over the text protocol on a socket of its own. */
+export function currConnections(address: string): Promise<number> {
+  const colon = address.lastIndexOf(':');
+  return new Promise((resolve, reject) => {
+    const socket = new Socket();
+    let text = '';
+    socket.setTimeout(2000, () => socket.destroy(new Error('stats timed out')));
+    socket.on('error', reject);
+    socket.on('data', (chunk: Buffer) => {
+      text += chunk.toString();
+      if (!text.endsWith('END\r\n')) return;
+      socket.destroy();
+      const match = /STAT curr_connections (\d+)/.exec(text);
+      if (match) resolve(Number(match[1]));
+      else reject(new Error(`no curr_connections in ${text}`));
+    });
+    socket.connect(Number(address.slice(colon + 1)), address.slice(0, colon), () =>
+      socket.write('stats\r\n'),
+    );
+  });
 }

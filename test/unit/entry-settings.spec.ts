@@ -128,24 +128,25 @@ class MissingError extends Error {
   override readonly name = 'MissingError';
 }
 
+/** Caches made by a test, disconnected after it. */
+const open: TieredCache[] = [];
+afterEach(() => Promise.all(open.splice(0).map((c) => c.store.disconnect())));
+
+/** A cache of memory and an in-process shared tier, on a clock of the test's. */
+async function cache(options: ConstructorParameters<typeof TieredCache>[1] = {}) {
+  const clock = new ManualClock();
+  const store = createTieredStore({
+    tiers: [{ type: 'memory' }, new MapTier({ name: 'far', clock })],
+    clock,
+    ttl: 60_000,
+  });
+  const c = new TieredCache(store, { clock, ...options });
+  await store.connect();
+  open.push(c);
+  return { c, clock, store };
+}
+
 describe('adaptive entries: the factory sets its entry from the value it computed', () => {
-  const open: TieredCache[] = [];
-  afterEach(() => Promise.all(open.splice(0).map((c) => c.store.disconnect())));
-
-  /** A cache of memory and an in-process shared tier, on a clock of the test's. */
-  async function cache(options: ConstructorParameters<typeof TieredCache>[1] = {}) {
-    const clock = new ManualClock();
-    const store = createTieredStore({
-      tiers: [{ type: 'memory' }, new MapTier({ name: 'far', clock })],
-      clock,
-      ttl: 60_000,
-    });
-    const c = new TieredCache(store, { clock, ...options });
-    await store.connect();
-    open.push(c);
-    return { c, clock };
-  }
-
   it('setTtl: the entry lives as long as the factory says, not the call', async () => {
     const { c, clock } = await cache();
     let calls = 0;
@@ -222,21 +223,6 @@ describe('adaptive entries: the factory sets its entry from the value it compute
 });
 
 describe('negative caching (cacheEmpty)', () => {
-  const open: TieredCache[] = [];
-  afterEach(() => Promise.all(open.splice(0).map((c) => c.store.disconnect())));
-
-  async function cache(options: ConstructorParameters<typeof TieredCache>[1] = {}) {
-    const clock = new ManualClock();
-    const store = createTieredStore({
-      tiers: [{ type: 'memory' }, new MapTier({ name: 'far', clock })],
-      clock,
-    });
-    const c = new TieredCache(store, { clock, ...options });
-    await store.connect();
-    open.push(c);
-    return { c, clock, store };
-  }
-
   it.each([
     ['undefined', undefined],
     ['null', null],
