@@ -144,7 +144,7 @@ export class ReadThrough {
     factory: Factory<T>,
     call: ReadThroughCall<T>,
   ): StoredEntry<T> | Promise<CacheLookup<T>> {
-    if (this.calling.has(key)) {
+    if (this.calling.size > 0 && this.calling.has(key)) {
       // Called from inside this key's own factory (a cached handler calling a cached method under
       // the same key): the outer call stores the key; waiting here would wait for itself.
       return reentered(factory);

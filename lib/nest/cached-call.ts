@@ -1,6 +1,5 @@
 import type { ExecutionContext } from '@nestjs/common';
 import type { Reflector } from '@nestjs/core';
-import type { ResolvedHerdOptions } from '../herd/herd.options';
 import { readThroughCallOf, type ReadThroughCall } from '../herd/read-through-call';
 import { at, describeValue, invalid } from '../options';
 import { tagList } from '../store/tag-times';
@@ -65,15 +64,17 @@ export function readThroughCall(
   accept?: (result: unknown) => boolean,
 ): ReadThroughCall<unknown> {
   const { condition } = options;
+  const constant = accept === undefined && condition === undefined && typeof tags !== 'function';
+  if (constant) {
+    // Nothing of this call's own: one settings object per decorator (and cache) serves them all.
+    const known = cache.decoratorCalls.get(options);
+    if (known !== undefined && known.tags === tags) return known;
+  }
   const herd = cache.herdFor(options);
   const empty = cache.emptyFor(options, '@Cached().cacheEmpty');
-  if (accept === undefined && condition === undefined && typeof tags !== 'function') {
-    // Nothing of this call's own: one settings object per decorator (and cache) serves them all.
-    const known = constantCalls.get(options);
-    if (known?.herd === herd && known.call.tags === tags && known.call.empty === empty)
-      return known.call;
+  if (constant) {
     const call = readThroughCallOf(herd, options.ttl, undefined, tags, empty);
-    constantCalls.set(options, { herd, call });
+    cache.decoratorCalls.set(options, call);
     return call;
   }
   return readThroughCallOf(
@@ -86,15 +87,6 @@ export function readThroughCall(
     empty,
   );
 }
-
-/**
- * The settings of each decorator whose calls all have the same, with the herd settings they were
- * built on (one decorator may serve several caches, each with its module's herd defaults).
- */
-const constantCalls = new WeakMap<
-  CachedOptions,
-  { herd: ResolvedHerdOptions; call: ReadThroughCall<unknown> }
->();
 
 /** A `tags` option as given: a list, or a function giving one. */
 type TagsOption = CachedOptions['tags'] | CacheEvictOptions['tags'];

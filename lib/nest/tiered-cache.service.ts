@@ -75,6 +75,12 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
   private readonly herd: ResolvedHerdOptions;
   /** The module's `cacheEmpty`, checked (`undefined`: off). */
   private readonly cacheEmpty: ResolvedCacheEmpty | undefined;
+  /**
+   * The read-through settings of each decorator whose calls all have the same (see
+   * `readThroughCall`): built once per decorator and cache.
+   * @internal
+   */
+  readonly decoratorCalls = new WeakMap<object, ReadThroughCall<unknown>>();
   /** Each decorator's herd settings, resolved over {@link herd} (see {@link herdFor}). */
   private readonly decoratorHerds = new WeakMap<HerdOptions, ResolvedHerdOptions>();
   private readonly lastLog = new Map<string, { at: number; suppressed: number }>();

@@ -72,8 +72,13 @@ export function isStale(entry: { staleAt?: number }, now: number): boolean {
   return staleAt !== undefined && staleAt !== 0 && staleAt <= now;
 }
 
-/** The read-through view of a decoded record. */
+/**
+ * The read-through view of a decoded record: the record itself when it is a read-through entry
+ * (it has every field already; a hit allocates nothing more), else a view of it.
+ */
 export function toEntry<T>(record: CacheRecord): StoredEntry<T> {
+  if (record.staleAt !== undefined && record.delta !== undefined)
+    return record as CacheRecord<T> as StoredEntry<T>;
   return {
     value: record.value as T,
     expiresAt: record.expiresAt,
