@@ -184,11 +184,7 @@ const NO_CACHE = 'no-cache';
  * sets one header (`ETag`).
  */
 export class ConditionalGet {
-  constructor(
-    private readonly clock: Clock,
-    /** The module's `ttl`, for a computed entry whose staleness time is not known. */
-    private readonly defaultTtl: number | undefined,
-  ) {}
+  constructor(private readonly clock: Clock) {}
 
   /** The store's time: when an entry is stored, as the store counts its TTL. */
   now(): number {
@@ -197,7 +193,7 @@ export class ConditionalGet {
 
   /**
    * Applies `lookup` to the response and returns the body to send, or `undefined` with the
-   * status set to 304 (sent without a body by both adapters). `ttl` is the handler's.
+   * status set to 304 (sent without a body by both adapters).
    */
   respond(
     adapter: HttpAdapterLike,
@@ -205,7 +201,6 @@ export class ConditionalGet {
     response: HttpResponse,
     lookup: CacheLookup<unknown>,
     settings: HttpSettings,
-    ttl: number | undefined,
   ): unknown {
     const value = lookup.value;
     if (!lookup.stored) return entryBody(value); // computed for this call alone: as it is
@@ -213,7 +208,7 @@ export class ConditionalGet {
     if (entry !== undefined && entry.status !== response.statusCode)
       adapter.status(response, entry.status);
     if (settings.cacheControl !== false && value !== undefined && value !== null)
-      this.setCacheControl(adapter, response, lookup, entry, settings.cacheControl, ttl);
+      this.setCacheControl(adapter, response, lookup, entry, settings.cacheControl);
     const etag = settings.etag ? entry?.etag : undefined;
     if (entry === undefined || etag === undefined) return entryBody(value);
     adapter.setHeader(response, 'ETag', etag);
@@ -241,16 +236,14 @@ export class ConditionalGet {
     lookup: CacheLookup<unknown>,
     entry: HttpEntry | undefined,
     scope: 'public' | 'private',
-    ttl: number | undefined,
   ): void {
     const fromCache = lookup.status !== 'MISS';
     if (!fromCache && response.getHeader('cache-control') !== undefined) return;
+    // Known for every stored value (read from the cache, or computed and stored).
     const staleAt = lookup.staleAt;
+    if (staleAt === undefined) return;
     let maxAge: number | undefined; // seconds; `undefined`: never stale
-    if (staleAt === undefined) {
-      const lifetime = ttl ?? this.defaultTtl;
-      maxAge = lifetime ? Math.round(lifetime / 1000) : undefined;
-    } else if (staleAt !== 0) {
+    if (staleAt !== 0) {
       // The entry's lifetime when it tells when it was stored (with `Age`), else what is left.
       maxAge =
         entry !== undefined

@@ -141,8 +141,8 @@ export class TieredCacheInterceptor implements NestInterceptor {
       DEFAULT_PRIVATE_HEADERS,
     );
     this.http = checkHttpOptions('http', moduleOptions?.http);
-    const opts = (cache.store as TieredCache['store'] | undefined)?.opts;
-    this.conditional = new ConditionalGet(opts?.clock ?? systemClock, opts?.ttl);
+    const clock = (cache.store as TieredCache['store'] | undefined)?.opts.clock;
+    this.conditional = new ConditionalGet(clock ?? systemClock);
   }
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
@@ -205,7 +205,7 @@ export class TieredCacheInterceptor implements NestInterceptor {
     }
     if (!(found instanceof Promise)) {
       // A fresh memory-tier hit: answered without a promise.
-      return of(this.respond(request, response, found, caching, options));
+      return of(this.respond(request, response, found, caching));
     }
     return from(
       found.then((outcome) => {
@@ -215,7 +215,7 @@ export class TieredCacheInterceptor implements NestInterceptor {
           this.setXCache(response, 'MISS');
           return handle();
         }
-        return this.respond(request, response, outcome, caching, options);
+        return this.respond(request, response, outcome, caching);
       }),
     );
   }
@@ -259,12 +259,11 @@ export class TieredCacheInterceptor implements NestInterceptor {
     response: HttpResponse,
     lookup: CacheLookup<unknown>,
     caching: HandlerCaching,
-    options: CachedOptions,
   ): unknown {
     this.setXCache(response, lookup.status);
     const adapter = this.adapterHost?.httpAdapter;
     if (!adapter) return entryBody(lookup.value);
-    return this.conditional.respond(adapter, request, response, lookup, caching.http, options.ttl);
+    return this.conditional.respond(adapter, request, response, lookup, caching.http);
   }
 
   /** Whether this request may be answered from, or stored into, the cache. */

@@ -75,6 +75,8 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
   private readonly herd: ResolvedHerdOptions;
   /** The module's `cacheEmpty`, checked (`undefined`: off). */
   private readonly cacheEmpty: ResolvedCacheEmpty | undefined;
+  /** Each call's or decorator's `cacheEmpty`, checked once (see {@link emptyFor}). */
+  private readonly checkedEmpty = new WeakMap<CacheEmptyOptions, ResolvedCacheEmpty | undefined>();
   /**
    * The read-through settings of each decorator whose calls all have the same (see
    * `readThroughCall`): built once per decorator and cache.
@@ -286,8 +288,6 @@ export class TieredCache implements OnModuleInit, OnApplicationShutdown {
       this.checkedEmpty.set(own, (empty = cacheEmptyOption(path, own) ?? undefined));
     return empty;
   }
-
-  private readonly checkedEmpty = new WeakMap<CacheEmptyOptions, ResolvedCacheEmpty | undefined>();
 
   /**
    * A decorator's herd settings over the module's, resolved once per options object (checked
