@@ -40,7 +40,17 @@ export function copyJsonTree<T>(value: T, nested?: readonly string[]): T {
 
 const FLAT: readonly string[] = Object.freeze([]);
 
-/** The own keys of a tree's top-level object that hold objects or arrays (see {@link copyJsonTree}). */
+/** Shapes whose lists are shared; past this many, a shape gets a list of its own. */
+const MAX_SHARED_LISTS = 1024;
+/** The shared list of each shape seen, by the JSON of its keys (unambiguous, unlike a join). */
+const sharedLists = new Map<string, readonly string[]>();
+
+/**
+ * The own keys of a tree's top-level object that hold objects or arrays (see {@link copyJsonTree}),
+ * as a frozen list that every tree of the same shape shares: a local tier keeps a tree's list for
+ * as long as the entry lives, and a list of its own per entry (an array grown by `push` holds 17
+ * slots) would cost each read entry about 180 bytes.
+ */
 export function nestedKeys(tree: object): readonly string[] | undefined {
   if (Array.isArray(tree)) return undefined;
   let keys: string[] | undefined;
@@ -48,7 +58,14 @@ export function nestedKeys(tree: object): readonly string[] | undefined {
     const v = (tree as Record<string, unknown>)[k];
     if (typeof v === 'object' && v !== null) (keys ??= []).push(k);
   }
-  return keys ?? FLAT;
+  if (keys === undefined) return FLAT;
+  const shape = JSON.stringify(keys);
+  let list = sharedLists.get(shape);
+  if (list === undefined) {
+    list = Object.freeze(keys.slice());
+    if (sharedLists.size < MAX_SHARED_LISTS) sharedLists.set(shape, list);
+  }
+  return list;
 }
 
 /** A copy of `v`, an object or array at level `depth` of its tree (the top is level 1). */

@@ -7,7 +7,7 @@ import {
   type Tagged,
 } from '../serialization/codec';
 import { copyJsonTree, nestedKeys } from '../serialization/json-tree';
-import { localRecord, type LocalRecord } from '../tiers/tier.interface';
+import { LocalRecord } from '../tiers/tier.interface';
 
 /**
  * What a tier holds:
@@ -52,21 +52,23 @@ export function recordFor(
   key: string | undefined,
   tagged: Tagged | undefined,
 ): LocalRecord {
-  const record = localRecord(value, encoded.length, expiresAt);
-  record.staleAt = meta?.staleAt;
-  record.delta = meta?.delta;
-  record.key = key;
-  record.tagged = tagged;
+  let kept = value;
+  let copy: null | undefined;
+  let bytes: Buffer | undefined;
   if (mode === 'copies' && typeof value === 'object' && value !== null) {
     if (hasJsonBody(encoded)) {
-      record.value = copyJsonTree(value);
-      record.tree = true;
+      kept = copyJsonTree(value);
+      copy = null;
     } else {
-      record.value = undefined;
-      record.encoded = ownCopy(encoded);
+      kept = undefined;
+      bytes = ownCopy(encoded);
     }
   }
-  return record;
+  const extras =
+    bytes === undefined && key === undefined && tagged === undefined
+      ? undefined
+      : { encoded: bytes, key, tagged };
+  return new LocalRecord(kept, expiresAt, encoded.length, meta?.staleAt, meta?.delta, copy, extras);
 }
 
 /**
@@ -74,11 +76,13 @@ export function recordFor(
  * @throws CacheDecodeError when kept bytes do not decode (only a fault in memory gets there).
  */
 export function readRecord(record: LocalRecord, codec: Codec): unknown {
-  // The copy hint is worked out on the first read, not on the backfill: many are never re-read.
-  if (record.tree)
-    return copyJsonTree(record.value, (record.nested ??= nestedKeys(record.value as object)));
-  if (record.encoded === undefined) return record.value;
-  return codec.decode(record.encoded).value;
+  const copy = record.copy;
+  if (copy !== undefined) {
+    // The copy hint is worked out on the first read, not on the backfill: many are never re-read.
+    return copyJsonTree(record.value, copy ?? (record.copy = nestedKeys(record.value as object)));
+  }
+  const encoded = record.encoded;
+  return encoded === undefined ? record.value : codec.decode(encoded).value;
 }
 
 /** Whether a local record is live and not past its logical expiry; reads the clock only if needed. */

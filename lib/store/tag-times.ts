@@ -392,15 +392,13 @@ export function afterTags(
 ): CacheRecord | undefined {
   if (verdict === FRESH) return record;
   if (verdict < 0) return undefined;
-  const { staleAt, expiresAt } = record;
+  // Not a spread: a local record's `key` and `tagged` are getters.
+  const { value, expiresAt, staleAt, delta, key, tagged } = record;
   const grace = staleAt ? Math.max(0, expiresAt - staleAt) : 0;
   const end = verdict + grace;
   if (grace === 0 || end <= now) return undefined;
-  return {
-    ...record,
-    staleAt: verdict,
-    expiresAt: expiresAt === 0 ? end : Math.min(expiresAt, end),
-  };
+  const ends = expiresAt === 0 ? end : Math.min(expiresAt, end);
+  return { value, expiresAt: ends, staleAt: verdict, delta, key, tagged };
 }
 
 /**

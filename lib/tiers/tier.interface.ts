@@ -159,57 +159,76 @@ export interface TierWrite<P = Buffer> {
   ttlMs: number;
 }
 
-/**
- * What a local tier keeps for an entry. Every field is always present (one object shape keeps
- * the read path monomorphic). The store builds records (see `store/local-records.ts`); a local
- * tier only stores them and counts their `size`.
- *
- * How a reader gets the value depends on the store's payload mode:
- * - shared (`serialize: false`): `value` is the very object that was set, handed out as it is;
- * - copies (the default): either `tree` is true and `value` is a private JSON tree that every
- *   reader gets a copy of, or `value` is undefined and `encoded` holds the entry's bytes, decoded
- *   for every reader (values a JSON body cannot carry: Date, Map, BigInt…). Primitives are
- *   immutable and kept as they are in both modes.
- */
-export interface LocalRecord {
-  value: unknown;
-  /** Epoch ms after which the entry is gone; `0` = never. */
-  expiresAt: number;
-  /** The entry's encoded size in bytes: what counts against a byte budget. */
-  size: number;
-  /** Read-through entries only: epoch ms after which the value is stale (`0` = never). */
-  staleAt: number | undefined;
-  /** Read-through entries only: ms the value took to compute. */
-  delta: number | undefined;
-  /** `value` is a private JSON tree: copy it for each reader. */
-  tree: boolean;
-  /** With `tree`: the tree's `nestedKeys`, which speed up its copies. */
-  nested: readonly string[] | undefined;
+/** What few local records have: kept apart, so that the others do not carry it. */
+export interface LocalRecordExtras {
   /** The encoded entry, decoded for each reader, when `value` is not kept. */
-  encoded: Buffer | undefined;
+  readonly encoded?: Buffer;
   /**
    * Entries under a hashed final key only: the key that was hashed, so that iterating a local
    * tier keyed by final keys can name the entry (see `KeyBuilder.hashedFrom`).
    */
-  key: string | undefined;
+  readonly key?: string;
   /** Tagged entries only: their tags and when they were written. */
-  tagged: Tagged | undefined;
+  readonly tagged?: Tagged;
+}
+
+/**
+ * What a local tier keeps for an entry. The store builds records (see `store/local-records.ts`);
+ * a local tier only stores them and counts their `size`. One class, every field always set (one
+ * object shape keeps the read path monomorphic), and what few records have in
+ * {@link LocalRecordExtras}: a tier holds one record per entry, so each field costs every entry
+ * 8 bytes.
+ *
+ * How a reader gets the value depends on the store's payload mode:
+ * - shared (`serialize: false`): `value` is the very object that was set, handed out as it is;
+ * - copies (the default): either {@link copy} is set and `value` is a private JSON tree that every
+ *   reader gets a copy of, or `value` is undefined and {@link encoded} holds the entry's bytes,
+ *   decoded for every reader (values a JSON body cannot carry: Date, Map, BigInt…). Primitives
+ *   are immutable and kept as they are in both modes.
+ */
+export class LocalRecord {
+  /**
+   * `undefined`: readers get `value` as it is. Otherwise `value` is a private JSON tree, copied
+   * for each reader with this copy hint (its `nestedKeys`), or `null` until the first read works
+   * the hint out.
+   */
+  copy: readonly string[] | null | undefined;
+
+  constructor(
+    readonly value: unknown,
+    /** Epoch ms after which the entry is gone; `0` = never. */
+    readonly expiresAt: number,
+    /** The entry's encoded size in bytes: what counts against a byte budget. */
+    readonly size: number,
+    /** Read-through entries only: epoch ms after which the value is stale (`0` = never). */
+    readonly staleAt: number | undefined = undefined,
+    /** Read-through entries only: ms the value took to compute. */
+    readonly delta: number | undefined = undefined,
+    copy: readonly string[] | null | undefined = undefined,
+    private readonly extras: LocalRecordExtras | undefined = undefined,
+  ) {
+    this.copy = copy;
+  }
+
+  /** The encoded entry, decoded for each reader, when `value` is not kept. */
+  get encoded(): Buffer | undefined {
+    return this.extras?.encoded;
+  }
+
+  /** See {@link LocalRecordExtras.key}. */
+  get key(): string | undefined {
+    return this.extras?.key;
+  }
+
+  /** Tagged entries only: their tags and when they were written. */
+  get tagged(): Tagged | undefined {
+    return this.extras?.tagged;
+  }
 }
 
 /** A record holding `value` as it is, with no expiry or metadata (counters, leases, tests). */
 export function localRecord(value: unknown, size = 16, expiresAt = 0): LocalRecord {
-  return {
-    value,
-    expiresAt,
-    size,
-    staleAt: undefined,
-    delta: undefined,
-    tree: false,
-    nested: undefined,
-    encoded: undefined,
-    key: undefined,
-    tagged: undefined,
-  };
+  return new LocalRecord(value, expiresAt, size);
 }
 
 /** A process-private tier with synchronous access, for the store's fast paths. */

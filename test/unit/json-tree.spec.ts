@@ -91,6 +91,21 @@ describe('copyJsonTree', () => {
     expect(nestedKeys([{}, []])).toBeUndefined();
   });
 
+  it('hands trees of one shape one shared list, which no other shape gets', () => {
+    // The memory tier keeps a tree's list for as long as the entry lives: one per entry would
+    // cost every read entry an array of its own.
+    const first = nestedKeys({ id: 1, tags: ['a'], stock: 7 });
+    expect(nestedKeys({ id: 2, tags: [], stock: 0 })).toBe(first);
+    expect(first).toEqual(['tags']);
+    expect(Object.isFrozen(first)).toBe(true);
+    // Keys that join alike stay apart: one key "a,b" is not the keys "a" and "b".
+    const joined = nestedKeys({ 'a,b': {} });
+    const two = nestedKeys({ a: {}, b: [] });
+    expect(joined).toEqual(['a,b']);
+    expect(two).toEqual(['a', 'b']);
+    expect(nestedKeys({ a: [], b: {} })).toBe(two);
+  });
+
   it('is used only for values the codec gives a JSON body', () => {
     const codec = new Codec();
     expect(hasJsonBody(codec.encode({ a: [1, 'x', null] }, 0))).toBe(true);
