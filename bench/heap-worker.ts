@@ -1,11 +1,13 @@
 import { LRUCache } from 'lru-cache';
 import { TieredStore } from '../lib';
+import { copyJsonTree } from '../lib/serialization/json-tree';
 import { PRODUCT } from './fixtures';
 
 /**
  * Run in a fresh process (`--expose-gc`) by `hit-path.bench.ts`: the heap that ENTRIES entries
- * hold, each a distinct product object, in raw lru-cache (BENCH_HEAP=lru) or in our memory tier
- * in its default copy mode (BENCH_HEAP=ours). Sends the parent heap bytes per entry once written
+ * hold, each a distinct product object, in raw lru-cache (BENCH_HEAP=lru), in lru-cache as
+ * private copies (BENCH_HEAP=lru-copy) or in our memory tier in its default copy mode
+ * (BENCH_HEAP=ours). Sends the parent heap bytes per entry once written
  * and again once every entry has been read.
  */
 const ENTRIES = Number(process.env.BENCH_HEAP_ENTRIES ?? 100_000);
@@ -23,6 +25,12 @@ async function main(): Promise<void> {
   if (process.env.BENCH_HEAP === 'lru') {
     const lru = new LRUCache<string, object>({ max: ENTRIES });
     for (let i = 0; i < ENTRIES; i++) lru.set(keys[i], { ...PRODUCT, id: i });
+    read = (k) => lru.get(k);
+    holder = lru;
+  } else if (process.env.BENCH_HEAP === 'lru-copy') {
+    // What the copy mode keeps at the least: lru-cache holding a private copy of each value.
+    const lru = new LRUCache<string, object>({ max: ENTRIES });
+    for (let i = 0; i < ENTRIES; i++) lru.set(keys[i], copyJsonTree({ ...PRODUCT, id: i }));
     read = (k) => lru.get(k);
     holder = lru;
   } else {

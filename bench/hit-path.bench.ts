@@ -6,6 +6,7 @@ import { LRUCache } from 'lru-cache';
 import { fork } from 'node:child_process';
 import { join } from 'node:path';
 import { Cached, TieredCache, TieredCacheModule, TieredStore } from '../lib';
+import { copyJsonTree, nestedKeys } from '../lib/serialization/json-tree';
 import { PRODUCT, productKeys } from './fixtures';
 import { compare, fmt, load, report, stats } from './measure';
 
@@ -132,41 +133,68 @@ export async function hitPath(): Promise<boolean> {
 
 const LARGE = 100_000;
 
-/** A hit among 100,000 entries, read in a shuffled order: our memory tier against lru-cache. */
+/**
+ * A hit among 100,000 entries, read in a shuffled order: our memory tier against lru-cache. Two
+ * references beside them: lru-cache's hit plus the deep copy that the copy mode hands every
+ * reader (the floor of that mode), and our memory tier sharing its objects (`serialize: false`).
+ */
 async function largeTier(): Promise<boolean> {
   const keys = productKeys(LARGE);
   const lru = new LRUCache<string, object>({ max: LARGE });
   const store = new TieredStore({ tiers: [{ type: 'memory', maxEntries: LARGE }] });
+  const shared = new TieredStore({
+    tiers: [{ type: 'memory', maxEntries: LARGE, serialize: false }],
+  });
   for (const [i, k] of keys.entries()) {
     lru.set(k, { ...PRODUCT, id: i });
     await store.set(k, { ...PRODUCT, id: i });
+    await shared.set(k, { ...PRODUCT, id: i });
   }
-  // A fixed shuffle (the same order for both), so that reads do not walk memory in key order.
+  // A fixed shuffle (the same order for all), so that reads do not walk memory in key order.
   let seed = 1;
   const order = keys.map((k) => ({ k, r: (seed = (seed * 16807) % 2147483647) }));
   const shuffled = order.sort((a, b) => a.r - b.r).map(({ k }) => k);
   const names = {
     lru: 'raw lru-cache get (awaited)',
+    copied: 'raw lru-cache get + a deep copy (reference)',
     ours: 'ours: TieredStore.get, memory tier, copies (default)',
+    shared: 'ours: serialize: false (reference)',
   };
+  const hint = nestedKeys(PRODUCT);
   const results = await compare(
     [
       { name: names.lru, run: hits(shuffled, (k) => lru.get(k)) },
+      { name: names.copied, run: hits(shuffled, (k) => copyJsonTree(lru.get(k), hint)) },
       { name: names.ours, run: hits(shuffled, (k) => store.get(k)) },
+      { name: names.shared, run: hits(shuffled, (k) => shared.get(k)) },
     ],
     { ops: OPS, rounds: ROUNDS },
   );
   const ok = report(`memory-tier hit among ${fmt(LARGE)} entries (shuffled reads)`, results, [
     { label: 'ours / raw lru-cache', ours: names.ours, baseline: names.lru, atLeast: 0.7 },
+    {
+      label: 'lru-cache + copy / raw lru-cache',
+      ours: names.copied,
+      baseline: names.lru,
+      atLeast: 0,
+    },
+    { label: 'ours / lru-cache + copy', ours: names.ours, baseline: names.copied, atLeast: 0 },
+    {
+      label: 'serialize: false / raw lru-cache',
+      ours: names.shared,
+      baseline: names.lru,
+      atLeast: 0,
+    },
   ]);
   await store.disconnect();
+  await shared.disconnect();
   return ok;
 }
 
 /** Heap bytes per entry at 100,000 entries, each measured in a fresh process. */
 async function heapPerEntry(): Promise<boolean> {
   type Heap = { written: number; afterReads: number };
-  const measure = async (mode: 'lru' | 'ours') => {
+  const measure = async (mode: 'lru' | 'lru-copy' | 'ours') => {
     const child = fork(join(__dirname, 'heap-worker.ts'), [], {
       execArgv: ['--expose-gc', '-r', 'ts-node/register/transpile-only'],
       env: {
@@ -183,14 +211,16 @@ async function heapPerEntry(): Promise<boolean> {
     });
   };
   const lru = await measure('lru');
+  const copies = await measure('lru-copy');
   const ours = await measure('ours');
   console.log(`\n## heap per entry, ${fmt(LARGE)} entries of one small object (fresh processes)`);
-  console.log('                                       written  every entry read once');
+  console.log(`  ${''.padEnd(40)} written  every entry read once`);
   const row = (name: string, h: Heap) =>
     console.log(
-      `  ${name.padEnd(36)} ${h.written.toFixed(0).padStart(6)} ${h.afterReads.toFixed(0).padStart(8)} bytes`,
+      `  ${name.padEnd(40)} ${h.written.toFixed(0).padStart(6)} ${h.afterReads.toFixed(0).padStart(8)} bytes`,
     );
   row('raw lru-cache', lru);
+  row('lru-cache of private copies (reference)', copies);
   row('ours: memory tier, copies (default)', ours);
   let pass = true;
   for (const state of ['written', 'afterReads'] as const) {
@@ -201,6 +231,8 @@ async function heapPerEntry(): Promise<boolean> {
       `  ${ratio <= 1.5 ? 'PASS' : 'MISS'} ours / lru-cache, ${label}: ${ratio.toFixed(2)}× (target ≤ 1.5×)`,
     );
   }
+  const floor = copies.afterReads / lru.afterReads;
+  console.log(`  private copies / lru-cache, read once: ${floor.toFixed(2)}× (reference)`);
   return pass;
 }
 
