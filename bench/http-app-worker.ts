@@ -1,6 +1,17 @@
 import 'reflect-metadata';
 import { CacheInterceptor, CacheModule } from '@nestjs/cache-manager';
-import { Controller, Get, Module, Param, UseInterceptors } from '@nestjs/common';
+import {
+  type CallHandler,
+  Controller,
+  type ExecutionContext,
+  Get,
+  Injectable,
+  Module,
+  type NestInterceptor,
+  Param,
+  UseInterceptors,
+} from '@nestjs/common';
+import { APP_INTERCEPTOR } from '@nestjs/core';
 import { Cached, TieredCacheModule } from '../lib';
 import { serveApp } from './http-apps';
 
@@ -9,7 +20,8 @@ import { serveApp } from './http-apps';
  * it), serving `GET /product/:id`: about 1 KB of JSON, cached for 10 minutes. Sends its port to
  * the parent, then waits for `close`.
  */
-export type HttpApp = 'cache-interceptor' | 'cache-interceptor-ours' | 'cached';
+export type HttpApp =
+  'cache-interceptor' | 'cache-interceptor-ours' | 'cached' | 'uncached' | 'noop-interceptor';
 
 const TTL = 10 * 60_000;
 
@@ -43,6 +55,15 @@ class CachedController {
   }
 }
 
+/** No cache at all: the ceiling of any cache that answers through Nest's pipeline. */
+@Controller('product')
+class UncachedController {
+  @Get(':id')
+  find(@Param('id') id: string) {
+    return product(id);
+  }
+}
+
 const memory = { tiers: [{ type: 'memory' as const }], ttl: TTL, logErrors: false };
 
 @Module({ imports: [CacheModule.register({ ttl: TTL })], controllers: [InterceptedController] })
@@ -54,10 +75,29 @@ class CacheInterceptorOursApp {}
 @Module({ imports: [TieredCacheModule.forRoot(memory)], controllers: [CachedController] })
 class CachedApp {}
 
+@Module({ controllers: [UncachedController] })
+class UncachedApp {}
+
+/** An interceptor that does nothing: what Nest's interceptor pipeline costs by itself. */
+@Injectable()
+class NoopInterceptor implements NestInterceptor {
+  intercept(_context: ExecutionContext, next: CallHandler) {
+    return next.handle();
+  }
+}
+
+@Module({
+  controllers: [UncachedController],
+  providers: [{ provide: APP_INTERCEPTOR, useClass: NoopInterceptor }],
+})
+class NoopInterceptorApp {}
+
 const MODULES = {
   'cache-interceptor': CacheInterceptorApp,
   'cache-interceptor-ours': CacheInterceptorOursApp,
   cached: CachedApp,
+  uncached: UncachedApp,
+  'noop-interceptor': NoopInterceptorApp,
 };
 
 serveApp(MODULES[process.env.BENCH_HTTP_APP as HttpApp]);

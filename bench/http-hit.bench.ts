@@ -1,5 +1,6 @@
 import autocannon from 'autocannon';
 import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { PINNED, pinLoadGenerator, startApp, stopApp } from './http-apps';
 import type { HttpApp } from './http-app-worker';
 import { fmt, load, stats } from './measure';
@@ -14,6 +15,14 @@ import { fmt, load, stats } from './measure';
  * default store's. With `taskset` and two CPUs or more, the apps run on CPU 0 and autocannon on
  * CPU 1, so that the load generator does not take the app's CPU time in turns (without it, the
  * same app's figures moved by ±15% between rounds).
+ *
+ * Two more apps are references: the same handler with no cache at all (it builds its answer on
+ * each request), the ceiling of any cache that answers through Nest's pipeline and Express's
+ * `res.json`, whose ratio to `CacheInterceptor` is printed beside the goal; and that app with a
+ * global interceptor that does nothing, what Nest's interceptor pipeline costs by itself (our
+ * `@Cached` handlers go through that pipeline, as `CacheInterceptor` does). Each app's CPU time per request
+ * (user and system, read from /proc on Linux) is printed too: it moves less than req/s when the
+ * machine is busy.
  */
 const ROUNDS = 8;
 const SECONDS = 3;
@@ -38,16 +47,34 @@ interface Load {
   rps: number;
   p99: number;
   bytesPerSec: number;
+  /** The app's CPU time per request, µs (NaN where /proc is not there). */
+  cpuUs: number;
 }
 
-async function hammer(url: string, seconds: number): Promise<Load> {
-  const result = await autocannon({ url, connections: CONNECTIONS, duration: seconds });
+/** CPU time (user and system) of process `pid` so far, ms; NaN without /proc. */
+function cpuMs(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Linux's USER_HZ: /proc/<pid>/stat counts CPU time in hundredths of a second. */
+const CLOCK_TICKS = 100;
+
+async function hammer(app: Running, seconds: number): Promise<Load> {
+  const before = cpuMs(app.child.pid);
+  const result = await autocannon({ url: app.url, connections: CONNECTIONS, duration: seconds });
+  const cpu = cpuMs(app.child.pid) - before;
   if (result.errors > 0 || result.non2xx > 0)
-    throw new Error(`${url}: ${result.errors} errors, ${result.non2xx} non-2xx answers`);
+    throw new Error(`${app.url}: ${result.errors} errors, ${result.non2xx} non-2xx answers`);
   return {
     rps: result.requests.average,
     p99: result.latency.p99,
     bytesPerSec: result.throughput.average,
+    cpuUs: (cpu * 1000) / result.requests.total,
   };
 }
 
@@ -60,28 +87,29 @@ export async function httpHit(): Promise<boolean> {
     await start('cache-interceptor', '@nestjs/cache-manager CacheInterceptor, default store'),
     await start('cache-interceptor-ours', 'CacheInterceptor over our CACHE_MANAGER (memory)'),
     await start('cached', 'ours: @Cached handler (memory)'),
+    await start('uncached', 'no cache: the handler on every request (ceiling)'),
+    await start('noop-interceptor', 'no cache, a global no-op interceptor (reference)'),
   ];
   try {
     for (const app of apps) {
       const first = await fetch(app.url);
       if (first.status !== 200) throw new Error(`${app.url}: ${first.status}`);
-      await hammer(app.url, 1); // warm-up: JIT and caches
+      await hammer(app, 1); // warm-up: JIT and caches
     }
     const loads = new Map<HttpApp, Load[]>(apps.map((a) => [a.name, []]));
     for (let r = 0; r < ROUNDS; r++) {
       for (const app of r % 2 === 0 ? apps : [...apps].reverse())
-        loads.get(app.name)!.push(await hammer(app.url, SECONDS));
+        loads.get(app.name)!.push(await hammer(app, SECONDS));
     }
     const width = Math.max(...apps.map((a) => a.label.length));
-    console.log(`  ${'app'.padEnd(width)}  median req/s  median p99 ms`);
+    const median = (l: Load[], field: keyof Load) => stats(l.map((x) => x[field])).median;
+    console.log(`  ${'app'.padEnd(width)}  median req/s  median p99 ms  CPU µs/request`);
     for (const app of apps) {
       const l = loads.get(app.name)!;
       console.log(
-        `  ${app.label.padEnd(width)}  ${fmt(stats(l.map((x) => x.rps)).median).padStart(12)}  ${stats(
-          l.map((x) => x.p99),
-        )
-          .median.toFixed(1)
-          .padStart(13)}`,
+        `  ${app.label.padEnd(width)}  ${fmt(median(l, 'rps')).padStart(12)}  ${median(l, 'p99')
+          .toFixed(1)
+          .padStart(13)}  ${median(l, 'cpuUs').toFixed(1).padStart(14)}`,
       );
     }
     const ratio = (a: HttpApp, b: HttpApp, field: keyof Load) =>
@@ -89,6 +117,8 @@ export async function httpHit(): Promise<boolean> {
     const vsDefault = ratio('cached', 'cache-interceptor', 'rps');
     const vsOurs = ratio('cached', 'cache-interceptor-ours', 'rps');
     const p99 = ratio('cached', 'cache-interceptor', 'p99');
+    const ceiling = ratio('uncached', 'cache-interceptor', 'rps');
+    const noop = ratio('noop-interceptor', 'cache-interceptor', 'rps');
     const verdict = (pass: boolean) => (pass ? 'PASS' : 'MISS');
     console.log(
       `  ${verdict(vsDefault >= GOAL)} @Cached / CacheInterceptor (default store): ${vsDefault.toFixed(2)}× req/s (target ≥ ${GOAL}×)`,
@@ -98,6 +128,12 @@ export async function httpHit(): Promise<boolean> {
     );
     console.log(
       `  ${verdict(vsOurs >= GOAL)} @Cached / CacheInterceptor over our CACHE_MANAGER: ${vsOurs.toFixed(2)}× req/s (target ≥ ${GOAL}×)`,
+    );
+    console.log(
+      `  no cache / CacheInterceptor (default store): ${ceiling.toFixed(2)}× req/s (the ceiling, reference)`,
+    );
+    console.log(
+      `  no cache with a no-op interceptor / CacheInterceptor (default store): ${noop.toFixed(2)}× req/s (reference)`,
     );
     return vsDefault >= GOAL && p99 <= 1 && vsOurs >= GOAL;
   } finally {
