@@ -29,6 +29,7 @@ export { RedisTransport, type RedisClientLike } from './bus/redis-transport';
 export { MAX_KEY_BYTES, isLocalTier, localRecord } from './tiers/tier.interface';
 export type {
   LocalRecord,
+  LocalRecordExtras,
   LocalTier,
   Tier,
   TierCapabilities,
