@@ -2,6 +2,7 @@ import { SetMetadata } from '@nestjs/common';
 import { describeValue, invalid, onlyKnownKeys, optionNames, optionsObject } from '../options';
 import type { TagMode } from '../store/tag-times';
 import { checkTagsOption } from './cached-call';
+import { routeDecorator } from './cached-route.interceptor';
 import type { CacheDecorator, CacheEvictHandlerArgs } from './decorated-method';
 import { CACHE_EVICT_METADATA } from './tiered-cache.constants';
 
@@ -72,5 +73,9 @@ export function CacheEvict<Args extends unknown[] = unknown[]>(
   }
   if (mode !== undefined && tags === undefined)
     throw invalid(`${WHERE}.mode`, 'applies to tags, and there are none');
-  return SetMetadata(CACHE_EVICT_METADATA, options);
+  return routeDecorator(SetMetadata(CACHE_EVICT_METADATA, options)) as CacheDecorator<
+    Args,
+    unknown,
+    CacheEvictHandlerArgs
+  >;
 }

@@ -4,6 +4,7 @@ import { type HerdOptions, resolveHerdOptions } from '../herd/herd.options';
 import { invalid, milliseconds, optionNames, optionsObject } from '../options';
 import { checkTagsOption, headerNames } from './cached-call';
 import { checkHttpOptions, type CachedHttpOptions } from './conditional-get';
+import { routeDecorator } from './cached-route.interceptor';
 import type { CacheDecorator, ConditionArgs } from './decorated-method';
 import { CACHED_METADATA } from './tiered-cache.constants';
 
@@ -138,5 +139,5 @@ export function Cached<Args extends unknown[] = unknown[], Result = unknown>(
     );
   }
   resolveHerdOptions(options, undefined, WHERE, CACHED_ONLY_OPTIONS);
-  return SetMetadata(CACHED_METADATA, options);
+  return routeDecorator(SetMetadata(CACHED_METADATA, options)) as CacheDecorator<Args, Result>;
 }

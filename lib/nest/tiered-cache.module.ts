@@ -1,5 +1,5 @@
 import { type DynamicModule, Module, type Provider } from '@nestjs/common';
-import { APP_INTERCEPTOR, DiscoveryModule } from '@nestjs/core';
+import { DiscoveryModule } from '@nestjs/core';
 import { CACHE_MANAGER, Cache } from '@nestjs/cache-manager';
 import { createCache } from 'cache-manager';
 import { createTieredKeyv } from '../store/keyv-adapter';
@@ -25,8 +25,8 @@ import { TieredCache } from './tiered-cache.service';
  *   keep working; the same instance under `@nestjs/cache-manager`'s `Cache` class token, so
  *   `constructor(private cache: Cache)` does too;
  * - `TieredCache`, the richer service, and `TieredStore`, the tier chain itself;
- * - `@Cached()` / `@CacheEvict()` on controller handlers (a global interceptor) and on provider
- *   methods (wrapped at bootstrap);
+ * - `@Cached()` / `@CacheEvict()` on controller handlers (`TieredCacheInterceptor`, bound to the
+ *   decorated handlers alone) and on provider methods (wrapped at bootstrap);
  * - with `metrics`, Prometheus metrics of the cache, registered at bootstrap and removed at
  *   shutdown (by `TieredCache`).
  */
@@ -51,7 +51,6 @@ import { TieredCache } from './tiered-cache.service';
     TieredCache,
     CachedMethodsExplorer,
     TieredCacheInterceptor,
-    { provide: APP_INTERCEPTOR, useExisting: TieredCacheInterceptor },
   ],
   exports: [TieredStore, TieredCache, CACHE_MANAGER, Cache, TieredCacheInterceptor],
 })
