@@ -21,7 +21,12 @@ import { serveApp } from './http-apps';
  * the parent, then waits for `close`.
  */
 export type HttpApp =
-  'cache-interceptor' | 'cache-interceptor-ours' | 'cached' | 'uncached' | 'noop-interceptor';
+  | 'cache-interceptor'
+  | 'cache-interceptor-ours'
+  | 'cached'
+  | 'uncached'
+  | 'uncached-module'
+  | 'noop-interceptor';
 
 const TTL = 10 * 60_000;
 
@@ -78,6 +83,10 @@ class CachedApp {}
 @Module({ controllers: [UncachedController] })
 class UncachedApp {}
 
+/** The handler without `@Cached()`, in an app that imports the module: what importing costs it. */
+@Module({ imports: [TieredCacheModule.forRoot(memory)], controllers: [UncachedController] })
+class UncachedModuleApp {}
+
 /** An interceptor that does nothing: what Nest's interceptor pipeline costs by itself. */
 @Injectable()
 class NoopInterceptor implements NestInterceptor {
@@ -97,6 +106,7 @@ const MODULES = {
   'cache-interceptor-ours': CacheInterceptorOursApp,
   cached: CachedApp,
   uncached: UncachedApp,
+  'uncached-module': UncachedModuleApp,
   'noop-interceptor': NoopInterceptorApp,
 };
 
