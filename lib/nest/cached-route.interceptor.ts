@@ -48,8 +48,9 @@ const bindRoute = UseInterceptors(CachedRouteInterceptor);
 
 /**
  * `metadata` (a method decorator) that also binds {@link CachedRouteInterceptor} to the method,
- * once however many of the module's decorators it has (a provider method's binding is never read:
- * Nest reads the interceptors of controllers alone).
+ * once however many of the module's decorators it has. On a provider method the binding does
+ * nothing: Nest applies interceptors to controllers (and resolvers and message handlers, which
+ * the interceptor passes through), and the module wraps provider methods itself.
  */
 export function routeDecorator(metadata: MethodDecorator) {
   return (target: object, key: string | symbol, descriptor: PropertyDescriptor): void => {
