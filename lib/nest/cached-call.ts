@@ -144,6 +144,7 @@ export function cachedTags(
   args: unknown[],
 ): readonly string[] | (() => readonly string[] | undefined) | undefined {
   const tags = options.tags;
+  if (tags === undefined) return undefined;
   if (typeof tags !== 'function') return callTags('@Cached().tags', tags, args);
   return () => callTags('@Cached().tags', tags, args);
 }

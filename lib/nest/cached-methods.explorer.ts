@@ -71,12 +71,7 @@ export class CachedMethodsExplorer implements OnModuleInit {
           ? cache.valueCall(
               keyFor(cached, args),
               () => method.apply(this, args),
-              readThroughCall(
-                cache,
-                cached,
-                args,
-                cached.tags === undefined ? undefined : cachedTags(cached, args),
-              ),
+              readThroughCall(cache, cached, args, cachedTags(cached, args)),
             )
           : Promise.resolve(method.apply(this, args));
       } catch (err) {

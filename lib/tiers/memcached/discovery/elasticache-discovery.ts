@@ -104,6 +104,14 @@ export function fetchClusterConfig(
   });
 }
 
+/** `error` with the name of the tier it is about in front of its message, when a {@link DiscoveryError}. */
+export function namedAfter(name: string, error: unknown): unknown {
+  if (!(error instanceof DiscoveryError)) return error;
+  return new DiscoveryError(`${name}: ${error.message}`, error.endpoint, error.notElastiCache, {
+    cause: error.cause,
+  });
+}
+
 /**
  * Polls an ElastiCache configuration endpoint and hands every *newer* node list to `apply`.
  *
@@ -115,14 +123,6 @@ export function fetchClusterConfig(
  *   second. A failed poll keeps the current node list ({@link lastError} tells why).
  * - A configuration is applied only when its version is greater than the current one.
  */
-/** `error` with the name of the tier it is about in front of its message, when a {@link DiscoveryError}. */
-export function namedAfter(name: string, error: unknown): unknown {
-  if (!(error instanceof DiscoveryError)) return error;
-  return new DiscoveryError(`${name}: ${error.message}`, error.endpoint, error.notElastiCache, {
-    cause: error.cause,
-  });
-}
-
 export class ElastiCacheDiscovery {
   /** `host:port` of the endpoint, as validated. */
   readonly endpoint: string;
